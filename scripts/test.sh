@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up everything (scripts/setup.sh --test) and runs the whole test suite.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/protocol -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+set +e
+.venv/bin/python -m pytest -n 2 --dist loadfile -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$rc"
