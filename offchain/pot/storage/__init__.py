@@ -1,0 +1,63 @@
+"""Content-addressed storage of models, data sets, task specs and cycle records (DESIGN.md §5).
+
+One interface, :class:`ContentStore`, and its backends:
+
+- :class:`EmbeddedStore`: blocks in a local directory, the default; no daemon needed.
+- :class:`KuboStore`: a client of an IPFS node's Kubo RPC API (Kubo, or js-ipfs in the tests).
+- :class:`HttpGatewayStore`: read-only fetches from a gateway, e.g. a miner's ``pot storage serve``.
+
+All compute the CID ``ipfs add`` gives (CIDv1 with raw leaves by default, CIDv0 on request), so a
+file keeps its CID when its owner moves to a real IPFS node; every read is verified against the
+CID it asked for and bounded by a size limit. Use :func:`open_store` to pick a backend from a
+string such as a directory, ``http://127.0.0.1:5001`` or ``gateway+http://host:8080``.
+"""
+
+from __future__ import annotations
+
+from .base import DEFAULT_MAX_SIZE, ContentStore
+from .cid import CID, parse_cid
+from .embedded import EmbeddedStore
+from .errors import CorruptObject, InvalidCid, NotFound, StorageError, TooLarge, Unsupported
+from .unixfs import CHUNK_SIZE, MAX_LINKS, Importer, compute_cid
+
+__all__ = [
+    "CHUNK_SIZE", "CID", "DEFAULT_MAX_SIZE", "MAX_LINKS", "ContentStore", "CorruptObject",
+    "EmbeddedStore", "HttpGatewayStore", "Importer", "InvalidCid", "KuboStore", "NotFound",
+    "StorageError", "TooLarge", "Unsupported", "compute_cid", "compute_file_cid", "open_store",
+    "parse_cid",
+]
+
+
+def __getattr__(name: str):
+    # httpx is imported only by the users of remote backends.
+    if name in ("KuboStore", "HttpGatewayStore"):
+        from . import kubo
+        return getattr(kubo, name)
+    raise AttributeError(name)
+
+
+def compute_file_cid(path, cid_version: int = 1) -> str:
+    """The CID ``ipfs add`` would give the file at ``path``, computed streaming, nothing stored."""
+    imp = Importer(cid_version)
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            imp.update(chunk)
+    return str(imp.finish())
+
+
+def open_store(location: str | None = None, *, max_size: int = DEFAULT_MAX_SIZE) -> ContentStore:
+    """A store from one string, as found in a config file or a ``--store`` option.
+
+    ``http(s)://…``: a Kubo RPC API; ``gateway+http(s)://…``: a read-only gateway; anything else a
+    directory for an :class:`EmbeddedStore` (default ``$POT_STORE`` or ``~/.pot/store``).
+    """
+    import os
+
+    location = location or os.environ.get("POT_STORE") or os.path.expanduser("~/.pot/store")
+    if location.startswith("gateway+"):
+        from .kubo import HttpGatewayStore
+        return HttpGatewayStore(location[len("gateway+"):], max_size=max_size)
+    if location.startswith(("http://", "https://")):
+        from .kubo import KuboStore
+        return KuboStore(location, max_size=max_size)
+    return EmbeddedStore(location, max_size=max_size)
