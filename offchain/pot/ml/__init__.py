@@ -1,0 +1,45 @@
+"""Machine learning for PoT: architectures, data sets, the miner's training loop, model files and
+the deterministic validation functions (DESIGN.md §3).
+
+The workers call:
+
+- :func:`build_model` (config, seed) and :data:`pot.ml.archs.REGISTRY`;
+- :func:`make_dataset` (name, seed) -> (train npz bytes, test npz bytes), :class:`Dataset`;
+- :class:`TaskSpec` (the file behind ``specCid``) with its :class:`TrainHints`;
+- :func:`train` (model, data, hints, deadline=, on_improve=) -> :class:`TrainResult`;
+- :func:`save_model` / :func:`load_model` (canonical safetensors bytes) and :func:`mid`;
+- :func:`score` (model bytes, test bytes, name) -> ppm int.
+
+Nothing here touches the network or the store: the workers move bytes and CIDs.
+"""
+
+from pot.ml.archs import ArchitectureError, build_model, check_config
+from pot.ml.datasets import Dataset, DatasetError, make_dataset, model_config_for
+from pot.ml.modelfile import ModelFileError, decode, encode, load_model, mid, save_model
+from pot.ml.spec import SpecError, TaskSpec, TrainHints
+from pot.ml.train import Checkpoint, TrainResult, train
+from pot.ml.validation import ValidationError, score
+
+__all__ = [
+    "ArchitectureError",
+    "Checkpoint",
+    "Dataset",
+    "DatasetError",
+    "ModelFileError",
+    "SpecError",
+    "TaskSpec",
+    "TrainHints",
+    "TrainResult",
+    "ValidationError",
+    "build_model",
+    "check_config",
+    "decode",
+    "encode",
+    "load_model",
+    "make_dataset",
+    "mid",
+    "model_config_for",
+    "save_model",
+    "score",
+    "train",
+]
