@@ -81,3 +81,79 @@ def recover(msg: SignableMessage, signature: bytes) -> str:
     if len(signature) != 65:
         raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
     return Account.recover_message(msg, signature=signature)
+
+
+# --- Fast path ------------------------------------------------------------------------------
+# eth-account's generic encode_typed_data parses the type JSON on every call (~1 ms); the
+# committee must check thousands of signed messages per second per replica. For our fixed,
+# flat message types the EIP-712 hash is a keccak over 32-byte words we can concatenate
+# directly, and recovery is one libsecp256k1 call through coincurve. tests/protocol proves
+# both equal eth-account's results.
+
+from functools import lru_cache  # noqa: E402
+
+from coincurve import PrivateKey, PublicKey  # noqa: E402
+from Crypto.Hash import keccak as _keccak  # noqa: E402
+
+#: secp256k1 group order; a signature with s > n/2 is the malleated twin of a valid one and
+#: OpenZeppelin's ECDSA.recover refuses it, so we do too.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = SECP256K1_N // 2
+
+
+def _k(data: bytes) -> bytes:
+    return _keccak.new(data=data, digest_bits=256).digest()
+
+
+DOMAIN_TYPEHASH = _k(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+
+
+@lru_cache(maxsize=64)
+def domain_separator(domain: Domain) -> bytes:
+    """``hashStruct(EIP712Domain)``: what OpenZeppelin's EIP712 caches as ``_domainSeparatorV4``."""
+    return _k(DOMAIN_TYPEHASH + _k(domain.name.encode()) + _k(domain.version.encode())
+              + domain.chain_id.to_bytes(32, "big")
+              + bytes(12) + bytes.fromhex(domain.verifying_contract[2:]))
+
+
+def typed_digest(domain: Domain, struct_hash: bytes) -> bytes:
+    """``keccak256("\\x19\\x01" || domainSeparator || hashStruct(message))``."""
+    return _k(b"\x19\x01" + domain_separator(domain) + struct_hash)
+
+
+def _key_bytes(private_key: bytes | str) -> bytes:
+    if isinstance(private_key, str):
+        private_key = bytes.fromhex(private_key[2:] if private_key.startswith("0x") else private_key)
+    if len(private_key) != 32:
+        raise ValueError("private key must be 32 bytes")
+    return bytes(private_key)
+
+
+def sign_digest(digest_: bytes, private_key: bytes | str) -> bytes:
+    """65-byte ``r || s || v`` (v in {27, 28}, low s) over a 32-byte digest."""
+    sig = PrivateKey(_key_bytes(private_key)).sign_recoverable(digest_, hasher=None)
+    return sig[:64] + bytes([sig[64] + 27])
+
+
+def recover_digest(digest_: bytes, signature: bytes) -> bytes:
+    """The 20-byte address that signed ``digest_``; ValueError on a malformed or malleable signature."""
+    if len(signature) != 65:
+        raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
+    v = signature[64]
+    if v not in (27, 28):
+        raise ValueError(f"signature v must be 27 or 28, got {v}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not (0 < r < SECP256K1_N and 0 < s <= _HALF_N):
+        raise ValueError("signature r/s out of range (high s is refused as malleable)")
+    try:
+        pub = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest_, hasher=None)
+    except Exception as exc:  # coincurve raises plain Exception for unrecoverable points
+        raise ValueError(f"signature does not recover: {exc}") from exc
+    return _k(pub.format(compressed=False)[1:])[12:]
+
+
+def address_of_key(private_key: bytes | str) -> str:
+    """Checksummed address of a private key."""
+    pub = PrivateKey(_key_bytes(private_key)).public_key.format(compressed=False)[1:]
+    return to_checksum_address(_k(pub)[12:])

@@ -164,3 +164,23 @@ class Settlement:
 
     def recover(self, domain: eip712.Domain, signature: bytes) -> str:
         return eip712.recover(self.signable(domain), signature)
+
+
+def settlement_to_json(s: Settlement) -> dict[str, Any]:
+    """JSON-ready form (bytes as 0x-hex): ledger state, snapshots and the HTTP API."""
+    d = s.as_dict()
+    for o in d["orders"]:
+        o["winningMid"] = "0x" + o["winningMid"].hex()
+    return d
+
+
+def settlement_from_json(d: dict[str, Any]) -> Settlement:
+    """Inverse of ``settlement_to_json``."""
+    return Settlement(
+        nonce=int(d["nonce"]),
+        orders=tuple(OrderSettlement(int(o["orderId"]), o["winner"], bytes.fromhex(o["winningMid"][2:]),
+                                     tuple(Payout(p["to"], int(p["amount"])) for p in o["payouts"]))
+                     for o in d["orders"]),
+        slashes=tuple(Slash(x["staker"], int(x["amount"]), x["to"]) for x in d["slashes"]),
+        verdicts=tuple(ChallengeVerdict(int(v["orderId"]), v["challenger"], bool(v["upheld"]), v["validator"])
+                       for v in d["verdicts"]))

@@ -1,0 +1,82 @@
+"""Ids and commitments, exactly as docs/CONVENTIONS.md fixes them (Solidity computes the same).
+
+Every commitment hashes ``abi.encode`` of its fields, so the contracts can recompute it with
+``keccak256(abi.encode(...))``. Each one includes the sender's address: that is what makes a
+copied commitment worthless to anybody else (model theft, copied validations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from Crypto.Hash import keccak as _keccak
+from eth_abi import encode as abi_encode
+
+ZERO_BYTES32 = b"\x00" * 32
+
+
+def keccak(data: bytes) -> bytes:
+    """keccak256 (Ethereum's, not SHA3-256)."""
+    return _keccak.new(data=data, digest_bits=256).digest()
+
+
+def _b32(value: bytes, name: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+        raise ValueError(f"{name} must be 32 bytes")
+    return bytes(value)
+
+
+def mid_of(model_file: bytes) -> bytes:
+    """``mid = sha256(model file bytes)``: the model's id, checked by anyone who fetches it."""
+    return hashlib.sha256(model_file).digest()
+
+
+def claim_commitment(order_id: int, miner: str, mid: bytes, salt: bytes) -> bytes:
+    """``keccak256(abi.encode(orderId, miner, mid, salt))``: binds the miner, hides the model."""
+    return keccak(abi_encode(["uint256", "address", "bytes32", "bytes32"],
+                             [order_id, miner, _b32(mid, "mid"), _b32(salt, "salt")]))
+
+
+def vid(order_id: int, validator: str, mid: bytes) -> bytes:
+    """``keccak256(abi.encode(orderId, validator, mid))``: the id a challenge names."""
+    return keccak(abi_encode(["uint256", "address", "bytes32"], [order_id, validator, _b32(mid, "mid")]))
+
+
+def validation_commitment(order_id: int, validator: str, mid: bytes, score: int, salt: bytes) -> bytes:
+    """``keccak256(abi.encode(orderId, validator, mid, score, salt))``: binds the validator, so a
+    commitment copied from another validator can never be opened by the copier."""
+    return keccak(abi_encode(["uint256", "address", "bytes32", "uint256", "bytes32"],
+                             [order_id, validator, _b32(mid, "mid"), score, _b32(salt, "salt")]))
+
+
+def challenge_commitment(order_id: int, challenger: str, vid_: bytes, salt: bytes) -> bytes:
+    """``keccak256(abi.encode(orderId, challenger, vid, salt))`` (checked by ChallengeManager)."""
+    return keccak(abi_encode(["uint256", "address", "bytes32", "bytes32"],
+                             [order_id, challenger, _b32(vid_, "vid"), _b32(salt, "salt")]))
+
+
+def test_commitment(client: str, test_cid: str, salt: bytes) -> bytes:
+    """``keccak256(abi.encode(client, keccak256(bytes(testCid)), salt))``: the client commits to its
+    test set at placeOrder, so it cannot pick one after seeing the models."""
+    return keccak(abi_encode(["address", "bytes32", "bytes32"],
+                             [client, keccak(test_cid.encode("utf-8")), _b32(salt, "salt")]))
+
+
+def model_type_to_bytes(name: str) -> bytes:
+    """``"classification-accuracy-v1"`` -> bytes32, ASCII right-padded with zeros."""
+    raw = name.encode("ascii")
+    if not raw or len(raw) > 32 or b"\x00" in raw:
+        raise ValueError(f"model type must be 1..32 ASCII characters without NUL: {name!r}")
+    return raw.ljust(32, b"\x00")
+
+
+def model_type_from_bytes(value: bytes) -> str:
+    """bytes32 -> the validation function's name; rejects anything not canonically padded."""
+    value = _b32(value, "modelType")
+    name = value.rstrip(b"\x00")
+    if not name or b"\x00" in name:
+        raise ValueError("modelType is not a zero-padded ASCII name")
+    try:
+        return name.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise ValueError("modelType is not ASCII") from exc
