@@ -209,7 +209,11 @@ def train(
     try:
         for epoch in range(hints.epochs):
             batches = _epoch_batches(n_fit, hints.batch_size, seed, epoch, rank, world)
-            loader = DataLoader(_Batches(x_fit, y_fit), sampler=batches, batch_size=None, pin_memory=cuda)
+            if cuda:
+                # a DataLoader pins each gathered batch in its own thread, so host-to-device copies overlap compute
+                loader = DataLoader(_Batches(x_fit, y_fit), sampler=batches, batch_size=None, pin_memory=True)
+            else:
+                loader = ((x_fit[idx], y_fit[idx]) for idx in batches)
             t0 = time.perf_counter()
             for i, (xb, yb) in enumerate(loader, start=1):
                 if should_stop():
