@@ -35,8 +35,8 @@ class TooLarge(StorageError):
 
     def __init__(self, cid: str, size: int | None, limit: int) -> None:
         self.cid, self.size, self.limit = cid, size, limit
-        what = f"{size} bytes" if size is not None else "more bytes"
-        super().__init__(f"object {cid} is {what}, over the size limit of {limit} bytes")
+        what = f"is {size} bytes, over" if size is not None else "exceeds"
+        super().__init__(f"object {cid} {what} the size limit of {limit} bytes")
 
 
 class Unsupported(StorageError):

@@ -67,8 +67,12 @@ class KuboStore(_RemoteStore):
     """A client of the Kubo RPC API (``http://127.0.0.1:5001`` by default; js-ipfs speaks it too)."""
 
     def __init__(self, api_url: str = "http://127.0.0.1:5001", *, max_size: int = DEFAULT_MAX_SIZE,
-                 timeout: float = 60.0, client: httpx.Client | None = None) -> None:
+                 timeout: float = 60.0, find_timeout: float = 30.0,
+                 client: httpx.Client | None = None) -> None:
         super().__init__(api_url, max_size=max_size, timeout=timeout, client=client)
+        # A node looks for blocks it lacks until told to stop (js-ipfs offline: forever); the
+        # node-side timeout turns "nobody has it" into an answer instead of a hung reader.
+        self.find_timeout = find_timeout
 
     def _url(self, command: str) -> str:
         return f"{self.base_url}/api/v0/{command}"
@@ -84,7 +88,8 @@ class KuboStore(_RemoteStore):
         except (ValueError, AttributeError):
             message = body
         low = message.lower()
-        if cid and ("not found" in low or "no link" in low or "could not find" in low):
+        if cid and any(w in low for w in ("not found", "no link", "could not find", "timeout",
+                                          "timed out", "aborted")):
             return NotFound(cid, f"node: {message.strip()}")
         return StorageError(f"IPFS node answered {resp.status_code}: {message.strip()[:500]}")
 
@@ -149,7 +154,7 @@ class KuboStore(_RemoteStore):
 
     def _cat(self, cid: str, limit: int) -> Iterator[bytes]:
         # length=limit+1 so the node itself stops after one byte too many.
-        params = {"arg": cid, "length": str(limit + 1)}
+        params = {"arg": cid, "length": str(limit + 1), "timeout": f"{self.find_timeout:g}s"}
         try:
             with self.client.stream("POST", self._url("cat"), params=params) as resp:
                 if resp.status_code != 200:
@@ -166,19 +171,20 @@ class KuboStore(_RemoteStore):
         parsed = CID.parse(cid)
         try:
             resp = self.client.post(self._url("block/stat"),
-                                    params={"arg": str(parsed), "offline": "true", "timeout": "5s"})
+                                    params={"arg": str(parsed), "offline": "true", "timeout": "2s"})
         except httpx.HTTPError as exc:
             raise StorageError(f"IPFS node at {self.base_url} unreachable: {exc}") from exc
         return resp.status_code == 200
 
     def size(self, cid: str) -> int:
         parsed = CID.parse(cid)
-        resp = self._post("files/stat", str(parsed), arg=f"/ipfs/{parsed}")
+        resp = self._post("files/stat", str(parsed), arg=f"/ipfs/{parsed}",
+                          timeout=f"{self.find_timeout:g}s")
         return int(resp.json()["Size"])
 
     def pin(self, cid: str) -> None:
         parsed = CID.parse(cid)
-        self._post("pin/add", str(parsed), arg=str(parsed))
+        self._post("pin/add", str(parsed), arg=str(parsed), timeout=f"{self.find_timeout:g}s")
 
     def pins(self) -> list[str]:
         resp = self._post("pin/ls", type="recursive")
