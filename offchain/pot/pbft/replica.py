@@ -1,0 +1,912 @@
+"""A sans-IO PBFT replica (Castro & Liskov, OSDI 1999), in the manner of h11.
+
+Inputs: ``request(payload, client, now)``, ``receive(msg, sender, now)`` and ``tick(now)``;
+``now`` is wall-clock seconds supplied by the driver. Each returns a list of effects:
+``Send`` (to one replica, or ``None`` for every other replica), ``SendClient`` (a ``Reply`` to
+the client handle the request came with), ``SetTimer`` (call ``tick`` at or after ``at``)
+and ``Executed`` (a committed batch, in sequence order). No sockets, clocks or randomness
+here: the simulator, the asyncio node and the tests all drive the same object.
+
+``sender`` must be the replica id the transport authenticated (per-link MAC); the replica
+still checks that it matches the id inside the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .crypto import RequestVerifier, Signer, accept_all
+from .messages import (
+    Checkpoint, Commit, Committed, Fetch, NewView, PrePrepare, Prepare, PreparedCert, Reply,
+    Request, State, ViewChange, batch_digest, decode, encode, request_id, H,
+)
+from .storage import (
+    LoggedBatch, MemoryStore, ReplicaStore, StateMachine, StoredCheckpoint,
+    decode_snapshot_parts, encode_snapshot_parts,
+)
+
+_MASK = (1 << 256) - 1
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    n: int
+    checkpoint_interval: int = 64  # K: a checkpoint every K sequence numbers
+    log_size: int = 256  # L: high watermark H = h + L (Castro & Liskov §4.3), L >= 2K
+    batch_max: int = 1024  # requests per pre-prepare
+    batch_delay: float = 0.0  # seconds the primary waits to fill a batch
+    max_inflight: int = 16  # pre-prepared but not executed batches at the primary
+    view_timeout: float = 2.0  # first view-change timeout; doubles each failed view (§4.4)
+    max_view_timeout: float = 60.0
+    status_interval: float = 0.5  # retransmission / catch-up period
+    clock_skew: float = 10.0  # seconds a batch time may differ from this replica's clock
+    verify_prepare_sigs: bool = True  # keep prepared certificates forwardable (view change)
+
+    @property
+    def f(self) -> int:
+        return (self.n - 1) // 3
+
+    @property
+    def quorum(self) -> int:
+        # ceil((n+f+1)/2): two quorums share f+1 replicas, one of them correct; 2f+1 at n=3f+1
+        # (the paper's reference code used n/3*2, which is 2 for n=4 and breaks intersection).
+        return (self.n + self.f + 2) // 2
+
+    def primary(self, view: int) -> int:
+        return view % self.n
+
+
+# --- effects ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    to: int | None  # None: every other replica
+    msg: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SendClient:
+    client: Any
+    msg: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    name: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    seq: int
+    timestamp: int
+    requests: tuple[bytes, ...]
+    results: tuple[bytes, ...]
+
+
+class _Slot:
+    __slots__ = ("view", "pp", "prepares", "commits", "prepared", "committed")
+
+    def __init__(self, view: int):
+        self.view = view
+        self.pp: PrePrepare | None = None
+        self.prepares: dict[int, Prepare] = {}
+        self.commits: dict[int, bytes] = {}
+        self.prepared = False
+        self.committed = False
+
+
+class Replica:
+    def __init__(self, config: ReplicaConfig, index: int, state_machine: StateMachine,
+                 signer: Signer, *, verifier: RequestVerifier = accept_all,
+                 store: ReplicaStore | None = None, now: float = 0.0,
+                 on_fault: Callable[[int, str], None] | None = None):
+        self.cfg = config
+        self.id = index
+        self.sm = state_machine
+        self.signer = signer
+        self.verifier = verifier
+        self.store: ReplicaStore = store if store is not None else MemoryStore()
+        self.on_fault = on_fault
+        self._out: list = []
+
+        self.view = 0
+        self.in_view_change = False
+        self.seq = 0  # last sequence number this replica assigned as primary
+        self.h = 0  # low watermark = last stable checkpoint
+        self.stable_digest = b""
+        self.stable_proof: tuple[Checkpoint, ...] = ()
+        self.stable_snapshot = b""
+        self.slots: dict[int, _Slot] = {}
+        self.certs: dict[int, PreparedCert] = {}  # highest-view prepared certificate per seq
+        self.committed: dict[int, tuple[int, tuple[bytes, ...]]] = {}
+        self.exec_log: dict[int, tuple[int, tuple[bytes, ...]]] = {}
+        self.fetch_votes: dict[int, dict[bytes, set[int]]] = {}
+        self.fetch_batches: dict[bytes, tuple[int, tuple[bytes, ...]]] = {}
+        self.ckpt_votes: dict[int, dict[int, Checkpoint]] = {}
+        self.own_ckpts: dict[int, tuple[bytes, bytes]] = {}  # seq -> (digest, snapshot)
+
+        # Execution state that is part of every checkpoint (so state transfer carries it).
+        self.last_exec = 0
+        self.last_ts = 0
+        self.executed_ids: set[bytes] = set()
+        self.ids_hash = 0  # MSet-add hash of executed_ids, cheap to keep incrementally
+
+        # Requests: received but not executed (order of arrival), their clients, verified ids.
+        self.pending: dict[bytes, bytes] = {}
+        self.pending_since: dict[bytes, float] = {}
+        self.proposed: set[bytes] = set()
+        self.queue: dict[bytes, None] = {}  # pending and not yet proposed, in arrival order
+        self.clients: dict[bytes, Any] = {}
+        self.verified: set[bytes] = set()
+        self.replies: dict[bytes, Reply] = {}
+
+        # View change (§4.4).
+        self.view_changes: dict[int, dict[int, ViewChange]] = {}
+        self.new_view_msg: NewView | None = None
+        self.vc_attempts = 0
+        self.faulty: set[int] = set()
+
+        self.timers: dict[str, float] = {}
+        self.max_seen = 0
+        self._last_progress = -1
+        self._primary_ts = 0
+
+        genesis = self._checkpoint_digest(0)
+        self.stable_digest = genesis
+        self.own_ckpts[0] = (genesis, self._snapshot())
+        self.stable_snapshot = self.own_ckpts[0][1]
+        self._recover()
+        self._set_timer("status", now + self.cfg.status_interval)
+
+    # --- public inputs ------------------------------------------------------------------------
+
+    @property
+    def primary(self) -> int:
+        return self.cfg.primary(self.view)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary == self.id and not self.in_view_change
+
+    def start(self, now: float) -> list:
+        """Announce ourselves after (re)start: ask peers for what we missed."""
+        self._out.append(Send(None, Fetch(self.last_exec + 1, self.id)))
+        self._out.append(SetTimer("status", self.timers["status"]))
+        return self._drain()
+
+    def request(self, payload: bytes, client: Any, now: float) -> list:
+        rid = request_id(payload)
+        if rid in self.executed_ids:
+            # §4.1: a retransmitted request that already executed gets the cached reply.
+            rep = self.replies.get(rid)
+            if rep is not None and client is not None:
+                self._out.append(SendClient(client, rep))
+            return self._drain()
+        if rid not in self.verified:
+            if not self.verifier(payload):
+                return self._drain()
+            self.verified.add(rid)
+        if client is not None:
+            self.clients[rid] = client
+        if rid not in self.pending:
+            self.pending[rid] = payload
+            self.pending_since[rid] = now
+            if rid not in self.proposed:
+                self.queue[rid] = None
+            if self.is_primary:
+                self._maybe_propose(now)
+            elif not self.in_view_change and "view" not in self.timers:
+                self._set_timer("view", now + self._timeout())
+        return self._drain()
+
+    def receive(self, msg: Any, sender: int, now: float) -> list:
+        handler = self._handlers.get(type(msg))
+        if handler is not None and 0 <= sender < self.cfg.n and sender != self.id:
+            handler(self, msg, sender, now)
+        return self._drain()
+
+    def tick(self, now: float) -> list:
+        due = [name for name, at in self.timers.items() if at <= now]
+        for name in due:
+            del self.timers[name]
+        for name in due:
+            if name == "batch":
+                if self.is_primary:
+                    self._maybe_propose(now, timer_fired=True)
+            elif name == "view":
+                self._on_view_timeout(now)
+            elif name == "status":
+                self._on_status(now)
+        return self._drain()
+
+    def digest(self) -> bytes:
+        """The checkpoint digest of the current state (state machine + dedup + time)."""
+        return self._checkpoint_digest(self.last_exec)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _drain(self) -> list:
+        out, self._out = self._out, []
+        return out
+
+    def _set_timer(self, name: str, at: float) -> None:
+        self.timers[name] = at
+        self._out.append(SetTimer(name, at))
+
+    def _timeout(self) -> float:
+        return min(self.cfg.view_timeout * (2 ** self.vc_attempts), self.cfg.max_view_timeout)
+
+    def _fault(self, replica: int, why: str) -> None:
+        self.faulty.add(replica)
+        if self.on_fault is not None:
+            self.on_fault(replica, why)
+
+    def _checkpoint_digest(self, seq: int) -> bytes:
+        return H(self.sm.digest(), self.ids_hash.to_bytes(32, "big"),
+                 self.last_ts.to_bytes(8, "big"), seq.to_bytes(8, "big"))
+
+    def _snapshot(self) -> bytes:
+        return encode_snapshot_parts([self.sm.snapshot(), self.last_ts.to_bytes(8, "big"),
+                                      b"".join(sorted(self.executed_ids))])
+
+    def _restore(self, snapshot: bytes) -> None:
+        sm_snap, ts, ids = decode_snapshot_parts(snapshot)
+        if len(ids) % 32:
+            raise ValueError("bad snapshot ids")
+        self.sm.restore(sm_snap)
+        self.last_ts = int.from_bytes(ts, "big")
+        self.executed_ids = {ids[i:i + 32] for i in range(0, len(ids), 32)}
+        self.ids_hash = 0
+        for rid in self.executed_ids:
+            self.ids_hash = (self.ids_hash + self._id_term(rid)) & _MASK
+
+    @staticmethod
+    def _id_term(rid: bytes) -> int:
+        return int.from_bytes(hashlib.sha256(b"pot-ids" + rid).digest(), "big")
+
+    def _in_window(self, seq: int) -> bool:
+        return self.h < seq <= self.h + self.cfg.log_size
+
+    def _slot(self, seq: int, view: int) -> _Slot | None:
+        s = self.slots.get(seq)
+        if s is None or s.view < view:
+            s = _Slot(view)
+            self.slots[seq] = s
+        elif s.view > view:
+            return None
+        return s
+
+    # --- recovery from the replica's own log ----------------------------------------------------
+
+    def _recover(self) -> None:
+        rec = self.store.load()
+        if rec.checkpoint is not None:
+            c = rec.checkpoint
+            self._restore(c.snapshot)
+            self.last_exec = self.h = c.seq
+            self.stable_digest = c.digest
+            self.stable_snapshot = c.snapshot
+            self.stable_proof = tuple(decode_proof(c.proof))
+            self.own_ckpts = {c.seq: (c.digest, c.snapshot)}
+        for b in rec.batches:
+            if b.seq == self.last_exec + 1:
+                self._apply(b.seq, b.timestamp, b.requests, persist=False, reply=False)
+        self.seq = self.last_exec
+
+    # --- normal case (§4.2) ---------------------------------------------------------------------
+
+    def _maybe_propose(self, now: float, timer_fired: bool = False) -> None:
+        cfg = self.cfg
+        while True:
+            if self.seq - self.last_exec >= cfg.max_inflight or self.seq + 1 > self.h + cfg.log_size:
+                return
+            if not self.queue:
+                return
+            if cfg.batch_delay > 0 and len(self.queue) < cfg.batch_max and not timer_fired:
+                first = self.pending_since[next(iter(self.queue))]
+                if now < first + cfg.batch_delay:
+                    if "batch" not in self.timers:
+                        self._set_timer("batch", first + cfg.batch_delay)
+                    return
+            take = []
+            for rid in self.queue:
+                take.append(rid)
+                if len(take) >= cfg.batch_max:
+                    break
+            for rid in take:
+                del self.queue[rid]
+            reqs = tuple(self.pending[r] for r in take)
+            self.proposed.update(take)
+            # The primary stamps the batch with its clock, never running backwards (§4 DESIGN).
+            ts = max(int(now * 1000), self._primary_ts, self.last_ts)
+            self._primary_ts = ts
+            self.seq += 1
+            pp = PrePrepare(self.view, self.seq, ts, batch_digest(ts, reqs), reqs, self.id)
+            pp = PrePrepare(pp.view, pp.seq, pp.timestamp, pp.digest, pp.requests, self.id,
+                            self.signer.sign(pp.signable()))
+            slot = self._slot(pp.seq, self.view)
+            slot.pp = pp
+            self._out.append(Send(None, pp))
+            timer_fired = False
+
+    def _check_batch(self, pp: PrePrepare, now: float, check_time: bool) -> str | None:
+        """Why this pre-prepare must not be accepted, or None. Every field we can check."""
+        if pp.digest != batch_digest(pp.timestamp, pp.requests):
+            return "forged digest"
+        if check_time:
+            if not pp.requests:
+                return "empty batch"
+            skew = self.cfg.clock_skew * 1000
+            if abs(pp.timestamp - now * 1000) > skew:
+                return "timestamp outside clock skew"
+            prev = self.slots.get(pp.seq - 1)
+            if pp.timestamp < self.last_ts or (
+                    prev is not None and prev.pp is not None and prev.view == pp.view
+                    and pp.timestamp < prev.pp.timestamp):
+                return "timestamp runs backwards"
+        if len(pp.requests) > self.cfg.batch_max:
+            return "batch too large"
+        for r in pp.requests:
+            rid = request_id(r)
+            if rid not in self.verified:
+                if not self.verifier(r):
+                    return "invalid request"
+                self.verified.add(rid)
+        return None
+
+    def _on_pre_prepare(self, pp: PrePrepare, sender: int, now: float,
+                        check_time: bool = True) -> None:
+        self.max_seen = max(self.max_seen, pp.seq)
+        if (self.in_view_change or pp.view != self.view or sender != self.primary
+                or pp.replica != sender or not self._in_window(pp.seq) or pp.seq <= self.last_exec):
+            return
+        slot = self._slot(pp.seq, pp.view)
+        if slot is None:
+            return
+        if slot.pp is not None:
+            if slot.pp.digest != pp.digest:
+                # Equivocation: the primary signed two batches for one (v, n).
+                self._fault(sender, "equivocation")
+                self._start_view_change(self.view + 1, now)
+            return
+        why = self._check_batch(pp, now, check_time)
+        if why is not None:
+            self._fault(sender, why)
+            self._start_view_change(self.view + 1, now)
+            return
+        slot.pp = pp
+        for r in pp.requests:
+            rid = request_id(r)
+            if rid not in self.pending and rid not in self.executed_ids:
+                self.pending[rid] = r
+                self.pending_since[rid] = now
+            self.proposed.add(rid)
+            self.queue.pop(rid, None)
+        if "view" not in self.timers:
+            self._set_timer("view", now + self._timeout())
+        prep = Prepare(pp.view, pp.seq, pp.digest, self.id)
+        prep = Prepare(prep.view, prep.seq, prep.digest, self.id, self.signer.sign(prep.signable()))
+        slot.prepares[self.id] = prep
+        self._out.append(Send(None, prep))
+        self._check_prepared(pp.seq, slot, now)
+
+    def _on_prepare(self, m: Prepare, sender: int, now: float) -> None:
+        self.max_seen = max(self.max_seen, m.seq)
+        if (m.replica != sender or m.view != self.view or self.in_view_change
+                or sender == self.cfg.primary(m.view) or not self._in_window(m.seq)):
+            return
+        slot = self._slot(m.seq, m.view)
+        if slot is None or slot.prepared or sender in slot.prepares:
+            return
+        slot.prepares[sender] = m
+        self._check_prepared(m.seq, slot, now)
+
+    def _check_prepared(self, seq: int, slot: _Slot, now: float) -> None:
+        pp = slot.pp
+        if pp is None or slot.prepared:
+            return
+        need = self.cfg.quorum - 1
+        matching = [p for p in slot.prepares.values() if p.digest == pp.digest]
+        if len(matching) < need:
+            return
+        if self.cfg.verify_prepare_sigs:
+            # Verify only when the certificate forms: it may be forwarded in a view change, so
+            # one Byzantine prepare with a bad signature must not count.
+            good = []
+            for p in matching:
+                if p.replica == self.id or self.signer.verify(p.replica, p.signable(), p.sig):
+                    good.append(p)
+                    if len(good) == need:
+                        break
+                else:
+                    del slot.prepares[p.replica]
+                    self._fault(p.replica, "bad prepare signature")
+            if len(good) < need:
+                return
+            matching = good
+        slot.prepared = True
+        self.certs[seq] = PreparedCert(pp, tuple(matching[:need]))
+        self._out.append(Send(None, Commit(pp.view, seq, pp.digest, self.id)))
+        slot.commits[self.id] = pp.digest
+        self._check_committed(seq, slot, now)
+
+    def _on_commit(self, m: Commit, sender: int, now: float) -> None:
+        self.max_seen = max(self.max_seen, m.seq)
+        if m.replica != sender or m.view != self.view or not self._in_window(m.seq):
+            return
+        slot = self._slot(m.seq, m.view)
+        if slot is None or slot.committed:
+            return
+        slot.commits.setdefault(sender, m.digest)
+        self._check_committed(m.seq, slot, now)
+
+    def _check_committed(self, seq: int, slot: _Slot, now: float) -> None:
+        if not slot.prepared or slot.committed:
+            return
+        d = slot.pp.digest
+        if sum(1 for x in slot.commits.values() if x == d) < self.cfg.quorum:
+            return
+        slot.committed = True
+        if seq > self.last_exec and seq not in self.committed:
+            self.committed[seq] = (slot.pp.timestamp, slot.pp.requests)
+        self._execute_ready(now)
+
+    # --- execution -----------------------------------------------------------------------------
+
+    def _execute_ready(self, now: float) -> None:
+        progressed = False
+        while True:
+            b = self.committed.pop(self.last_exec + 1, None)
+            if b is None:
+                break
+            self._apply(self.last_exec + 1, b[0], b[1])
+            progressed = True
+        if progressed:
+            for s in [s for s in self.committed if s <= self.last_exec]:
+                del self.committed[s]
+            if self.pending:
+                if not self.in_view_change:
+                    # §4.4: restart the timer when a request executes and others are waiting.
+                    self._set_timer("view", now + self._timeout())
+            else:
+                self.timers.pop("view", None)
+            self.vc_attempts = 0
+            if self.is_primary:
+                self._maybe_propose(now)
+
+    def _apply(self, seq: int, ts: int, reqs: tuple[bytes, ...], persist: bool = True,
+               reply: bool = True) -> None:
+        if persist:
+            # Persist before replying (DESIGN §4): a restarted replica replays this log.
+            self.store.append(LoggedBatch(seq, ts, reqs))
+        fresh, seen = [], set()
+        for r in reqs:
+            rid = request_id(r)
+            # Duplicate suppression: the same request ordered twice executes once.
+            if rid in self.executed_ids or rid in seen:
+                continue
+            seen.add(rid)
+            fresh.append((rid, r))
+        # Ledger time never runs backwards even if a faulty primary's batch got through.
+        ts_eff = max(ts, self.last_ts)
+        results = self.sm.execute([r for _, r in fresh], ts_eff) if fresh else []
+        self.last_ts = ts_eff
+        self.last_exec = seq
+        self.exec_log[seq] = (ts, reqs)
+        for (rid, _), res in zip(fresh, results):
+            self.executed_ids.add(rid)
+            self.ids_hash = (self.ids_hash + self._id_term(rid)) & _MASK
+            self.pending.pop(rid, None)
+            self.pending_since.pop(rid, None)
+            self.proposed.discard(rid)
+            self.queue.pop(rid, None)
+            if reply:
+                rep = Reply(self.view, seq, rid, self.id, res)
+                if len(self.replies) > 10_000:
+                    self.replies.clear()
+                self.replies[rid] = rep
+                client = self.clients.pop(rid, None)
+                if client is not None:
+                    self._out.append(SendClient(client, rep))
+        for rid in seen:
+            self.pending.pop(rid, None)
+            self.pending_since.pop(rid, None)
+            self.proposed.discard(rid)
+            self.queue.pop(rid, None)
+        if reply:
+            self._out.append(Executed(seq, ts_eff, tuple(r for _, r in fresh), tuple(results)))
+        if seq % self.cfg.checkpoint_interval == 0:
+            digest = self._checkpoint_digest(seq)
+            self.own_ckpts[seq] = (digest, self._snapshot())
+            if reply:
+                c = Checkpoint(seq, digest, self.id)
+                c = Checkpoint(seq, digest, self.id, self.signer.sign(c.signable()))
+                self.ckpt_votes.setdefault(seq, {})[self.id] = c
+                self._out.append(Send(None, c))
+                self._check_stable(seq, digest)
+
+    # --- checkpoints and garbage collection (§4.3) ---------------------------------------------
+
+    def _on_checkpoint(self, m: Checkpoint, sender: int, now: float) -> None:
+        if m.replica != sender or m.seq <= self.h or m.seq % self.cfg.checkpoint_interval:
+            return
+        self.max_seen = max(self.max_seen, m.seq)
+        if m.seq > self.h + 4 * self.cfg.log_size and m.seq > self.last_exec + 4 * self.cfg.log_size:
+            # Far ahead of us: keep only its vote for state transfer, bounded.
+            pass
+        if not self.signer.verify(sender, m.signable(), m.sig):
+            self._fault(sender, "bad checkpoint signature")
+            return
+        votes = self.ckpt_votes.setdefault(m.seq, {})
+        votes[sender] = m
+        self._check_stable(m.seq, m.digest)
+
+    def _check_stable(self, seq: int, digest: bytes) -> None:
+        votes = self.ckpt_votes.get(seq, {})
+        proof = tuple(c for c in votes.values() if c.digest == digest)
+        if len(proof) < self.cfg.quorum or seq <= self.h:
+            return
+        own = self.own_ckpts.get(seq)
+        if own is not None and own[0] == digest:
+            self._make_stable(seq, digest, own[1], proof[:self.cfg.quorum])
+        elif self.last_exec < seq or (own is not None and own[0] != digest):
+            # Behind (or diverged): 2f+1 replicas vouch for this state; fetch it (§4.3 / §5.3).
+            self._out.append(Send(proof[0].replica if proof[0].replica != self.id else None,
+                                  Fetch(self.last_exec + 1, self.id)))
+
+    def _make_stable(self, seq: int, digest: bytes, snapshot: bytes,
+                     proof: tuple[Checkpoint, ...]) -> None:
+        self.h = seq
+        self.stable_digest = digest
+        self.stable_snapshot = snapshot
+        self.stable_proof = proof
+        self.store.save_checkpoint(StoredCheckpoint(seq, digest, snapshot, encode_proof(proof)))
+        # Discard everything at or below the stable checkpoint (§4.3 garbage collection).
+        for d in (self.slots, self.certs, self.exec_log, self.fetch_votes, self.committed):
+            for s in [s for s in d if s <= seq]:
+                del d[s]
+        for s in [s for s in self.ckpt_votes if s < seq]:
+            del self.ckpt_votes[s]
+        for s in [s for s in self.own_ckpts if s < seq]:
+            del self.own_ckpts[s]
+        if self.seq < seq:
+            self.seq = seq
+
+    # --- catch-up and state transfer -----------------------------------------------------------
+
+    def _on_fetch(self, m: Fetch, sender: int, now: float) -> None:
+        if m.replica != sender:
+            return
+        start = m.seq
+        if self.new_view_msg is not None:
+            self._out.append(Send(sender, self.new_view_msg))
+        if start <= self.h and self.h > 0:
+            self._out.append(Send(sender, State(self.h, self.stable_digest, self.stable_snapshot,
+                                                self.stable_proof, self.id)))
+            start = self.h + 1
+        end = min(self.last_exec, start + self.cfg.log_size)
+        for s in range(start, end + 1):
+            b = self.exec_log.get(s)
+            if b is not None:
+                self._out.append(Send(sender, Committed(s, b[0], b[1], self.id)))
+
+    def _on_committed(self, m: Committed, sender: int, now: float) -> None:
+        if m.replica != sender or m.seq <= self.last_exec or m.seq > self.last_exec + 4 * self.cfg.log_size:
+            return
+        d = batch_digest(m.timestamp, m.requests)
+        votes = self.fetch_votes.setdefault(m.seq, {})
+        holders = votes.setdefault(d, set())
+        holders.add(sender)
+        self.fetch_batches[d] = (m.timestamp, m.requests)
+        # f+1 replicas executed it: at least one is correct, so it was committed.
+        if len(holders) >= self.cfg.f + 1 and m.seq not in self.committed:
+            self.committed[m.seq] = self.fetch_batches[d]
+            del self.fetch_votes[m.seq]
+            self._execute_ready(now)
+            for dd in [dd for dd, b in self.fetch_batches.items()
+                       if not any(dd in v for v in self.fetch_votes.values())]:
+                del self.fetch_batches[dd]
+
+    def _valid_proof(self, seq: int, digest: bytes, proof: tuple[Checkpoint, ...]) -> bool:
+        if seq == 0:
+            return True
+        signers = set()
+        for c in proof:
+            if (type(c) is Checkpoint and c.seq == seq and c.digest == digest
+                    and c.replica not in signers and self.signer.verify(c.replica, c.signable(), c.sig)):
+                signers.add(c.replica)
+        return len(signers) >= self.cfg.quorum
+
+    def _on_state(self, m: State, sender: int, now: float) -> None:
+        if m.replica != sender or m.seq <= self.last_exec:
+            return
+        if not self._valid_proof(m.seq, m.digest, m.proof):
+            self._fault(sender, "state without proof")
+            return
+        backup = self._snapshot()
+        saved = (self.last_ts, self.executed_ids, self.ids_hash)
+        try:
+            self._restore(m.snapshot)
+            ok = self._checkpoint_digest(m.seq) == m.digest
+        except Exception:
+            ok = False
+        if not ok:
+            # A lying peer's snapshot never replaces our state: the digest is what 2f+1 signed.
+            self._restore(backup)
+            self.last_ts, self.executed_ids, self.ids_hash = saved
+            self._fault(sender, "snapshot does not match checkpoint digest")
+            return
+        self.last_exec = m.seq
+        self.own_ckpts[m.seq] = (m.digest, m.snapshot)
+        for rid in list(self.pending):
+            if rid in self.executed_ids:
+                self.pending.pop(rid)
+                self.pending_since.pop(rid, None)
+                self.proposed.discard(rid)
+                self.queue.pop(rid, None)
+        self._make_stable(m.seq, m.digest, m.snapshot, tuple(m.proof))
+        self._execute_ready(now)
+        self._out.append(Send(sender, Fetch(self.last_exec + 1, self.id)))
+
+    # --- view change (§4.4) ----------------------------------------------------------------------
+
+    def _on_view_timeout(self, now: float) -> None:
+        if self.in_view_change:
+            # The new primary did not deliver: try the next view, waiting twice as long.
+            self.vc_attempts += 1
+            self._start_view_change(self.view + 1, now)
+        elif self.pending:
+            self._start_view_change(self.view + 1, now)
+
+    def _start_view_change(self, view: int, now: float) -> None:
+        if view <= self.view:
+            return
+        self.view = view
+        self.in_view_change = True
+        self.timers.pop("batch", None)
+        prepared = tuple(c for s, c in sorted(self.certs.items()) if s > self.h)
+        vc = ViewChange(view, self.h, self.stable_digest, self.stable_proof, prepared, self.id)
+        vc = ViewChange(vc.view, vc.stable_seq, vc.stable_digest, vc.checkpoint_proof,
+                        vc.prepared, self.id, self.signer.sign(vc.signable()))
+        self.view_changes.setdefault(view, {})[self.id] = vc
+        self._out.append(Send(None, vc))
+        self._set_timer("view", now + self._timeout())
+        self._try_new_view(view, now)
+
+    def _valid_view_change(self, vc: ViewChange) -> bool:
+        if not self.signer.verify(vc.replica, vc.signable(), vc.sig):
+            return False
+        if not self._valid_proof(vc.stable_seq, vc.stable_digest, vc.checkpoint_proof):
+            return False
+        seen = set()
+        for cert in vc.prepared:
+            if type(cert) is not PreparedCert or type(cert.pre_prepare) is not PrePrepare:
+                return False
+            pp = cert.pre_prepare
+            if (pp.seq in seen or pp.seq <= vc.stable_seq or pp.view >= vc.view
+                    or pp.seq > vc.stable_seq + self.cfg.log_size):
+                return False
+            seen.add(pp.seq)
+            if pp.replica != self.cfg.primary(pp.view) or pp.digest != batch_digest(pp.timestamp, pp.requests):
+                return False
+            if not self.signer.verify(pp.replica, pp.signable(), pp.sig):
+                return False
+            signers = set()
+            for p in cert.prepares:
+                if (type(p) is not Prepare or p.view != pp.view or p.seq != pp.seq
+                        or p.digest != pp.digest or p.replica == pp.replica or p.replica in signers):
+                    return False
+                if not self.signer.verify(p.replica, p.signable(), p.sig):
+                    return False
+                signers.add(p.replica)
+            if len(signers) < self.cfg.quorum - 1:
+                return False
+        return True
+
+    def _on_view_change(self, vc: ViewChange, sender: int, now: float) -> None:
+        if vc.replica != sender:
+            return
+        if vc.view <= self.view and not (vc.view == self.view and self.in_view_change):
+            # A replica still asking for a view we are past: it missed the NEW-VIEW; forward it
+            # (it is signed by its primary, so any replica may relay it).
+            if self.new_view_msg is not None and not self.in_view_change and vc.view <= self.view:
+                self._out.append(Send(sender, self.new_view_msg))
+            if vc.view < self.view or not self.in_view_change:
+                return
+        if vc.view > self.view + 4 * self.cfg.n:
+            return  # bounded memory against a replica spamming far-future views
+        if not self._valid_view_change(vc):
+            self._fault(sender, "invalid view-change")
+            return
+        self.view_changes.setdefault(vc.view, {})[sender] = vc
+        # §4.5.2 liveness: once f+1 others ask for views above ours, join the smallest of them.
+        others = [(v, r) for v, d in self.view_changes.items() if v > self.view
+                  for r in d if r != self.id]
+        if len({r for _, r in others}) >= self.cfg.f + 1:
+            self._start_view_change(min(v for v, _ in others), now)
+        self._try_new_view(vc.view, now)
+
+    def _compute_new_view(self, view: int, vcs: list[ViewChange]) -> tuple[PrePrepare, ...]:
+        min_s = max(vc.stable_seq for vc in vcs)
+        best: dict[int, PrePrepare] = {}
+        for vc in vcs:
+            for cert in vc.prepared:
+                pp = cert.pre_prepare
+                if pp.seq > min_s and (pp.seq not in best or pp.view > best[pp.seq].view):
+                    best[pp.seq] = pp
+        max_s = max(best, default=min_s)
+        out = []
+        for s in range(min_s + 1, max_s + 1):
+            old = best.get(s)
+            if old is not None:
+                out.append(PrePrepare(view, s, old.timestamp, old.digest, old.requests,
+                                      self.cfg.primary(view)))
+            else:
+                # A gap no correct replica prepared: fill it with a null request.
+                out.append(PrePrepare(view, s, 0, batch_digest(0, ()), (), self.cfg.primary(view)))
+        return tuple(out)
+
+    def _try_new_view(self, view: int, now: float) -> None:
+        if self.cfg.primary(view) != self.id or view != self.view or not self.in_view_change:
+            return
+        vcs = self.view_changes.get(view, {})
+        if len(vcs) < self.cfg.quorum or self.id not in vcs:
+            return
+        chosen = [vcs[self.id]] + [v for r, v in sorted(vcs.items()) if r != self.id]
+        chosen = chosen[:self.cfg.quorum]
+        pps = self._compute_new_view(view, chosen)
+        pps = tuple(PrePrepare(p.view, p.seq, p.timestamp, p.digest, p.requests, self.id,
+                               self.signer.sign(p.signable())) for p in pps)
+        nv = NewView(view, tuple(chosen), pps, self.id)
+        nv = NewView(nv.view, nv.view_changes, nv.pre_prepares, self.id, self.signer.sign(nv.signable()))
+        self._out.append(Send(None, nv))
+        self._enter_view(nv, now)
+
+    def _on_new_view(self, nv: NewView, sender: int, now: float) -> None:
+        if nv.view < self.view or (nv.view == self.view and not self.in_view_change):
+            return
+        p = self.cfg.primary(nv.view)
+        if nv.replica != p or not self.signer.verify(p, nv.signable(), nv.sig):
+            return
+        vcs = list(nv.view_changes)
+        if len({vc.replica for vc in vcs}) < self.cfg.quorum or len(vcs) != len({vc.replica for vc in vcs}):
+            return
+        for vc in vcs:
+            if type(vc) is not ViewChange or vc.view != nv.view or not self._valid_view_change(vc):
+                self._fault(p, "new-view with invalid view-change")
+                return
+        expect = self._compute_new_view(nv.view, vcs)
+        if len(expect) != len(nv.pre_prepares) or any(
+                (a.seq, a.digest, a.timestamp) != (b.seq, b.digest, b.timestamp) or b.view != nv.view
+                or b.replica != p or not self.signer.verify(p, b.signable(), b.sig)
+                for a, b in zip(expect, nv.pre_prepares)):
+            # The new primary lied about O: move on to the next view.
+            self._fault(p, "new-view with wrong pre-prepares")
+            self.view = nv.view
+            self.in_view_change = True
+            self._start_view_change(nv.view + 1, now)
+            return
+        self._enter_view(nv, now)
+
+    def _enter_view(self, nv: NewView, now: float) -> None:
+        self.view = nv.view
+        self.in_view_change = False
+        self.new_view_msg = nv
+        for v in [v for v in self.view_changes if v <= nv.view]:
+            del self.view_changes[v]
+        min_s = max(vc.stable_seq for vc in nv.view_changes)
+        if min_s > self.h:
+            for vc in nv.view_changes:
+                if vc.stable_seq == min_s:
+                    own = self.own_ckpts.get(min_s)
+                    if own is not None and own[0] == vc.stable_digest:
+                        self._make_stable(min_s, vc.stable_digest, own[1], vc.checkpoint_proof)
+                    else:
+                        self.ckpt_votes.setdefault(min_s, {})
+                        for c in vc.checkpoint_proof:
+                            self.ckpt_votes[min_s][c.replica] = c
+                        self._out.append(Send(vc.replica if vc.replica != self.id else None,
+                                              Fetch(self.last_exec + 1, self.id)))
+                    break
+        self.proposed.clear()
+        max_s = max((p.seq for p in nv.pre_prepares), default=min_s)
+        self.seq = max(max_s, min_s, self.last_exec)
+        for pp in nv.pre_prepares:
+            self.max_seen = max(self.max_seen, pp.seq)
+            if pp.seq <= self.last_exec:
+                continue
+            for r in pp.requests:
+                self.proposed.add(request_id(r))
+            if self.id == nv.replica:
+                slot = self._slot(pp.seq, nv.view)
+                slot.pp = pp
+                self._check_prepared(pp.seq, slot, now)
+            else:
+                # Re-proposals were time-checked in their first view; only the digest matters.
+                self._on_pre_prepare(pp, nv.replica, now, check_time=False)
+        # Requests no re-proposal carries go back to the queue of the new primary.
+        self.queue = {rid: None for rid in self.pending if rid not in self.proposed}
+        if self.pending:
+            self._set_timer("view", now + self._timeout())
+        else:
+            self.timers.pop("view", None)
+        if self.is_primary:
+            self._maybe_propose(now)
+
+    # --- periodic retransmission and catch-up ---------------------------------------------------
+
+    def _on_status(self, now: float) -> None:
+        self._set_timer("status", now + self.cfg.status_interval)
+        if self.in_view_change:
+            vc = self.view_changes.get(self.view, {}).get(self.id)
+            if vc is not None:
+                self._out.append(Send(None, vc))
+            return
+        # Retransmit our part of unfinished instances: lost messages must not stall them.
+        for seq in sorted(self.slots):
+            slot = self.slots[seq]
+            if seq <= self.last_exec or slot.view != self.view or slot.pp is None:
+                continue
+            if self.id == self.primary and seq in self.slots:
+                self._out.append(Send(None, slot.pp))
+            elif self.id in slot.prepares:
+                self._out.append(Send(None, slot.prepares[self.id]))
+            if slot.prepared:
+                self._out.append(Send(None, Commit(slot.view, seq, slot.pp.digest, self.id)))
+        if self.max_seen > self.last_exec and self._last_progress == self.last_exec:
+            self._out.append(Send(None, Fetch(self.last_exec + 1, self.id)))
+        if self.h in self.own_ckpts and self.last_exec >= self.h and self.last_exec - self.h >= self.cfg.checkpoint_interval:
+            # Our last checkpoint is not stable yet: re-announce it.
+            s = self.last_exec - self.last_exec % self.cfg.checkpoint_interval
+            c = self.ckpt_votes.get(s, {}).get(self.id)
+            if c is not None:
+                self._out.append(Send(None, c))
+        self._last_progress = self.last_exec
+
+    _handlers = {
+        PrePrepare: _on_pre_prepare,
+        Prepare: _on_prepare,
+        Commit: _on_commit,
+        Checkpoint: _on_checkpoint,
+        ViewChange: _on_view_change,
+        NewView: _on_new_view,
+        Fetch: _on_fetch,
+        Committed: _on_committed,
+        State: _on_state,
+    }
+
+
+def encode_proof(proof: tuple[Checkpoint, ...]) -> bytes:
+    return encode_snapshot_parts([encode(c) for c in proof])
+
+
+def decode_proof(data: bytes) -> list[Checkpoint]:
+    out = []
+    for part in decode_snapshot_parts(data):
+        c = decode(part)
+        if type(c) is Checkpoint:
+            out.append(c)
+    return out
+
+
+class Client:
+    """Sans-IO client side: a result is accepted once f+1 replicas reply the same (§4.1)."""
+
+    def __init__(self, config: ReplicaConfig):
+        self.cfg = config
+        self.votes: dict[bytes, dict[bytes, set[int]]] = {}
+        self.done: dict[bytes, bytes] = {}
+
+    def on_reply(self, rep: Reply) -> bytes | None:
+        if rep.request_id in self.done:
+            return None
+        holders = self.votes.setdefault(rep.request_id, {}).setdefault(rep.result, set())
+        holders.add(rep.replica)
+        if len(holders) >= self.cfg.f + 1:
+            self.done[rep.request_id] = rep.result
+            del self.votes[rep.request_id]
+            return rep.result
+        return None
