@@ -1,0 +1,221 @@
+"""Sending transactions: one account, local nonce management, retries, receipt polling.
+
+Under Anvil's automine a receipt exists as soon as ``eth_sendRawTransaction`` returns, but we
+still poll for it (never rely on a subscription). For bulk work, ``send_batch`` signs many
+transactions with consecutive nonces and submits them in one JSON-RPC batch, which is far faster
+than one HTTP request per transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+
+from pot.chain.errors import ChainRevert, decode_revert
+
+
+def connect(url: str, timeout: float = 30.0) -> Web3:
+    """A Web3 on ``url`` (HTTP JSON-RPC); raises ConnectionError when nothing answers."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id
+    except Exception as exc:  # noqa: BLE001 - any transport failure means the same to the user
+        raise ConnectionError(f"no Ethereum JSON-RPC node answers at {url}: {exc}") from exc
+    return w3
+
+
+@dataclass
+class TxResult:
+    """A mined transaction: its receipt and the PoT events it emitted, decoded."""
+
+    tx_hash: str
+    receipt: Any
+    events: list = field(default_factory=list)
+
+    @property
+    def gas_used(self) -> int:
+        return int(self.receipt["gasUsed"])
+
+    @property
+    def block_number(self) -> int:
+        return int(self.receipt["blockNumber"])
+
+    def event(self, name: str):
+        """The first event called ``name`` (KeyError when absent)."""
+        for ev in self.events:
+            if ev.name == name:
+                return ev
+        raise KeyError(f"no {name} event in tx {self.tx_hash}")
+
+
+class TxFailed(RuntimeError):
+    """A transaction was mined but reverted."""
+
+    def __init__(self, tx_hash: str, receipt: Any):
+        super().__init__(f"transaction {tx_hash} reverted (gas used {receipt['gasUsed']})")
+        self.tx_hash = tx_hash
+        self.receipt = receipt
+
+
+class Sender:
+    """Signs and sends transactions for one account; thread-safe local nonce."""
+
+    def __init__(self, w3: Web3, account: LocalAccount | str, *, gas_price: int | None = None,
+                 gas_multiplier: float = 1.2, receipt_timeout: float = 120.0, retries: int = 3):
+        self.w3 = w3
+        self.account: LocalAccount = Account.from_key(account) if isinstance(account, str) else account
+        self.address = to_checksum_address(self.account.address)
+        self.chain_id = w3.eth.chain_id
+        self.gas_price = gas_price
+        self.gas_multiplier = gas_multiplier
+        self.receipt_timeout = receipt_timeout
+        self.retries = retries
+        self._nonce: int | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Sender({self.address})"
+
+    # -- nonces -----------------------------------------------------------------------------------
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+        n = self._nonce
+        self._nonce += 1
+        return n
+
+    def resync(self) -> None:
+        """Forget the local nonce (after a revert of the chain, e.g. evm_revert in tests)."""
+        with self._lock:
+            self._nonce = None
+
+    # -- building -----------------------------------------------------------------------------------
+
+    def _price(self) -> int:
+        return self.gas_price if self.gas_price is not None else self.w3.eth.gas_price
+
+    def estimate(self, tx: dict) -> int:
+        """eth_estimateGas, with a revert decoded into ChainRevert (named custom error)."""
+        try:
+            return self.w3.eth.estimate_gas({**tx, "from": self.address})
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise decode_revert(exc) from None
+
+    def build(self, to: str | None, data: bytes | str, *, value: int = 0, gas: int | None = None,
+              nonce: int | None = None) -> dict:
+        tx: dict[str, Any] = {"data": data if isinstance(data, str) else "0x" + bytes(data).hex(),
+                              "value": value, "chainId": self.chain_id}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        if gas is None:
+            gas = int(self.estimate(tx) * self.gas_multiplier) + 10_000
+        tx["gas"] = gas
+        tx["gasPrice"] = self._price()  # legacy pricing: BSC and Anvil both accept it
+        tx["nonce"] = nonce if nonce is not None else self._next_nonce()
+        return tx
+
+    # -- sending ------------------------------------------------------------------------------------
+
+    def send(self, to: str | None, data: bytes | str, *, value: int = 0, gas: int | None = None,
+             wait: bool = True, check: bool = True):
+        """Sign and send; returns the receipt (or the hash with wait=False).
+
+        A revert found while estimating raises ChainRevert before anything is sent; a mined
+        revert raises TxFailed (check=True). Nonce and underpricing errors resync and retry.
+        """
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            with self._lock:
+                tx = self.build(to, data, value=value, gas=gas)
+                signed = self.account.sign_transaction(tx)
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                except ValueError as exc:  # JSON-RPC error object
+                    msg = str(exc).lower()
+                    self._nonce = None
+                    if any(s in msg for s in ("nonce too low", "nonce too high", "already known",
+                                              "underpriced", "replacement")):
+                        last = exc
+                        time.sleep(0.2 * (attempt + 1))
+                        continue
+                    raise
+            if not wait:
+                return tx_hash
+            receipt = self.wait(tx_hash)
+            if check and receipt["status"] != 1:
+                raise TxFailed("0x" + bytes(tx_hash).hex(), receipt)
+            return receipt
+        raise RuntimeError(f"could not send after {self.retries + 1} attempts: {last}")
+
+    def wait(self, tx_hash, timeout: float | None = None, poll: float = 0.02):
+        """Poll for the receipt (automine or not); TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + (timeout or self.receipt_timeout)
+        delay = poll
+        while True:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+                if receipt is not None:
+                    return receipt
+            except TransactionNotFound:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no receipt for {tx_hash!r} after {timeout or self.receipt_timeout}s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def send_batch(self, txs: list[tuple[str | None, bytes | str, int]], *, wait: bool = True,
+                   check: bool = True) -> list:
+        """Send many (to, data, gas) transactions in one JSON-RPC batch; returns receipts.
+
+        Gas must be given (no per-transaction estimate: that would cost the round trips the batch
+        saves). Used for bulk setup (funding, approvals, registrations) and benchmarks.
+        """
+        with self._lock:
+            raws = []
+            for to, data, gas in txs:
+                tx = self.build(to, data, gas=gas)
+                raws.append(self.account.sign_transaction(tx).raw_transaction)
+            try:
+                hashes = send_raw_batch(self.w3, raws)
+            except Exception:
+                self._nonce = None
+                raise
+        if not wait:
+            return hashes
+        receipts = [self.wait(h) for h in hashes]
+        if check:
+            for h, r in zip(hashes, receipts):
+                if r["status"] != 1:
+                    raise TxFailed(h, r)
+        return receipts
+
+
+def send_raw_batch(w3: Web3, raw_txs: list[bytes]) -> list[str]:
+    """eth_sendRawTransaction for each raw tx in a single JSON-RPC batch request."""
+    if not raw_txs:
+        return []
+    url = w3.provider.endpoint_uri
+    body = [{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
+             "params": ["0x" + bytes(raw).hex()]} for i, raw in enumerate(raw_txs)]
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        replies = json.loads(resp.read())
+    by_id = {r["id"]: r for r in replies}
+    out = []
+    for i in range(len(raw_txs)):
+        r = by_id.get(i)
+        if r is None or "error" in r:
+            raise RuntimeError(f"batched transaction {i} refused: {r and r.get('error')}")
+        out.append(r["result"])
+    return out
