@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import golden
+from storage_support import golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import golden
+from storage_support import golden
 
 from pot.commands.storage import group as storage_cli
 from pot.storage import (CHUNK_SIZE, CID, CorruptObject, EmbeddedStore, HttpGatewayStore, NotFound,

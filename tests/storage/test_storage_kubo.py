@@ -6,7 +6,7 @@ Skipped with a reason when tools/ipfs/node_modules is absent (`bash tools/ipfs/i
 from __future__ import annotations
 
 import pytest
-from conftest import golden
+from storage_support import golden
 
 from pot.storage import (CHUNK_SIZE, MAX_LINKS, EmbeddedStore, HttpGatewayStore, KuboStore, NotFound,
                          StorageError, TooLarge, compute_cid)
@@ -91,3 +91,19 @@ def test_gateway_client_against_jsipfs_gateway(kubo, jsipfs):
     cid = kubo.add_bytes(golden(700_000))
     with HttpGatewayStore(jsipfs.gateway_url) as gateway:
         assert gateway.get(cid) == golden(700_000)
+
+
+def test_node_touches_only_loopback(kubo, jsipfs):
+    """The test node listens on 127.0.0.1 only and holds no connection to any other address."""
+    import sys
+
+    from storage_support import is_local, socket_addresses
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    kubo.add_bytes(b"traffic, so any dialing would have started")
+    sockets = socket_addresses(jsipfs.process.pid)
+    assert sockets, "found none of the node's sockets: the check itself is broken"
+    for proto, local, remote in sockets:
+        assert is_local(remote), f"js-ipfs {proto} socket {local} -> {remote}"
+        assert not local.startswith(("0.0.0.0", "[::]")), f"js-ipfs listens on all interfaces: {local}"
