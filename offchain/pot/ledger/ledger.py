@@ -205,6 +205,7 @@ class Ledger:
                 self._hook("state")
             self._hook("commit")
             db.execute("COMMIT")
+            self._hook("committed")
         except BaseException:
             # memory already holds the batch but the disk does not: rebuild from the disk so the
             # two never disagree (PBFT will re-execute the batch from its own log)
