@@ -153,6 +153,7 @@ class Replica:
         self.max_seen = 0
         self._last_progress = -1
         self._primary_ts = 0
+        self._recovering = 0
 
         genesis = self._checkpoint_digest(0)
         self.stable_digest = genesis
@@ -173,6 +174,7 @@ class Replica:
 
     def start(self, now: float) -> list:
         """Announce ourselves after (re)start: ask peers for what we missed."""
+        self._recovering = 20  # status ticks to keep asking peers after a (re)start
         self._out.append(Send(None, Fetch(self.last_exec + 1, self.id)))
         self._out.append(SetTimer("status", self.timers["status"]))
         return self._drain()
@@ -209,7 +211,7 @@ class Replica:
         return self._drain()
 
     def tick(self, now: float) -> list:
-        due = [name for name, at in self.timers.items() if at <= now]
+        due = [name for name, at in self.timers.items() if at <= now + 1e-9]
         for name in due:
             del self.timers[name]
         for name in due:
@@ -361,7 +363,9 @@ class Replica:
                         check_time: bool = True) -> None:
         self.max_seen = max(self.max_seen, pp.seq)
         if (self.in_view_change or pp.view != self.view or sender != self.primary
-                or pp.replica != sender or not self._in_window(pp.seq) or pp.seq <= self.last_exec):
+                or pp.replica != sender or not self._in_window(pp.seq)):
+            # (A replica that already executed pp.seq still prepares and commits it: replicas
+            # behind it need its votes to commit the re-proposal after a view change.)
             return
         slot = self._slot(pp.seq, pp.view)
         if slot is None:
@@ -580,6 +584,9 @@ class Replica:
     def _on_fetch(self, m: Fetch, sender: int, now: float) -> None:
         if m.replica != sender:
             return
+        if m.seq > self.last_exec + 1:
+            # The sender is ahead of us: we are the one behind.
+            self.max_seen = max(self.max_seen, m.seq - 1)
         start = m.seq
         if self.new_view_msg is not None:
             self._out.append(Send(sender, self.new_view_msg))
@@ -594,6 +601,7 @@ class Replica:
                 self._out.append(Send(sender, Committed(s, b[0], b[1], self.id)))
 
     def _on_committed(self, m: Committed, sender: int, now: float) -> None:
+        self._recovering = 0
         if m.replica != sender or m.seq <= self.last_exec or m.seq > self.last_exec + 4 * self.cfg.log_size:
             return
         d = batch_digest(m.timestamp, m.requests)
@@ -621,6 +629,7 @@ class Replica:
         return len(signers) >= self.cfg.quorum
 
     def _on_state(self, m: State, sender: int, now: float) -> None:
+        self._recovering = 0
         if m.replica != sender or m.seq <= self.last_exec:
             return
         if not self._valid_proof(m.seq, m.digest, m.proof):
@@ -655,9 +664,15 @@ class Replica:
 
     def _on_view_timeout(self, now: float) -> None:
         if self.in_view_change:
-            # The new primary did not deliver: try the next view, waiting twice as long.
-            self.vc_attempts += 1
-            self._start_view_change(self.view + 1, now)
+            if len(self.view_changes.get(self.view, {})) >= self.cfg.quorum:
+                # 2f+1 moved to this view and its primary did not deliver a NEW-VIEW in time:
+                # try the next view, waiting twice as long (§4.5.2).
+                self.vc_attempts += 1
+                self._start_view_change(self.view + 1, now)
+            else:
+                # §4.5.2: the timer only counts once 2f+1 replicas asked for this view; alone
+                # (partitioned) we wait here instead of racing through views nobody joins.
+                self._set_timer("view", now + self._timeout())
         elif self.pending:
             self._start_view_change(self.view + 1, now)
 
@@ -816,8 +831,6 @@ class Replica:
         self.seq = max(max_s, min_s, self.last_exec)
         for pp in nv.pre_prepares:
             self.max_seen = max(self.max_seen, pp.seq)
-            if pp.seq <= self.last_exec:
-                continue
             for r in pp.requests:
                 self.proposed.add(request_id(r))
             if self.id == nv.replica:
@@ -844,9 +857,8 @@ class Replica:
             vc = self.view_changes.get(self.view, {}).get(self.id)
             if vc is not None:
                 self._out.append(Send(None, vc))
-            return
         # Retransmit our part of unfinished instances: lost messages must not stall them.
-        for seq in sorted(self.slots):
+        for seq in (sorted(self.slots) if not self.in_view_change else ()):
             slot = self.slots[seq]
             if seq <= self.last_exec or slot.view != self.view or slot.pp is None:
                 continue
@@ -856,7 +868,9 @@ class Replica:
                 self._out.append(Send(None, slot.prepares[self.id]))
             if slot.prepared:
                 self._out.append(Send(None, Commit(slot.view, seq, slot.pp.digest, self.id)))
-        if self.max_seen > self.last_exec and self._last_progress == self.last_exec:
+        if self._recovering:
+            self._recovering -= 1
+        if self._recovering or (self.max_seen > self.last_exec and self._last_progress == self.last_exec):
             self._out.append(Send(None, Fetch(self.last_exec + 1, self.id)))
         if self.h in self.own_ckpts and self.last_exec >= self.h and self.last_exec - self.h >= self.cfg.checkpoint_interval:
             # Our last checkpoint is not stable yet: re-announce it.

@@ -138,7 +138,7 @@ class Simulation:
                 else:
                     self._send(i, e.to, e.msg)
             elif t is SetTimer:
-                self._push(e.at - self.offsets[i], "tick", i)
+                self._push(e.at - self.offsets[i] + 1e-6, "tick", i)
             elif t is SendClient:
                 self.client.on_reply(e.msg)
             elif t is Executed:
