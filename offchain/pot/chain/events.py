@@ -40,7 +40,16 @@ class ChainEvent:
 @lru_cache(maxsize=None)
 def _topics(contract: str) -> dict[bytes, dict]:
     abi = load_artifact(contract)["abi"]
-    return {bytes(event_abi_to_log_topic(e)): e for e in abi if e.get("type") == "event"}
+    return {bytes(event_abi_to_log_topic(e)): e for e in abi
+            if e.get("type") == "event" and not e.get("anonymous")}
+
+
+@lru_cache(maxsize=None)
+def _anonymous(contract: str) -> dict[int, dict]:
+    """Anonymous events by topic count (RewardMultisig.RewardConfirmed saves its signature topic)."""
+    abi = load_artifact(contract)["abi"]
+    return {sum(1 for i in e["inputs"] if i["indexed"]): e for e in abi
+            if e.get("type") == "event" and e.get("anonymous")}
 
 
 def decode_logs(w3: Web3, logs: Iterable, names_by_address: dict[str, str]) -> list[ChainEvent]:
@@ -53,9 +62,14 @@ def decode_logs(w3: Web3, logs: Iterable, names_by_address: dict[str, str]) -> l
             continue
         abi = _topics(contract).get(bytes(log["topics"][0]))
         if abi is None:
-            continue
+            abi = _anonymous(contract).get(len(log["topics"]))
+            if abi is None or bytes(log["data"]):
+                continue
         data = get_event_data(w3.codec, abi, log)
         args = {k: (bytes(v) if isinstance(v, (bytes, bytearray)) else v) for k, v in data["args"].items()}
+        if "idAndMember" in args:  # RewardConfirmed packs (id, member) into its one topic
+            packed = args.pop("idAndMember")
+            args = {"id": packed >> 160, "member": to_checksum_address((packed & (2**160 - 1)).to_bytes(20, "big"))}
         out.append(ChainEvent(contract, data["event"], args, to_checksum_address(log["address"]),
                               int(log["blockNumber"]), "0x" + bytes(log["transactionHash"]).hex(),
                               int(log["logIndex"])))

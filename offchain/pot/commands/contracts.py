@@ -1,0 +1,102 @@
+"""``pot contracts compile|deploy``: regenerate the ABI artifacts; deploy to Anvil or any EVM chain.
+
+BSC testnet (chain id 97)::
+
+    export POT_PRIVATE_KEY=0x...          # or --keystore FILE with $POT_KEYSTORE_PASSWORD
+    pot contracts deploy --rpc https://data-seed-prebsc-1-s1.bnbchain.org:8545 \\
+        --member 0xA.. --member 0xB.. --member 0xC.. --member 0xD.. --threshold 3 \\
+        --treasury 0xT.. --out deployments.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def group() -> None:
+    """Compile, export and deploy the PoT contracts."""
+
+
+@group.command("compile")
+@click.option("--force", is_flag=True, help="Recompile even when the artifacts are up to date.")
+@click.option("--quiet", "-q", is_flag=True)
+def compile_cmd(force: bool, quiet: bool) -> None:
+    """Compile contracts/ into pot/chain/artifacts/<Name>.json (abi, bytecode) for dApps."""
+    from pot.chain.compile import CompileError, compile_contracts
+
+    try:
+        res = compile_contracts(force=force)
+    except (CompileError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not quiet:
+        state = "compiled" if res.compiled else "up to date"
+        click.echo(f"{state}: {', '.join(res.contracts)} -> {res.out_dir}")
+
+
+@group.command("deploy")
+@click.option("--rpc", "url", default=None, metavar="URL",
+              help="JSON-RPC endpoint (default: start a local Anvil, deploy, print, stop it).")
+@click.option("--keystore", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Encrypted key file (password from $POT_KEYSTORE_PASSWORD or prompted); "
+                   "else $POT_PRIVATE_KEY.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("deployments.json"), show_default=True, help="Deployment file to write/update.")
+@click.option("--member", "members", multiple=True, metavar="ADDRESS",
+              help="Committee member (repeat). Default on Anvil: dev accounts 1-4.")
+@click.option("--threshold", type=int, default=None, help="k (default: 2f+1 for n=3f+1, a majority otherwise).")
+@click.option("--treasury", default=None, metavar="ADDRESS", help="Treasury (default: the deployer).")
+@click.option("--unbonding-period", type=int, default=7 * 86_400, show_default=True)
+@click.option("--min-reveal-duration", type=int, default=600, show_default=True)
+@click.option("--settlement-grace", type=int, default=7 * 86_400, show_default=True)
+def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_period, min_reveal_duration,
+               settlement_grace) -> None:
+    """Deploy PoTToken, StakeRegistry, OrderBook, ChallengeManager and RewardMultisig."""
+    from eth_account import Account
+    from eth_utils import is_address
+
+    from pot.chain.anvil import DEV_KEYS, Anvil
+    from pot.chain.deployment import DeployParams, deploy
+    from pot.chain.keys import KeyError_, load_account
+    from pot.chain.sender import Sender, connect
+
+    for m in members + ((treasury,) if treasury else ()):
+        if not is_address(m):
+            raise click.BadParameter(f"not an address: {m}")
+    node = None
+    try:
+        if url is None:
+            node = Anvil().start()
+            url = node.url
+        try:
+            account = load_account(keystore, allow_dev_key=node is not None)
+        except KeyError_ as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            w3 = connect(url)
+        except ConnectionError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not members:
+            if node is None:
+                raise click.UsageError("give the committee with --member ADDRESS (repeat)")
+            members = tuple(Account.from_key(k).address for k in DEV_KEYS[1:5])
+        n = len(members)
+        k = threshold if threshold is not None else (2 * ((n - 1) // 3) + 1 if n % 3 == 1 else n // 2 + 1)
+        params = DeployParams(members=tuple(members), threshold=k, treasury=treasury or account.address,
+                              unbonding_period=unbonding_period, min_reveal_duration=min_reveal_duration,
+                              settlement_grace=settlement_grace)
+        try:
+            params.check()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        d = deploy(w3, Sender(w3, account), params)
+        d.save(out)
+        click.echo(f"chain {d.chain_id}, block {d.block}, committee {n} (k={k})")
+        for name, addr in d.addresses.items():
+            click.echo(f"  {name:17} {addr}")
+        click.echo(f"wrote {out}" + (" (the Anvil it used is stopped now)" if node else ""))
+    finally:
+        if node is not None:
+            node.stop()
