@@ -1,0 +1,305 @@
+"""TCP transport between replicas (asyncio protocols, real sockets).
+
+Frames are ``u32 length | body`` with a hard maximum. A connection starts with a handshake:
+
+  dialer   -> b"R" | id u16 | nonce1 (16) | MAC_k(b"hello" | id | target | nonce1)
+  acceptor -> b"A" | nonce2 (16) | MAC_k(b"ack" | nonce1 | nonce2)
+
+where ``k`` is the pair's link key (ECDH of the two replicas' keys, see ``crypto.link_key``).
+Every later frame is ``MAC_s(direction | counter | msg)[:16] | msg`` with the session key
+``s = HMAC(k, nonce1 | nonce2)`` and an implicit per-direction counter, so a frame cannot be
+forged, replayed, reordered or moved to another connection. Anything malformed, oversized or
+unauthenticated closes that connection only; the dialer reconnects with backoff.
+
+Clients open with ``b"C"`` and may send only ``Request`` frames (the request's own signature,
+checked by the replica's verifier, authenticates it); replies go back on that connection.
+
+For benchmarks each link can emulate a one-way latency (fixed per link, drawn from a range)
+and a bandwidth (a serialising pipe per direction), applied at the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import random
+import struct
+from typing import Callable
+
+from .messages import DecodeError, Request, decode
+
+MAX_FRAME = 32 * 1024 * 1024
+_LEN = struct.Struct(">I")
+_MAC_LEN = 16
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, net: "Transport", peer: int | None = None):
+        self.net = net
+        self.peer = peer  # set for dialed links at once, for accepted links after the hello
+        self.kind: str | None = "R" if peer is not None else None
+        self.t: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.ready = False
+        self.session = b""
+        self.nonce = os.urandom(16)
+        self.send_ctr = 0
+        self.recv_ctr = 0
+        self.out: list[bytes] = []
+        self.flush_scheduled = False
+        self.closed = False
+
+    # --- connection lifecycle ---
+
+    def connection_made(self, transport) -> None:
+        self.t = transport
+        if self.peer is not None:
+            key = self.net.link_keys[self.peer]
+            me = self.net.index.to_bytes(2, "big")
+            mac = hmac.digest(key, b"hello" + me + self.peer.to_bytes(2, "big") + self.nonce, "sha256")
+            self._raw(b"R" + me + self.nonce + mac)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.net._lost(self)
+
+    def abort(self, why: str) -> None:
+        self.net.rejected += 1
+        if self.t is not None:
+            self.t.abort()
+
+    # --- framing ---
+
+    def _raw(self, body: bytes) -> None:
+        self.t.write(_LEN.pack(len(body)) + body)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos = 0
+        n = len(buf)
+        try:
+            while n - pos >= 4:
+                (ln,) = _LEN.unpack_from(buf, pos)
+                if ln > self.net.max_frame:
+                    return self.abort("oversized frame")
+                if n - pos - 4 < ln:
+                    break
+                body = bytes(buf[pos + 4:pos + 4 + ln])
+                pos += 4 + ln
+                if not self._frame(body):
+                    return
+        finally:
+            if not self.closed:
+                del buf[:pos]
+
+    def _frame(self, body: bytes) -> bool:
+        net = self.net
+        if not self.ready:
+            return self._handshake(body)
+        if self.kind == "C":
+            try:
+                msg = decode(body)
+            except DecodeError:
+                self.abort("malformed client frame")
+                return False
+            if type(msg) is not Request:
+                self.abort("clients may only send requests")
+                return False
+            net.on_request(msg.payload, self)
+            return True
+        if len(body) < _MAC_LEN:
+            self.abort("short frame")
+            return False
+        mac, msg_bytes = body[:_MAC_LEN], body[_MAC_LEN:]
+        want = hmac.digest(self.session, (b"\x01" if self.dialed else b"\x00")
+                           + self.recv_ctr.to_bytes(8, "big") + msg_bytes, "sha256")[:_MAC_LEN]
+        if not hmac.compare_digest(mac, want):
+            self.abort("bad MAC")
+            return False
+        self.recv_ctr += 1
+        try:
+            msg = decode(msg_bytes)
+        except DecodeError:
+            self.abort("malformed frame")
+            return False
+        net.received += 1
+        net.on_message(self.peer, msg)
+        return True
+
+    @property
+    def dialed(self) -> bool:
+        return self.kind == "R" and self._dialed
+
+    _dialed = False
+
+    def _handshake(self, body: bytes) -> bool:
+        net = self.net
+        if self._dialed:
+            # Expect the acceptor's answer.
+            if len(body) != 1 + 16 + 32 or body[:1] != b"A":
+                self.abort("bad ack")
+                return False
+            nonce2, mac = body[1:17], body[17:]
+            key = net.link_keys[self.peer]
+            if not hmac.compare_digest(mac, hmac.digest(key, b"ack" + self.nonce + nonce2, "sha256")):
+                self.abort("bad ack MAC")
+                return False
+            self.session = hmac.digest(key, self.nonce + nonce2, "sha256")
+            self.ready = True
+            net._up(self)
+            return True
+        if body[:1] == b"C" and len(body) == 1:
+            self.kind = "C"
+            self.ready = True
+            return True
+        if len(body) != 1 + 2 + 16 + 32 or body[:1] != b"R":
+            self.abort("bad hello")
+            return False
+        peer = int.from_bytes(body[1:3], "big")
+        nonce1, mac = body[3:19], body[19:]
+        if not 0 <= peer < len(net.link_keys) or peer == net.index:
+            self.abort("unknown peer")
+            return False
+        key = net.link_keys[peer]
+        expect = hmac.digest(key, b"hello" + body[1:3] + net.index.to_bytes(2, "big") + nonce1, "sha256")
+        if not hmac.compare_digest(mac, expect):
+            self.abort("bad hello MAC")
+            return False
+        self.kind, self.peer = "R", peer
+        nonce2 = os.urandom(16)
+        self._raw(b"A" + nonce2 + hmac.digest(key, b"ack" + nonce1 + nonce2, "sha256"))
+        self.session = hmac.digest(key, nonce1 + nonce2, "sha256")
+        self.ready = True
+        net._up(self)
+        return True
+
+    # --- sending ---
+
+    def send_msg(self, msg_bytes: bytes) -> None:
+        if self.closed:
+            return
+        if self.kind == "C":
+            frame = _LEN.pack(len(msg_bytes)) + msg_bytes
+        else:
+            mac = hmac.digest(self.session, (b"\x00" if self.dialed else b"\x01")
+                              + self.send_ctr.to_bytes(8, "big") + msg_bytes, "sha256")[:_MAC_LEN]
+            self.send_ctr += 1
+            frame = _LEN.pack(len(msg_bytes) + _MAC_LEN) + mac + msg_bytes
+        self.out.append(frame)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.net.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        # Coalesce every frame of one event-loop turn into one write (one syscall).
+        self.flush_scheduled = False
+        if self.out and not self.closed:
+            self.t.write(b"".join(self.out))
+        self.out.clear()
+
+
+class Transport:
+    def __init__(self, index: int, addresses: list[tuple[str, int]], link_keys: list[bytes | None],
+                 on_message: Callable[[int, object], None],
+                 on_request: Callable[[bytes, _Conn], None] | None = None,
+                 *, max_frame: int = MAX_FRAME, latency_ms: tuple[float, float] | None = None,
+                 bandwidth_mbps: float | None = None, seed: int = 0):
+        self.index = index
+        self.addresses = addresses
+        self.link_keys = link_keys
+        self.on_message = on_message
+        self.on_request = on_request or (lambda payload, conn: None)
+        self.max_frame = max_frame
+        self.links: dict[int, _Conn] = {}
+        self.server: asyncio.base_events.Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.blocked: set[int] = set()  # fault injection: drop traffic to/from these replicas
+        self.closing = False
+        self.rejected = 0
+        self.received = 0
+        self.bandwidth = bandwidth_mbps
+        self.latency: dict[int, float] = {}
+        if latency_ms is not None:
+            lo, hi = latency_ms
+            for j in range(len(addresses)):
+                a, b = sorted((index, j))
+                rng = random.Random(hashlib.sha256(f"{seed}:{a}:{b}".encode()).digest())
+                self.latency[j] = rng.uniform(lo, hi) / 1000.0
+        self._busy: dict[int, float] = {}
+        self._dialers: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        host, port = self.addresses[self.index]
+        self.server = await self.loop.create_server(lambda: _Conn(self), host, port, backlog=1024,
+                                                    reuse_address=True)
+        # The higher id dials the lower one: exactly one connection per pair.
+        for j in range(self.index):
+            self._dialers.append(self.loop.create_task(self._dial(j)))
+
+    async def _dial(self, j: int) -> None:
+        delay = 0.05
+        while not self.closing:
+            if j not in self.links:
+                host, port = self.addresses[j]
+                try:
+                    conn = _Conn(self, peer=j)
+                    conn._dialed = True
+                    await self.loop.create_connection(lambda: conn, host, port)
+                    delay = 0.05
+                except OSError:
+                    delay = min(delay * 2, 1.0)
+            await asyncio.sleep(delay if j not in self.links else 0.2)
+
+    async def wait_connected(self, timeout: float = 30.0) -> None:
+        deadline = self.loop.time() + timeout
+        while len(self.links) < len(self.addresses) - 1:
+            if self.loop.time() > deadline:
+                raise TimeoutError(f"replica {self.index}: {len(self.links)} links up")
+            await asyncio.sleep(0.02)
+
+    def _up(self, conn: _Conn) -> None:
+        old = self.links.get(conn.peer)
+        if old is not None and old is not conn and not old.closed:
+            old.t.close()
+        self.links[conn.peer] = conn
+
+    def _lost(self, conn: _Conn) -> None:
+        if conn.peer is not None and self.links.get(conn.peer) is conn:
+            del self.links[conn.peer]
+
+    def send(self, to: int, msg_bytes: bytes) -> None:
+        conn = self.links.get(to)
+        if conn is None or to in self.blocked:
+            return
+        if not self.latency and not self.bandwidth:
+            conn.send_msg(msg_bytes)
+            return
+        now = self.loop.time()
+        start = max(now, self._busy.get(to, 0.0))
+        if self.bandwidth:
+            start += (len(msg_bytes) + 4 + _MAC_LEN + 40) * 8 / (self.bandwidth * 1e6)
+            self._busy[to] = start
+        at = start + self.latency.get(to, 0.0)
+        self.loop.call_at(at, conn.send_msg, msg_bytes)
+
+    def broadcast(self, msg_bytes: bytes) -> None:
+        for j in list(self.links):
+            self.send(j, msg_bytes)
+
+    def deliverable(self, sender: int) -> bool:
+        return sender not in self.blocked
+
+    async def close(self) -> None:
+        self.closing = True
+        for t in self._dialers:
+            t.cancel()
+        if self.server is not None:
+            self.server.close()
+        for c in list(self.links.values()):
+            if c.t is not None:
+                c.t.abort()
+        self.links.clear()
