@@ -123,8 +123,7 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
         // with no claims, at trainEnd; with test data released, after the challenge reveals).
         uint64 earliest = o.t3 == 0
             ? uint64(o.t0) + o.trainDuration
-            : uint64(o.t3) + o.validateDuration + 2 * uint64(o.revealDuration) + o.challengeDuration
-                + o.revealDuration;
+            : uint64(o.t3) + o.validateDuration + 2 * uint64(o.revealDuration) + o.challengeDuration;
         if (block.timestamp < earliest) revert TooEarly(orderId, uint64(block.timestamp), earliest);
         uint256 escrow = o.reward;
         uint256 total;
@@ -188,8 +187,7 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
         // The last window: the challenge reveals when test data came, else the test release.
         uint64 last = o.t3 == 0
             ? uint64(o.t0) + o.trainDuration + 2 * uint64(o.revealDuration)
-            : uint64(o.t3) + o.validateDuration + 2 * uint64(o.revealDuration) + o.challengeDuration
-                + o.revealDuration;
+            : uint64(o.t3) + o.validateDuration + 2 * uint64(o.revealDuration) + o.challengeDuration;
         return last + settlementGrace;
     }
 

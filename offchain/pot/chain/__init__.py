@@ -14,7 +14,7 @@ _EXPORTS = {
     "compile_contracts": "pot.chain.compile", "load_artifact": "pot.chain.compile",
     "deploy": "pot.chain.deployment", "DeployParams": "pot.chain.deployment", "Deployment": "pot.chain.deployment",
     "Contracts": "pot.chain.clients", "OrderSpec": "pot.chain.clients", "Action": "pot.chain.clients",
-    "test_commitment": "pot.chain.clients", "challenge_commitment": "pot.chain.clients",
+    "data_commitment": "pot.chain.clients", "challenge_commitment": "pot.chain.clients",
     "model_type_bytes": "pot.chain.clients", "pack_signatures": "pot.chain.clients",
     "Sender": "pot.chain.sender", "TxResult": "pot.chain.sender", "TxFailed": "pot.chain.sender",
     "connect": "pot.chain.sender", "ChainRevert": "pot.chain.errors",

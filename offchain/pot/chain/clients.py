@@ -37,7 +37,7 @@ def model_type_bytes(name: str | bytes) -> bytes:
     return raw.ljust(32, b"\0")
 
 
-def test_commitment(client: str, test_cid: str, salt: bytes) -> bytes:
+def data_commitment(client: str, test_cid: str, salt: bytes) -> bytes:
     """keccak256(abi.encode(client, keccak256(bytes(testCid)), salt)) (CONVENTIONS.md)."""
     return keccak(abi_encode(["address", "bytes32", "bytes32"],
                              [to_checksum_address(client), keccak(test_cid.encode()), salt]))
@@ -58,12 +58,12 @@ class OrderSpec:
     challenge_duration: int
     reveal_duration: int
     model_type: str | bytes
-    test_commitment: bytes
+    data_commitment: bytes
     spec_cid: str
 
     def as_abi(self) -> tuple:
         return (self.reward, self.train_duration, self.validate_duration, self.challenge_duration,
-                self.reveal_duration, model_type_bytes(self.model_type), bytes(self.test_commitment),
+                self.reveal_duration, model_type_bytes(self.model_type), bytes(self.data_commitment),
                 self.spec_cid)
 
 
@@ -183,7 +183,7 @@ class OrderBookClient(_Client):
     def get_order(self, order_id: int) -> dict[str, Any]:
         o = self.call("getOrder", order_id)
         keys = ("client", "t0", "t3", "status", "reward", "train_duration", "validate_duration",
-                "challenge_duration", "reveal_duration", "test_commitment")
+                "challenge_duration", "reveal_duration", "data_commitment")
         return dict(zip(keys, o))
 
     def windows(self, order_id: int) -> dict[str, int]:

@@ -152,7 +152,7 @@ def payout_cost(env: _Env, path: str, k: int, batch: int, holders: bool, tag: st
 
 def function_gas(env: _Env) -> dict[str, int]:
     """One successful call of every external function a user or the committee sends."""
-    from pot.chain.clients import Action, VERIFIER, challenge_commitment, test_commitment
+    from pot.chain.clients import Action, VERIFIER, challenge_commitment, data_commitment
     from pot.chain.sender import Sender
     from pot.protocol.settlement import ChallengeVerdict, OrderSettlement, Payout, Settlement, Slash
 
@@ -171,7 +171,7 @@ def function_gas(env: _Env) -> dict[str, int]:
     salt = b"\x33" * 32
     from pot.chain.clients import OrderSpec
     res = c.orders.place_order(us, OrderSpec(10 * UNIT, 10, 10, 10, 10, "classification-accuracy-v1",
-                                             test_commitment(user.address, "bafy-test", salt), "bafy-spec"))
+                                             data_commitment(user.address, "bafy-test", salt), "bafy-spec"))
     g["OrderBook.placeOrder"] = res.gas_used
     oid = res.event("OrderPlaced")["orderId"]
     _advance(env, 20)
@@ -206,7 +206,7 @@ def function_gas(env: _Env) -> dict[str, int]:
     oid3, _ = _place(env, UNIT)
     g["OrderBook.reclaim"] = None  # filled below (needs the grace to pass)
     oid4 = c.orders.place_order(us, OrderSpec(UNIT, 10, 10, 10, 10, "classification-accuracy-v1",
-                                              test_commitment(user.address, "t", salt), "s")).event("OrderPlaced")["orderId"]
+                                              data_commitment(user.address, "t", salt), "s")).event("OrderPlaced")["orderId"]
     _advance(env, 20)
     c.orders.release_test_data(us, oid4, "t", salt)
     _advance(env, 20)
