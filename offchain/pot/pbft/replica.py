@@ -154,6 +154,7 @@ class Replica:
         self._last_progress = -1
         self._primary_ts = 0
         self._recovering = 0
+        self._status_ticks = 0
 
         genesis = self._checkpoint_digest(0)
         self.stable_digest = genesis
@@ -870,7 +871,10 @@ class Replica:
                 self._out.append(Send(None, Commit(slot.view, seq, slot.pp.digest, self.id)))
         if self._recovering:
             self._recovering -= 1
-        if self._recovering or (self.max_seen > self.last_exec and self._last_progress == self.last_exec):
+        self._status_ticks += 1
+        # Every 4th tick the Fetch doubles as a status heartbeat: a replica that missed the
+        # tail of the traffic (partitioned while the last requests committed) learns it is behind.
+        if self._recovering or self._status_ticks % 4 == 0 or (self.max_seen > self.last_exec and self._last_progress == self.last_exec):
             self._out.append(Send(None, Fetch(self.last_exec + 1, self.id)))
         if self.h in self.own_ckpts and self.last_exec >= self.h and self.last_exec - self.h >= self.cfg.checkpoint_interval:
             # Our last checkpoint is not stable yet: re-announce it.
