@@ -1,0 +1,214 @@
+import hashlib
+
+import pytest
+from hypothesis import given, strategies as st
+
+from pot.pbft.crypto import (TableSigner, make_transaction, verify_signed_transaction)
+from pot.pbft.kv import KVStateMachine
+from pot.pbft.messages import (Checkpoint, Commit, DecodeError, PrePrepare, Prepare, Request, State,
+                               batch_digest, decode, encode)
+from pot.pbft.replica import Executed, Replica, ReplicaConfig, Send, SendClient
+from pot.pbft.sim import Simulation
+from pot.pbft.storage import FileStore, LoggedBatch, MemoryStore
+
+
+class Counter:
+    """A tiny deterministic state machine of our own (what the ledger will plug in)."""
+
+    def __init__(self):
+        self.items = []
+
+    def execute(self, requests, timestamp):
+        self.items += [(timestamp, r) for r in requests]
+        return [str(len(self.items)).encode() for _ in requests]
+
+    def digest(self):
+        return hashlib.sha256(repr(self.items).encode()).digest()
+
+    def snapshot(self):
+        return repr(self.items).encode()
+
+    def restore(self, snapshot):
+        import ast
+        self.items = ast.literal_eval(snapshot.decode())
+
+
+KEYS = [bytes([i]) * 32 for i in range(4)]
+
+
+def make(i, n=4, store=None, **kw):
+    return Replica(ReplicaConfig(n, **kw), i, Counter(), TableSigner(i, KEYS), store=store)
+
+
+class Net:
+    """Lossless synchronous delivery between sans-IO replicas (no simulator randomness)."""
+
+    def __init__(self, replicas, now=1_700_000_000.0):
+        self.r = replicas
+        self.now = now
+        self.replies = []
+        self.executed = {i: [] for i in range(len(replicas))}
+        self.drop_to = set()
+
+    def run(self, i, effects):
+        queue = [(i, e) for e in effects]
+        while queue:
+            src, e = queue.pop(0)
+            if isinstance(e, Send):
+                for j in ([e.to] if e.to is not None else range(len(self.r))):
+                    if j == src or j in self.drop_to or self.r[j] is None:
+                        continue
+                    msg = decode(encode(e.msg))
+                    queue += [(j, x) for x in self.r[j].receive(msg, src, self.now)]
+            elif isinstance(e, SendClient):
+                self.replies.append(e.msg)
+            elif isinstance(e, Executed):
+                self.executed[src].append(e)
+
+    def request(self, payload, to=None):
+        for j in (to or range(len(self.r))):
+            if self.r[j] is not None:
+                self.run(j, self.r[j].request(payload, "c", self.now))
+
+    def tick(self, dt):
+        self.now += dt
+        for j, r in enumerate(self.r):
+            if r is not None:
+                self.run(j, r.tick(self.now))
+
+
+def test_quorum_is_2f_plus_1():
+    assert ReplicaConfig(4).quorum == 3 and ReplicaConfig(4).f == 1
+    assert ReplicaConfig(10).quorum == 7 and ReplicaConfig(100).quorum == 67
+    # The paper's n/3*2 gives 2 at n = 4: two such quorums need not share a correct replica.
+    assert ReplicaConfig(4).quorum > 4 // 3 * 2
+
+
+def test_normal_case_commit_and_reply():
+    net = Net([make(i) for i in range(4)])
+    net.request(b"a=1")
+    assert all(len(net.executed[i]) == 1 for i in range(4))
+    assert len({r.result for r in net.replies}) == 1 and len(net.replies) == 4
+    assert len({r.digest() for r in net.r}) == 1
+
+
+def test_duplicate_request_executes_once():
+    net = Net([make(i) for i in range(4)])
+    net.request(b"x")
+    net.request(b"x")
+    assert all(sum(len(e.requests) for e in net.executed[i]) == 1 for i in range(4))
+    assert len(net.replies) == 8  # the second time from the reply cache
+
+
+def test_checkpoint_becomes_stable_and_log_is_collected():
+    net = Net([make(i, checkpoint_interval=2, log_size=4) for i in range(4)])
+    for k in range(7):
+        net.request(b"r%d" % k)
+    for r in net.r:
+        assert r.h == 6 and all(s > 6 for s in r.slots) and r.last_exec == 7
+
+
+def test_primary_timestamp_backwards_or_skewed_triggers_view_change():
+    reps = [make(i, view_timeout=1.0) for i in range(4)]
+    net = Net(reps)
+    pp = PrePrepare(0, 1, int((net.now - 3600) * 1000), b"", (b"x",), 0)
+    pp = PrePrepare(0, 1, pp.timestamp, batch_digest(pp.timestamp, pp.requests), pp.requests, 0)
+    pp = PrePrepare(pp.view, 1, pp.timestamp, pp.digest, pp.requests, 0, reps[0].signer.sign(pp.signable()))
+    out = reps[1].receive(pp, 0, net.now)
+    assert reps[1].in_view_change and 0 in reps[1].faulty
+    assert not any(isinstance(e, Send) and isinstance(e.msg, Prepare) for e in out)
+
+
+def test_forged_digest_is_refused():
+    reps = [make(i) for i in range(4)]
+    pp = PrePrepare(0, 1, 1_000_000, b"\x11" * 32, (b"x",), 0)
+    pp = PrePrepare(0, 1, 1_000_000, pp.digest, pp.requests, 0, reps[0].signer.sign(pp.signable()))
+    reps[1].receive(pp, 0, 1_700_000_000.0)
+    assert reps[1].in_view_change and reps[1].faulty == {0}
+
+
+def test_silent_primary_view_change_then_commit():
+    reps = [make(i, view_timeout=0.5) for i in range(4)]
+    net = Net(reps)
+    reps[0] = None  # the primary crashed
+    net.request(b"y=2")
+    for _ in range(10):
+        net.tick(0.3)
+    assert all(r.view == 1 and not r.in_view_change for r in reps[1:])
+    assert all(r.last_exec == 1 for r in reps[1:])
+
+
+def test_restart_recovers_from_own_log_then_peers():
+    stores = [MemoryStore() for _ in range(4)]
+    net = Net([make(i, store=stores[i], checkpoint_interval=4) for i in range(4)])
+    for k in range(5):
+        net.request(b"k%d" % k)
+    net.r[3] = None
+    for k in range(5, 11):
+        net.request(b"k%d" % k)
+    net.r[3] = make(3, store=stores[3], checkpoint_interval=4)
+    assert net.r[3].last_exec == 5  # from its own log
+    net.run(3, net.r[3].start(net.now))
+    assert net.r[3].last_exec == 11 and net.r[3].digest() == net.r[0].digest()
+
+
+def test_state_transfer_rejects_a_lying_snapshot():
+    net = Net([make(i, checkpoint_interval=2) for i in range(4)])
+    net.drop_to = {3}
+    for k in range(4):
+        net.request(b"k%d" % k, to=[0, 1, 2])
+    good = net.r[0]
+    liar = State(good.h, good.stable_digest, good.stable_snapshot.replace(b"k0", b"kX"),
+                 good.stable_proof, 1)
+    net.r[3].receive(liar, 1, net.now)
+    assert net.r[3].last_exec == 0 and 1 in net.r[3].faulty
+    ok = State(good.h, good.stable_digest, good.stable_snapshot, good.stable_proof, 0)
+    net.r[3].receive(ok, 0, net.now)
+    assert net.r[3].last_exec == 4 and net.r[3].digest() == good.digest()
+
+
+def test_file_store_survives_reopen_and_torn_tail(tmp_path):
+    st = FileStore(tmp_path, fsync=False)
+    st.append(LoggedBatch(1, 5, (b"a", b"b")))
+    st.append(LoggedBatch(2, 6, (b"c",)))
+    st.close()
+    with open(tmp_path / "committed.log", "ab") as fh:
+        fh.write(b"\x00\x00\x00\x10garbage")
+    rec = FileStore(tmp_path).load()
+    assert [b.seq for b in rec.batches] == [1, 2] and rec.batches[0].requests == (b"a", b"b")
+
+
+@given(st.binary(max_size=300))
+def test_decode_never_crashes_on_garbage(data):
+    try:
+        decode(data)
+    except DecodeError:
+        pass
+
+
+def test_codec_round_trip_and_strictness():
+    m = Prepare(3, 9, b"\x01" * 32, 2, b"sig")
+    assert decode(encode(m)) == m
+    with pytest.raises(DecodeError):
+        decode(encode(m) + b"\x00")
+    with pytest.raises(DecodeError):
+        decode(encode(Commit(1, 1, b"\x01" * 5, 1)))
+
+
+def test_signed_transactions():
+    sk = b"\x07" * 32
+    tx = make_transaction(sk, b"hello")
+    assert verify_signed_transaction(tx)
+    assert not verify_signed_transaction(tx[:40] + b"X" + tx[41:])
+
+
+def test_kv_state_machine_snapshot_round_trip():
+    a = KVStateMachine()
+    a.execute([b"a=1", b"b=2", b"plain"], 7)
+    b = KVStateMachine()
+    b.restore(a.snapshot())
+    assert a.digest() == b.digest()
+
+
+def test_simulator_finds_no_fork_with_equivocating_primary():
+    Simulation(7, n=4, byzantine="equivocate").run()
