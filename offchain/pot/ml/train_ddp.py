@@ -48,6 +48,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    try:
+        return _main(args)
+    except (ValueError, OSError) as exc:
+        # bad spec, data or weights: one clear line, not a traceback from every rank
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         cuda = args.device != "cpu" and torch.cuda.is_available()
