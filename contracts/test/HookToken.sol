@@ -12,13 +12,20 @@ interface ITokenReceiverHook {
 /// @notice An ERC-20 that calls `onTokenReceived` on a contract receiver after every transfer, so
 ///         tests can try to re-enter PoT contracts in the middle of a token move.
 contract HookToken is ERC20 {
+    /// @notice Receivers that asked for the hook (like an ERC-1820 registration for ERC-777).
+    mapping(address => bool) public wantsHook;
+
     constructor(address holder, uint256 supply) ERC20("Hook Token", "HOOK") {
         _mint(holder, supply);
     }
 
+    function registerHook() external {
+        wantsHook[msg.sender] = true;
+    }
+
     function _update(address from, address to, uint256 value) internal override {
         super._update(from, to, value);
-        if (to.code.length != 0 && from != address(0)) {
+        if (wantsHook[to] && from != address(0)) {
             ITokenReceiverHook(to).onTokenReceived(from, value);
         }
     }

@@ -19,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from pot.chain.errors import ChainRevert, decode_revert
 
@@ -141,7 +141,7 @@ class Sender:
                 signed = self.account.sign_transaction(tx)
                 try:
                     tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-                except ValueError as exc:  # JSON-RPC error object
+                except (ValueError, Web3RPCError) as exc:  # JSON-RPC error object
                     msg = str(exc).lower()
                     self._nonce = None
                     if any(s in msg for s in ("nonce too low", "nonce too high", "already known",
