@@ -168,3 +168,11 @@ def test_decode_does_not_copy_weights():
     assert all(not a.flags.writeable for a in arrays.values())
     assert cfg == build_model(CNN).pot_config
     assert np.array_equal(arrays["head.3.bias"], build_model(CNN).state_dict()["head.3.bias"].numpy())
+
+
+def test_header_length_that_looks_like_a_pickle_opcode_still_loads():
+    # its header is 640 = 0x0280 bytes long, so the file starts with the bytes of pickle protocol 2
+    cfg = {"arch": "lstm", "in_shape": [34, 12], "num_classes": 123, "hidden": 1234, "layers": 1}
+    blob = save_model(build_model(cfg, seed=None))
+    assert blob[:2] == b"\x80\x02"
+    assert save_model(load_model(blob)) == blob

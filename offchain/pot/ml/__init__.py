@@ -15,7 +15,16 @@ Nothing here touches the network or the store: the workers move bytes and CIDs.
 
 from pot.ml.archs import ArchitectureError, build_model, check_config
 from pot.ml.datasets import Dataset, DatasetError, make_dataset, model_config_for
-from pot.ml.modelfile import ModelFileError, decode, encode, load_model, mid, save_model
+from pot.ml.modelfile import (
+    ModelFileError,
+    decode,
+    encode,
+    load_model,
+    mid,
+    read_model_file,
+    save_model,
+    write_model_file,
+)
 from pot.ml.spec import SpecError, TaskSpec, TrainHints
 from pot.ml.train import Checkpoint, TrainResult, train
 from pot.ml.validation import ValidationError, score
@@ -39,7 +48,9 @@ __all__ = [
     "make_dataset",
     "mid",
     "model_config_for",
+    "read_model_file",
     "save_model",
     "score",
     "train",
+    "write_model_file",
 ]

@@ -137,18 +137,23 @@ def decode(data: bytes, *, max_bytes: int = MAX_MODEL_BYTES) -> tuple[dict[str, 
         raise ModelFileError(f"model file is {size:,} bytes; the limit is {max_bytes:,}")
     if size < 8:
         raise ModelFileError(f"model file is {size} bytes: too short for a safetensors header")
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
-        # pickle protocol 2-5, or the zip container of torch.save: never unpickled, named clearly
-        raise ModelFileError("this is a pickle / torch.save file; only canonical safetensors model files are accepted")
     (hlen,) = struct.unpack("<Q", data[:8])
+    # Only a name for the error: a pickle (protocol 2-5) or torch.save's zip is never unpickled.
+    # (A real header length can start with the same bytes, so this is not a test on its own.)
+    looks_pickled = (data[0] == 0x80 and 2 <= data[1] <= 5) or data[:4] == b"PK\x03\x04"
+    pickled = ModelFileError("this is a pickle / torch.save file; only canonical safetensors model files are accepted")
     # Checked before touching the header: a length claiming gigabytes must not be read or allocated.
-    if hlen > MAX_HEADER_BYTES:
-        raise ModelFileError(f"header claims {hlen:,} bytes; the limit is {MAX_HEADER_BYTES:,}")
-    if hlen > size - 8:
+    if hlen > MAX_HEADER_BYTES or hlen > size - 8:
+        if looks_pickled:
+            raise pickled
+        if hlen > MAX_HEADER_BYTES:
+            raise ModelFileError(f"header claims {hlen:,} bytes; the limit is {MAX_HEADER_BYTES:,}")
         raise ModelFileError(f"header claims {hlen:,} bytes but the file has only {size - 8:,} after the length")
     try:
         header = json.loads(data[8 : 8 + hlen].decode("ascii"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if looks_pickled:
+            raise pickled from None
         raise ModelFileError(f"header is not ASCII JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ModelFileError("header is not a JSON object")

@@ -20,6 +20,7 @@ canonical serialization, sha256 and the ``on_improve`` callback: commitment, upl
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ from tqdm.auto import tqdm
 from pot.ml.datasets import Dataset, stratified_split
 from pot.ml.modelfile import encode, mid
 from pot.ml.spec import TrainHints
+
+
+#: Under DDP the ranks agree on the deadline every this many steps.
+STOP_SYNC_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,16 @@ class TrainResult:
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``None``/"auto": this rank's CUDA device when present, else the CPU."""
     if device is None or device == "auto":
-        if torch.cuda.is_available():
-            rank = dist.get_rank() if dist.is_initialized() else 0
-            return torch.device("cuda", rank % torch.cuda.device_count())
-        return torch.device("cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but torch sees no CUDA device (CPU build or no GPU)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("CUDA was asked for but torch sees no CUDA device (CPU build or no GPU)")
+        if dev.index is None:
+            # torchrun gives each rank its GPU through LOCAL_RANK (train_ddp also sets it as current)
+            local = os.environ.get("LOCAL_RANK")
+            index = int(local) % torch.cuda.device_count() if local is not None else torch.cuda.current_device()
+            dev = torch.device("cuda", index)
     return dev
 
 
@@ -199,6 +207,10 @@ def train(
         local = time.time() >= stop_at
         if not ddp:
             return local
+        # every rank counts the same steps, so they all reach this all-reduce together; not every
+        # step, because reading the flag back synchronizes the GPU
+        if result.steps % STOP_SYNC_STEPS:
+            return False
         stop_flag.fill_(int(local))
         dist.all_reduce(stop_flag, op=dist.ReduceOp.MAX)  # gloo tensor on CPU, nccl needs it on the GPU
         return bool(stop_flag.item())
