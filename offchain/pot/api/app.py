@@ -1,0 +1,218 @@
+"""The aggregator's HTTP API (DESIGN.md §4), as a FastAPI app over a ``Node``.
+
+    POST /v1/messages                 submit a signed message (codec wire bytes; raw or hex)
+    GET  /v1/orders                   FetchOrders: orders in training, best reward/second first
+                                      (?phase=<phase>|active for other phases, ?limit=N)
+    GET  /v1/orders/{id}              the order's cycle data
+    GET  /v1/orders/{id}/validations  FetchValidations
+    GET  /v1/models/{mid}             where a revealed model is stored (its CID)
+    GET  /v1/nodes/{address}          roles, stake and locked stake the ledger knows
+    GET  /v1/settlements/pending      settlements waiting for signatures or execution
+    GET  /v1/settlements/{nonce}      one settlement, executed or not
+    GET  /v1/health                   liveness
+    GET  /v1/info                     replica id, view, last executed sequence, ledger digest
+
+Every read is a function of the ledger state alone, so honest replicas at the same sequence
+number answer byte for byte alike (``CommitteeClient`` relies on it). A refused submission
+answers 4xx with the ledger's reason (name and wire code) and its text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from eth_utils import is_hex_address
+
+from pot.api import views
+from pot.api.node import Node, NodeUnavailable
+from pot.protocol import codec
+from pot.protocol import types as T
+from pot.protocol.timeline import Phase
+from pot.protocol.types import Reason
+
+#: A signed message is a few hundred bytes; the codec's frame limit bounds the largest op.
+MAX_MESSAGE_BYTES = codec.MAX_FRAME_BYTES
+_HEX = re.compile(rb"^(0x)?([0-9a-fA-F]{2})*$")
+
+#: HTTP status of each ledger refusal: the reason itself travels in the body.
+STATUS_OF_REASON: dict[Reason, int] = {
+    Reason.MALFORMED: 400, Reason.INVALID: 400, Reason.BAD_SIGNATURE: 401,
+    Reason.NOT_ENOUGH_STAKE: 403, Reason.NOT_AUTHORIZED: 403,
+    Reason.UNKNOWN_ORDER: 404, Reason.UNKNOWN_MODEL: 404, Reason.UNKNOWN_NONCE: 404,
+    Reason.REPLAY: 409, Reason.DUPLICATE: 409, Reason.ORDER_CLOSED: 409, Reason.NOT_PENDING: 409,
+    Reason.WRONG_WINDOW: 422, Reason.COMMITMENT_MISMATCH: 422, Reason.NO_COMMITMENT: 422,
+    Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413,
+}
+PHASES = [p.value for p in Phase] + ["active"]
+
+
+def _reply(result: T.Result, digest: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"ok": result.ok, "reason": result.reason_enum.name, "code": result.reason,
+                            "text": result.text}
+    if digest is not None:
+        body["digest"] = digest
+    status = 200 if result.ok else STATUS_OF_REASON.get(result.reason_enum, 400)
+    return JSONResponse(body, status_code=status)
+
+
+def _refuse(reason: Reason, text: str) -> JSONResponse:
+    return _reply(T.Result.rejected(reason, text))
+
+
+def _not_found(what: str) -> JSONResponse:
+    return JSONResponse({"error": "not-found", "detail": what}, status_code=404)
+
+
+def _bad_request(detail: str) -> JSONResponse:
+    return JSONResponse({"error": "bad-request", "detail": detail}, status_code=400)
+
+
+def _json(data: Any) -> Response:
+    # canonical bytes: equal states give equal bodies, which BFT reads compare
+    return Response(views.canonical(data), media_type="application/json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes ``limit`` bytes (never buffered beyond that)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator") -> FastAPI:
+    """The API over ``node`` (see the module docstring for the endpoints)."""
+    app = FastAPI(title=title, version="1", docs_url="/v1/docs", openapi_url="/v1/openapi.json")
+    app.state.node = node
+    ledger = node.ledger
+    hex_limit = 2 * max_message_bytes + 2
+
+    @app.post("/v1/messages")
+    async def submit(request: Request) -> Response:
+        """Submit a signed participant message: the codec's wire bytes as the raw body
+        (``application/octet-stream``), as hex text (optionally 0x-prefixed), or as JSON
+        ``{"message": "0x…"}``."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await _read_body(request, max_message_bytes if ctype == "application/octet-stream"
+                                else hex_limit + 32)
+        if body is None:
+            return _refuse(Reason.TOO_LARGE, f"message larger than {max_message_bytes} bytes")
+        if ctype == "application/octet-stream":
+            raw = body
+        else:
+            text = body.strip()
+            if ctype == "application/json":
+                try:
+                    import json
+                    doc = json.loads(text)
+                    text = doc["message"].encode() if isinstance(doc, dict) and isinstance(
+                        doc.get("message"), str) else None
+                except (ValueError, UnicodeDecodeError):
+                    text = None
+                if text is None:
+                    return _refuse(Reason.MALFORMED, 'JSON body must be {"message": "0x<hex wire bytes>"}')
+            if not _HEX.match(text):
+                return _refuse(Reason.MALFORMED, "body is not hex (send application/octet-stream for raw bytes)")
+            raw = bytes.fromhex(text[2:].decode() if text.startswith(b"0x") else text.decode())
+        if len(raw) > max_message_bytes:
+            return _refuse(Reason.TOO_LARGE, f"message of {len(raw)} bytes > {max_message_bytes}")
+        try:
+            op = codec.decode(raw)
+        except codec.DecodeError as exc:
+            return _refuse(Reason.MALFORMED, str(exc))
+        # chain events, ticks and committee signatures enter only through PBFT from the replicas
+        # themselves; a participant can only sign messages
+        if not isinstance(op, T.Signed):
+            return _refuse(Reason.NOT_AUTHORIZED, f"{type(op).__name__} cannot be submitted through the API; "
+                           "only signed participant messages")
+        digest = "0x" + op.message.digest(ledger.config.message_domain).hex()
+        if not op.verify(ledger.config.message_domain):
+            # checked here too so a forged message never costs the committee a PBFT round
+            return _reply(T.Result.rejected(Reason.BAD_SIGNATURE, f"signature is not {op.message.signer}'s for "
+                                            f"chain {ledger.config.chain_id}, OrderBook "
+                                            f"{ledger.config.order_book}"), digest)
+        try:
+            result = await node.submit(raw)
+        except NodeUnavailable as exc:
+            return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
+        return _reply(result, digest)
+
+    @app.get("/v1/orders")
+    async def get_orders(limit: int | None = Query(None, ge=1, le=10_000),
+                         phase: str | None = Query(None)) -> Response:
+        """FetchOrders (orders in training, best reward per second of training first); with
+        ``phase``, the orders still in their cycle in that phase (``active``: all of them)."""
+        if phase is not None and phase not in PHASES:
+            return _bad_request(f"phase must be one of {PHASES}")
+        return _json({"time": ledger.time, "seq": ledger.seq,
+                      "orders": views.orders(ledger, limit=limit, phase_filter=phase)})
+
+    @app.get("/v1/orders/{order_id}")
+    async def get_order(order_id: int) -> Response:
+        try:
+            return _json({"time": ledger.time, "seq": ledger.seq, **views.cycle(ledger, order_id)})
+        except KeyError:
+            return _not_found(f"order {order_id} is not in the ledger")
+
+    @app.get("/v1/orders/{order_id}/validations")
+    async def get_validations(order_id: int) -> Response:
+        try:
+            return _json({"orderId": order_id, "validations": views.validations(ledger, order_id)})
+        except KeyError:
+            return _not_found(f"order {order_id} is not in the ledger")
+
+    @app.get("/v1/models/{mid}")
+    async def get_model(mid: str) -> Response:
+        try:
+            raw = bytes.fromhex(mid[2:] if mid.startswith("0x") else mid)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            return _bad_request("mid must be 32 bytes of hex (sha256 of the model file)")
+        cid = ledger.model_link(raw)
+        if cid is None:
+            return _not_found(f"model 0x{raw.hex()} was never revealed")
+        return _json({"mid": "0x" + raw.hex(), "cid": cid})
+
+    @app.get("/v1/nodes/{address}")
+    async def get_node(address: str) -> Response:
+        if not is_hex_address(address):
+            return _bad_request("address must be a 20-byte hex address")
+        info = views.node(ledger, address)
+        if info is None:
+            return _not_found(f"{address} has no stake in the ledger")
+        return _json(info)
+
+    @app.get("/v1/settlements/pending")
+    async def get_pending() -> Response:
+        return _json({"settlements": views.pending_settlements(ledger)})
+
+    @app.get("/v1/settlements/{nonce}")
+    async def get_settlement(nonce: int) -> Response:
+        st = views.settlement(ledger, nonce)
+        if st is None:
+            return _not_found(f"no settlement with nonce {nonce}")
+        return _json(st)
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "seq": ledger.seq, "time": ledger.time}
+
+    @app.get("/v1/info")
+    async def info() -> dict[str, Any]:
+        cfg = ledger.config
+        return {**node.info(), "ledgerDigest": "0x" + ledger.digest().hex(), "ledgerSeq": ledger.seq,
+                "ledgerTime": ledger.time, "chainId": cfg.chain_id, "orderBook": cfg.order_book,
+                "rewardMultisig": cfg.reward_multisig, "committee": list(cfg.committee),
+                "threshold": cfg.threshold}
+
+    return app

@@ -1,0 +1,239 @@
+"""What every worker shares: structured events and logs, the tick loop, graceful shutdown, the
+clock, chain access and stake registration.
+
+A worker is driven by ``step()``: one look at the network and whatever is due now (a commit,
+a reveal, a challenge). ``run_forever`` calls it every ``poll_interval`` seconds until asked to
+stop; tests and the demo call it themselves, tick by tick, and watch the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from pot.protocol import types as T
+from pot.protocol.eip712 import Domain
+from pot.protocol.timeline import Phase, phase
+from pot.roles.gateway import Gateway
+
+log = logging.getLogger("pot.roles")
+
+Clock = Callable[[], int]
+
+
+def system_clock() -> int:
+    return int(time.time())
+
+
+class OffsetClock:
+    """Wall time plus an offset: a devnet or test moves it forward together with Anvil's
+    ``evm_increaseTime``, so ledger time and block time agree without waiting."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset
+
+    def __call__(self) -> int:
+        return int(time.time()) + self.offset
+
+    def advance(self, seconds: int) -> None:
+        self.offset += int(seconds)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a worker did or saw; the demo prints these, tests assert on them."""
+    role: str
+    address: str
+    kind: str
+    order_id: int | None
+    time: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        order = f" order={self.order_id}" if self.order_id is not None else ""
+        fields = " ".join(f"{k}={_fmt(v)}" for k, v in self.data.items())
+        return f"{self.role} {self.address[:10]}{order} {self.kind}" + (f" {fields}" if fields else "")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        return "0x" + bytes(v).hex()[:16] + "…"
+    return str(v)
+
+
+EventCallback = Callable[[Event], Awaitable[None] | None]
+
+
+class ChainAccess:
+    """One account's view of a deployment: typed contract clients and its transaction sender.
+    web3 blocks, so every use from a worker goes through ``call`` (a thread)."""
+
+    def __init__(self, w3, deployment, account: LocalAccount) -> None:
+        from pot.chain.clients import Contracts
+        from pot.chain.sender import Sender
+
+        self.w3 = w3
+        self.deployment = deployment
+        self.contracts = Contracts(w3, deployment)
+        self.sender = Sender(w3, account)
+
+    @classmethod
+    def connect(cls, rpc_url: str, deployment_file: str, account: LocalAccount,
+                chain_id: int | None = None) -> ChainAccess:
+        from pot.chain.deployment import Deployment
+        from pot.chain.sender import connect
+
+        w3 = connect(rpc_url)
+        return cls(w3, Deployment.load(deployment_file, chain_id if chain_id is not None else w3.eth.chain_id),
+                   account)
+
+    @property
+    def domain(self) -> Domain:
+        """The EIP-712 domain of participant messages on this deployment."""
+        return Domain.messages(self.deployment.chain_id, self.deployment.order_book)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kw)
+
+
+class Worker:
+    """Base of the role workers. Subclasses implement ``_step``."""
+
+    role = "worker"
+    #: the StakeRegistry role bit this worker needs (0: none)
+    stake_role = 0
+
+    def __init__(self, *, account: LocalAccount, gateway: Gateway, domain: Domain, store=None,
+                 chain: ChainAccess | None = None, clock: Clock | None = None,
+                 on_event: EventCallback | None = None, poll_interval: float = 1.0, stake: int = 0) -> None:
+        self.account = account
+        self.key = bytes(account.key)
+        self.address = account.address
+        self.gateway = gateway
+        self.domain = domain
+        self.store = store
+        self.chain = chain
+        self.clock: Clock = clock or system_clock
+        self.on_event = on_event
+        self.poll_interval = poll_interval
+        self.stake = stake
+        self.events: list[Event] = []
+        self._new: list[Event] = []
+        self._phases: dict[int, Phase] = {}
+        self._staked = False
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def emit(self, kind: str, order_id: int | None = None, **data: Any) -> Event:
+        ev = Event(self.role, self.address, kind, order_id, self.clock(), data)
+        self.events.append(ev)
+        self._new.append(ev)
+        level = logging.WARNING if kind in ("rejected", "error") else logging.INFO
+        log.log(level, "%s", ev, extra={"role": self.role, "node": self.address, "order_id": order_id,
+                                        "event": kind})
+        if self.on_event is not None:
+            res = self.on_event(ev)
+            if inspect.isawaitable(res):
+                asyncio.ensure_future(res)
+        return ev
+
+    def track_phase(self, order: T.Order, t3: int | None) -> Phase:
+        """The order's phase by this worker's clock; emits ``phase`` when it changed."""
+        ph = phase(order, t3, self.clock())
+        if self._phases.get(order.order_id) is not ph:
+            self._phases[order.order_id] = ph
+            self.emit("phase", order.order_id, phase=ph.value)
+        return ph
+
+    async def send(self, kind: str, message: T.Message, order_id: int, **data: Any) -> T.Result:
+        """Sign, submit, and report the ledger's answer as ``kind`` or ``rejected``."""
+        result = await self.gateway.submit(message.sign(self.domain, self.key))
+        if result.ok:
+            self.emit(kind, order_id, **data)
+        else:
+            self.emit("rejected", order_id, what=kind, reason=result.reason_enum.name, text=result.text)
+        return result
+
+    # -- stake ----------------------------------------------------------------------------------
+
+    async def ensure_staked(self) -> bool:
+        """Register the role on-chain if needed; True once the ledger knows the stake."""
+        if self._staked or not self.stake_role:
+            return True
+        if self.chain is not None:
+            c = self.chain.contracts
+            if not await self.chain.call(c.stakes.has_roles, self.address, self.stake_role):
+                info = await self.chain.call(c.stakes.staker, self.address)
+                need = await self.chain.call(c.stakes.required_stake, info["roles"] | self.stake_role)
+                amount = max(self.stake, need - info["stake"], 0)
+                if amount:
+                    await self.chain.call(c.token.ensure_allowance, self.chain.sender, c.stakes.address, amount)
+                await self.chain.call(c.stakes.register, self.chain.sender, self.stake_role, amount)
+                self.emit("staked", None, role=self.stake_role, amount=amount)
+        node = await self.gateway.node_info(self.address)
+        self._staked = bool(node and node["roles"] & self.stake_role)
+        return self._staked
+
+    # -- driving --------------------------------------------------------------------------------
+
+    async def step(self) -> list[Event]:
+        """Do whatever is due now; returns the events of this step."""
+        self._new = []
+        await self._step()
+        return list(self._new)
+
+    async def _step(self) -> None:
+        raise NotImplementedError
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Step every ``poll_interval`` seconds until ``stop`` is set; a failed step is logged and
+        retried (the network, the chain and storage all have bad moments)."""
+        self.emit("started")
+        while not stop.is_set():
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a worker outlives one bad tick
+                self.emit("error", None, error=f"{type(exc).__name__}: {exc}")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+        await self.close()
+        self.emit("stopped")
+
+    async def close(self) -> None:
+        await self.gateway.aclose()
+
+
+async def serve(worker: Worker, stop: asyncio.Event | None = None) -> None:
+    """Run ``worker`` until SIGINT/SIGTERM (or ``stop``): the current step finishes, then it closes."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            pass
+    try:
+        await worker.run_forever(stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """``time level role node message``: every line names the worker's role and address."""
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -1,0 +1,253 @@
+"""Typed configuration of the workers, from a TOML file, the environment and explicit overrides.
+
+Precedence, lowest first: defaults, the file's top-level keys, the file's ``[<role>]`` table,
+``POT_<FIELD>`` environment variables (``POT_RPC_URL``, ``POT_API_URLS=a,b``, ``POT_STORE``...),
+then overrides (the CLI's options). Example ``miner.toml``::
+
+    rpc_url = "http://127.0.0.1:8545"
+    deployment = "deployment.json"
+    store = "/var/lib/pot/store"          # or "http://127.0.0.1:5001" (an IPFS node's RPC API)
+    api_urls = ["http://10.0.0.1:8000", "http://10.0.0.2:8000", "http://10.0.0.3:8000", "http://10.0.0.4:8000"]
+
+    [miner]
+    stake = "100 POT"
+    device = "cuda"
+    commit_margin_s = 10
+
+The signing key is never in the file: ``keystore`` names an encrypted keystore (password in
+``POT_KEYSTORE_PASSWORD``), otherwise ``POT_PRIVATE_KEY`` holds the key.
+Token amounts are token wei (an int), or a string such as ``"100 POT"`` or ``"1.5e20"``
+(TOML integers stop at 2**63, far below 100 POT in wei).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+TOKEN = 10**18
+ENV_PREFIX = "POT_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the field and source."""
+
+
+def parse_amount(value: Any, where: str = "amount") -> int:
+    """Token wei from an int or a string: ``"250"``, ``"1.5e20"``, ``"100 POT"``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an amount, got {value!r}")
+    if isinstance(value, int):
+        amount = value
+    elif isinstance(value, str):
+        text, scale = value.strip(), 1
+        if text.upper().endswith("POT"):
+            text, scale = text[:-3].strip(), TOKEN
+        try:
+            d = Decimal(text) * scale
+        except InvalidOperation:
+            raise ConfigError(f"{where}: {value!r} is not an amount (e.g. 250, 1.5e20, '100 POT')") from None
+        if d != d.to_integral_value():
+            raise ConfigError(f"{where}: {value!r} is not a whole number of token wei")
+        amount = int(d)
+    else:
+        raise ConfigError(f"{where}: expected an amount, got {type(value).__name__}")
+    if amount < 0:
+        raise ConfigError(f"{where}: must not be negative")
+    return amount
+
+
+def _amount(default: int = 0, doc: str = "") -> Any:
+    return field(default=default, metadata={"amount": True, "doc": doc})
+
+
+def _opt(default: Any, doc: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class WorkerConfig:
+    rpc_url: str = _opt("http://127.0.0.1:8545", "JSON-RPC URL of the chain (Anvil, BSC testnet, ...)")
+    deployment: str = _opt("deployment.json", "deployment file written by `pot contracts deploy`")
+    chain_id: int | None = _opt(None, "chain id to pick from the deployment file (default: the node's)")
+    keystore: str | None = _opt(None, "encrypted keystore (password in $POT_KEYSTORE_PASSWORD); "
+                                      "without it the key comes from $POT_PRIVATE_KEY")
+    store: str | None = _opt(None, "content store: a directory (embedded store), an IPFS RPC URL "
+                                   "http://host:5001, or gateway+http://host:8080 (read-only)")
+    api_urls: list[str] = _opt(["http://127.0.0.1:8000"], "aggregator API URLs (reads need f+1 alike)")
+    f: int | None = _opt(None, "faulty replicas tolerated (default: (len(api_urls)-1)//3)")
+    poll_interval: float = _opt(2.0, "seconds between two looks at the network")
+    stake: int = _amount(0, "stake to register for the role (0: the registry's minimum)")
+    state_dir: str = _opt("~/.pot", "where the worker keeps models, salts and order state")
+    log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR")
+
+    ROLE: typing.ClassVar[str] = "worker"
+
+    @property
+    def state_path(self) -> Path:
+        return Path(os.path.expanduser(self.state_dir)) / self.ROLE
+
+    def load_account(self):
+        """The signing account: keystore, else $POT_PRIVATE_KEY."""
+        from pot.chain.keys import load_account
+
+        return load_account(self.keystore)
+
+
+@dataclass
+class MinerConfig(WorkerConfig):
+    ROLE: typing.ClassVar[str] = "miner"
+    device: str = _opt("auto", "training device: auto (CUDA when present), cuda, cuda:N or cpu")
+    max_params: int | None = _opt(None, "largest model (parameters) this hardware takes on")
+    archs: list[str] = _opt([], "architectures this miner trains (empty: all)")
+    min_reward_per_second: float = _opt(0.0, "ignore orders paying less (token wei per second of training)")
+    commit_margin_s: float = _opt(5.0, "stop training this many seconds before trainEnd so the last "
+                                       "commit lands in time")
+    min_train_s: float = _opt(5.0, "skip orders with less training time than this left")
+    progress: bool = _opt(False, "show a training progress bar")
+
+
+@dataclass
+class ValidatorConfig(WorkerConfig):
+    ROLE: typing.ClassVar[str] = "validator"
+    v_stake: int = _amount(10**18, "vStake put behind each validation (lost if the score is wrong)")
+    dishonest_offset: int = _opt(0, "DEMO ADVERSARY ONLY: add this many ppm to every reported score "
+                                    "(an honest validator keeps 0; a non-zero value gets slashed)")
+
+
+@dataclass
+class VerifierConfig(WorkerConfig):
+    ROLE: typing.ClassVar[str] = "verifier"
+
+
+@dataclass
+class ClientConfig(WorkerConfig):
+    ROLE: typing.ClassVar[str] = "client"
+    dataset: str = _opt("digits", "built-in data set (digits, digits-flat, digits-seq, iris, wine, "
+                                  "breast-cancer)")
+    data_seed: int = _opt(0, "seed of the train/test split")
+    arch: str = _opt("mlp", "architecture: mlp, cnn or lstm")
+    model: dict[str, Any] = _opt({}, "extra architecture fields (e.g. hidden = [64])")
+    init_seed: int = _opt(0, "seed of the initial weights every miner starts from")
+    epochs: int = _opt(30, "training hint: epochs")
+    batch_size: int = _opt(64, "training hint: batch size")
+    lr: float = _opt(1e-3, "training hint: learning rate")
+    model_type: str = _opt("classification-accuracy-v1", "validation function (modelType)")
+    reward: int = _amount(100 * TOKEN, "reward escrowed for the winner")
+    train_duration: int = _opt(3600, "seconds of training [t0, trainEnd)")
+    validate_duration: int = _opt(600, "seconds validators have after the test release")
+    challenge_duration: int = _opt(600, "seconds verifiers have to challenge")
+    reveal_duration: int = _opt(600, "seconds of each reveal window and of the test release window")
+
+
+C = TypeVar("C", bound=WorkerConfig)
+
+
+def _coerce(tp: Any, value: Any, where: str, from_env: bool) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (from_env and value.strip().lower() in ("", "none", "null")):
+            return None
+        return _coerce(args[0], value, where, from_env)
+    if origin is list:
+        if from_env:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list")
+        return [_coerce(typing.get_args(tp)[0], v, where, from_env) for v in value]
+    if origin is dict or tp is dict:
+        if from_env:
+            import json
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a JSON object") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table")
+        return dict(value)
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return value.lower() in ("1", "true", "yes", "on")
+            raise ValueError
+        if tp is int:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
+    return value
+
+
+def load_config(cls: type[C], path: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None,
+                **overrides: Any) -> C:
+    """Build ``cls`` from defaults < TOML file < ``[role]`` table < $POT_* < ``overrides``
+    (overrides equal to None are ignored, so CLI options left unset do not hide the file)."""
+    env = os.environ if env is None else env
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, tuple[Any, str, bool]] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        section = doc.get(cls.ROLE, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [{cls.ROLE}] must be a table")
+        top = {k: v for k, v in doc.items() if not isinstance(v, dict) or k == "model"}
+        for source, table in ((str(path), top), (f"{path} [{cls.ROLE}]", section)):
+            for k, v in table.items():
+                if k not in fields:
+                    if source == str(path) and isinstance(doc.get(k), dict):
+                        continue  # another role's table
+                    raise ConfigError(f"{source}: unknown setting {k!r} for {cls.ROLE} "
+                                      f"(known: {', '.join(sorted(fields))})")
+                values[k] = (v, source, False)
+    for name in fields:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = (env[key], f"${key}", True)
+    for name, v in overrides.items():
+        if name not in fields:
+            raise ConfigError(f"unknown setting {name!r} for {cls.ROLE}")
+        if v is not None:
+            values[name] = (v, "command line", False)
+    kwargs: dict[str, Any] = {}
+    for name, (v, source, from_env) in values.items():
+        where = f"{name} (from {source})"
+        if fields[name].metadata.get("amount"):
+            kwargs[name] = parse_amount(v, where)
+        else:
+            kwargs[name] = _coerce(hints[name], v, where, from_env)
+    return cls(**kwargs)
+
+
+def describe(cls: type[WorkerConfig]) -> str:
+    """One line per setting (name, default, meaning): the CLI's --help epilog."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        lines.append(f"{f.name} = {default!r}: {f.metadata.get('doc', '')}")
+    return "\n".join(lines)
