@@ -82,3 +82,21 @@ def pot(_pot_session, anvil):
     finally:
         anvil.revert(snap)
         _pot_session.resync()
+
+
+@pytest.fixture
+def pot_fresh(_pot_session, anvil):
+    """For hypothesis: call it at the start of each example to get a clean chain state."""
+    snaps: list[str] = []
+
+    def fresh():
+        if snaps:
+            anvil.revert(snaps.pop())
+        snaps.append(anvil.snapshot())
+        _pot_session.resync()
+        return _pot_session
+
+    yield fresh
+    if snaps:
+        anvil.revert(snaps.pop())
+    _pot_session.resync()

@@ -1,0 +1,103 @@
+"""pot.chain: Anvil launcher, deployment file, sender, event follower, keys, compile, CLI, gas ceilings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from eth_account import Account
+
+from pot.chain.anvil import DEV_KEYS, Anvil, rpc
+from pot.chain.deployment import Deployment
+from pot.chain.events import EventFollower
+from pot.chain.sender import Sender
+
+
+def test_anvil_context_manager_starts_and_stops():
+    with Anvil() as node:
+        assert int(rpc(node.url, "eth_chainId"), 16) == 31337
+        url = node.url
+    with pytest.raises(OSError):
+        rpc(url, "eth_chainId", timeout=1)
+
+
+def test_deployment_file_roundtrip(pot, tmp_path):
+    path = pot.deployment.save(tmp_path / "d.json")
+    other = Deployment(97, dict(pot.deployment.addresses), 5, pot.deployment.deployer, {})
+    other.save(path)
+    assert set(json.loads(path.read_text())) == {"31337", "97"}
+    loaded = Deployment.load(path, 31337)
+    assert (loaded.addresses, loaded.block, loaded.chain_id) == (pot.deployment.addresses, pot.deployment.block, 31337)
+    assert loaded.parameters["threshold"] == 3
+    with pytest.raises(ValueError):
+        Deployment.load(path)  # two chains: must say which
+    with pytest.raises(ValueError):
+        Deployment.load(path, 1)
+
+
+def test_follower_confirmations_and_sender_batch(pot):
+    from contracts.helpers import place
+
+    f = EventFollower(pot.w3, pot.deployment, from_block=pot.w3.eth.block_number + 1, confirmations=2)
+    place(pot, pot.users[0], reward=10)
+    assert [e.name for e in f.poll()] == []  # not deep enough yet
+    pot.node.mine(2)
+    evs = f.poll()
+    placed = [e for e in evs if e.name == "OrderPlaced"]
+    assert len(placed) == 1 and placed[0]["reward"] == 10
+    assert f.poll() == []  # each event once
+    tok = pot.c.token
+    receipts = pot.users[1].send_batch([(tok.address, tok.encode("transfer", pot.users[2].address, 1), 80_000)] * 5)
+    assert all(r["status"] == 1 for r in receipts)
+
+
+def test_keystore_and_env_keys(tmp_path, monkeypatch):
+    from pot.chain.keys import KeyError_, load_account, write_keystore
+
+    acct = Account.create()
+    path = write_keystore(acct, tmp_path / "k.json", "pw")
+    monkeypatch.setenv("POT_KEYSTORE_PASSWORD", "pw")
+    assert load_account(path).address == acct.address
+    monkeypatch.setenv("POT_KEYSTORE_PASSWORD", "wrong")
+    with pytest.raises(KeyError_):
+        load_account(path)
+    monkeypatch.delenv("POT_PRIVATE_KEY", raising=False)
+    with pytest.raises(KeyError_):
+        load_account()
+    monkeypatch.setenv("POT_PRIVATE_KEY", DEV_KEYS[1])
+    assert load_account().address == Account.from_key(DEV_KEYS[1]).address
+
+
+def test_compile_is_up_to_date_and_cli():
+    from pot.cli import main
+
+    r = CliRunner().invoke(main, ["contracts", "compile"])
+    assert r.exit_code == 0 and "up to date" in r.output
+
+
+def test_cli_deploy_on_embedded_anvil(tmp_path):
+    from pot.cli import main
+
+    out = tmp_path / "dep.json"
+    r = CliRunner().invoke(main, ["contracts", "deploy", "--out", str(out)], env={"POT_PRIVATE_KEY": ""})
+    assert r.exit_code == 0, r.output
+    assert Deployment.load(out).reward_multisig.startswith("0x")
+
+
+def test_gas_bench_ceilings_and_json(tmp_path):
+    """Issue 2 targets, asserted as ceilings on the full bench (n = 30)."""
+    from pot.cli import main
+
+    out = tmp_path / "gas.json"
+    r = CliRunner().invoke(main, ["bench", "gas", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert doc["gas_price_gwei"] == 4.562 and doc["token_usd"] == 246.2
+    f = doc["functions"]
+    assert f["RewardMultisig.confirmReward"] <= 30_000
+    assert f["RewardMultisig.proposeReward"] <= 60_000
+    rows = {(p["path"], p["k"], p["batch"], p["recipients"]): p["gas_per_account"] for p in doc["payout"]}
+    assert len(rows) == 24 and all(isinstance(v, int) for v in rows.values())
+    assert rows[("executeSigned", 21, 100, "holders")] <= 15_000
+    assert rows[("executeSigned", 21, 100, "fresh")] <= 30_000
