@@ -50,7 +50,7 @@ class Committee:
         base = base_port or _free_port_base(n)
         cfg, sks = CommitteeConfig.devnet(n, base, seed=f"bench-{seed}", batch_max=batch_max,
                                           batch_delay=batch_delay, max_inflight=max_inflight,
-                                          checkpoint_interval=128, log_size=512, view_timeout=30.0,
+                                          checkpoint_interval=128, log_size=512, view_timeout=30.0, forward_requests=False,
                                           status_interval=5.0)
         cfg.latency_ms = latency_ms
         cfg.bandwidth_mbps = bandwidth_mbps

@@ -43,6 +43,8 @@ class ReplicaConfig:
     status_interval: float = 0.5  # retransmission / catch-up period
     clock_skew: float = 10.0  # seconds a batch time may differ from this replica's clock
     verify_prepare_sigs: bool = True  # keep prepared certificates forwardable (view change)
+    forward_requests: bool = True  # backups relay client requests to the primary (§4.1);
+    # off when clients already send every request to every replica (the benchmark's client)
 
     @property
     def f(self) -> int:
@@ -201,8 +203,11 @@ class Replica:
                 self.queue[rid] = None
             if self.is_primary:
                 self._maybe_propose(now)
-            elif not self.in_view_change and "view" not in self.timers:
-                self._set_timer("view", now + self._timeout())
+            else:
+                if client is not None and self.cfg.forward_requests and not self.in_view_change:
+                    self._out.append(Send(self.primary, Request(payload)))
+                if not self.in_view_change and "view" not in self.timers:
+                    self._set_timer("view", now + self._timeout())
         return self._drain()
 
     def receive(self, msg: Any, sender: int, now: float) -> list:
@@ -884,7 +889,13 @@ class Replica:
                 self._out.append(Send(None, c))
         self._last_progress = self.last_exec
 
+    def _on_forwarded(self, m: Request, sender: int, now: float) -> None:
+        # A request relayed by a replica has no client here; the replica that got it replies.
+        if len(self.pending) < 100_000:
+            self._out.extend(self.request(m.payload, None, now))
+
     _handlers = {
+        Request: _on_forwarded,
         PrePrepare: _on_pre_prepare,
         Prepare: _on_prepare,
         Commit: _on_commit,
