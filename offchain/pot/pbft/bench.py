@@ -217,7 +217,7 @@ def command(nodes, latency, bandwidth, repeats, throughput_tx, scenarios, wan, j
     t_tp = Table(title="Sustained throughput of signed transactions (every replica verifies)")
     for c in ("nodes", "tx/s", "target"):
         t_tp.add_column(c)
-    tp_sizes = [n for n in sizes if n <= 10] or [4]
+    tp_sizes = sorted({4} | {n for n in sizes if n <= 10})
     for n in tp_sizes:
         runs = [asyncio.run(_throughput(n, throughput_tx)) for _ in range(max(1, min(3, repeats)))]
         med = statistics.median(runs)
