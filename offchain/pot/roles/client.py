@@ -129,10 +129,10 @@ class Client(Worker):
         pending.write_text(json.dumps(state))
         c = self.chain.contracts
         await self.chain.call(c.token.ensure_allowance, self.chain.sender, c.orders.address, cfg.reward)
+        # positional: the field order is placeOrder's ABI, its Python names have moved before
         res = await self.chain.call(c.orders.place_order, self.chain.sender, OrderSpec(
-            reward=cfg.reward, train_duration=cfg.train_duration, validate_duration=cfg.validate_duration,
-            challenge_duration=cfg.challenge_duration, reveal_duration=cfg.reveal_duration,
-            model_type=cfg.model_type, test_commitment=commitment, spec_cid=task.spec_cid))
+            cfg.reward, cfg.train_duration, cfg.validate_duration, cfg.challenge_duration, cfg.reveal_duration,
+            cfg.model_type, commitment, task.spec_cid))
         order_id = int(res.event("OrderPlaced")["orderId"])
         self._save_state(order_id, {**state, "orderId": order_id, "tx": res.tx_hash})
         pending.unlink(missing_ok=True)

@@ -115,6 +115,8 @@ class MinerConfig(WorkerConfig):
                                        "commit lands in time")
     min_train_s: float = _opt(5.0, "skip orders with less training time than this left")
     progress: bool = _opt(False, "show a training progress bar")
+    train_seed: int | None = _opt(None, "seed of batch order and holdout split (default: random, so two "
+                                        "miners on one spec do not produce the same model)")
 
 
 @dataclass

@@ -133,10 +133,12 @@ class Miner(Worker):
                 job.commits.append(asyncio.wrap_future(fut, loop=loop))
 
         device = None if self.config.device == "auto" else self.config.device
+        seed = self.config.train_seed if self.config.train_seed is not None else int.from_bytes(os.urandom(4), "big")
         self.emit("training", oid, arch=spec.model.get("arch"), samples=len(data.y),
                   seconds=round(deadline - time.time(), 1))
         result = await _in_daemon_thread(lambda: train(model, data, spec.hints, device=device, deadline=deadline,
-                                                       on_improve=on_improve, progress=self.config.progress))
+                                                       on_improve=on_improve, progress=self.config.progress,
+                                                       seed=seed))
         if job is not None and job.commits:
             await asyncio.gather(*job.commits, return_exceptions=True)
         best = result.best
