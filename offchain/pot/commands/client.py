@@ -1,0 +1,79 @@
+"""``pot client``: place orders, release test data, fetch the winning model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from pot.roles.cli import build_config, common_options, run_role, settings_epilog
+from pot.roles.config import ClientConfig
+
+
+@click.group(help="Place orders, release test data, fetch the winning model.")
+def group() -> None:
+    pass
+
+
+def _client(config_file, options):
+    from pot.roles.client import build
+
+    return build(build_config(ClientConfig, config_file, **options))
+
+
+@group.command("place-order", epilog=settings_epilog(ClientConfig))
+@common_options
+@click.option("--dataset", default=None, help="Built-in data set: digits, digits-flat, digits-seq, iris, wine, "
+                                              "breast-cancer.")
+@click.option("--arch", default=None, help="Architecture: mlp, cnn or lstm.")
+@click.option("--epochs", type=int, default=None, help="Training hint for miners: epochs.")
+@click.option("--reward", default=None, help="Reward escrowed for the winner, e.g. '100 POT'.")
+@click.option("--train-duration", type=int, default=None, help="Seconds of training.")
+@click.option("--validate-duration", type=int, default=None, help="Seconds of validation after the test release.")
+@click.option("--challenge-duration", type=int, default=None, help="Seconds of the challenge window.")
+@click.option("--reveal-duration", type=int, default=None, help="Seconds of each reveal window.")
+def place_order(config_file, **options) -> None:
+    """Upload the task spec and training data, commit to the test set, approve and place the
+    order on-chain. Keeps the test set and its salt in the state directory; prints the order id."""
+    client = _client(config_file, options)
+    order_id = asyncio.run(client.place_order())
+    click.echo(order_id)
+
+
+@group.command(epilog=settings_epilog(ClientConfig))
+@common_options
+@click.argument("order_id", type=int)
+def release(config_file, order_id, **options) -> None:
+    """Upload the test set of ORDER_ID and open its commitment on-chain (only inside
+    [revealEnd, releaseEnd)); prints t3."""
+    client = _client(config_file, options)
+    click.echo(asyncio.run(client.release(order_id)))
+
+
+@group.command(epilog=settings_epilog(ClientConfig))
+@common_options
+@click.argument("order_id", type=int)
+def fetch(config_file, order_id, **options) -> None:
+    """After the settlement of ORDER_ID: fetch the winning model, check it against its mid,
+    score it on the client's own test set and save it in the state directory."""
+    client = _client(config_file, options)
+    result = asyncio.run(client.fetch_result(order_id))
+    if result is None:
+        raise click.ClickException(f"order {order_id} is not settled yet")
+    if result.mid is None:
+        click.echo(f"order {order_id}: no winner (refunded)")
+        return
+    click.echo(f"winner {result.winner} model 0x{result.mid.hex()} cid {result.model_cid}\n"
+               f"score here {result.local_score} ppm, network {result.ledger_score} ppm -> {result.model_path}")
+    if not result.ok:
+        raise click.ClickException("the model's score here differs from the network's")
+
+
+@group.command(epilog=settings_epilog(ClientConfig))
+@common_options
+def run(config_file, **options) -> None:
+    """Run until SIGINT/SIGTERM: release the test data of every order in the state directory
+    when its window opens and fetch each winner after its settlement."""
+    from pot.roles.client import run as run_client
+
+    run_role(run_client(build_config(ClientConfig, config_file, **options)))
