@@ -226,10 +226,13 @@ async def _in_daemon_thread(fn):
     def target() -> None:
         try:
             res = fn()
+            deliver = lambda: fut.done() or fut.set_result(res)  # noqa: E731
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
-        else:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
+            deliver = lambda e=exc: fut.done() or fut.set_exception(e)  # noqa: E731
+        try:
+            loop.call_soon_threadsafe(deliver)
+        except RuntimeError:
+            pass  # the worker stopped and its loop closed while this thread trained
 
     threading.Thread(target=target, name="pot-train", daemon=True).start()
     return await fut
