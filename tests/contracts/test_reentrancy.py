@@ -12,7 +12,7 @@ from pot.chain.compile import load_artifact
 @pytest.fixture(scope="module")
 def hooked(anvil):
     """A second PoT system on the same Anvil whose token is the hook token."""
-    from conftest import make_system
+    from pot_system import make_system
     from pot.chain.anvil import DEV_KEYS
     from pot.chain.sender import Sender
 

@@ -21,12 +21,7 @@ from pot.roles.config import ClientConfig, MinerConfig, ValidatorConfig, Verifie
 from pot.roles.gateway import LocalGateway
 from pot.storage import EmbeddedStore
 
-TOKEN = 10**18
-MIN_STAKE = 10 * TOKEN
-C_STAKE = 5 * TOKEN
-
-ACCOUNTS = {name: Account.from_key(DEV_KEYS[i]) for i, name in enumerate(
-    ["deployer", "member", "client", "miner_a", "miner_b", "validator", "liar", "verifier", "treasury"])}
+from roles_support import ACCOUNTS, C_STAKE, MIN_STAKE, TOKEN  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import ACCOUNTS, C_STAKE, MIN_STAKE, TOKEN
+from roles_support import ACCOUNTS, C_STAKE, MIN_STAKE, TOKEN
 
 from pot.chain.clients import MINER, VALIDATOR, VERIFIER
 from pot.ml import score
