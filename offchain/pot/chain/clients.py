@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
-from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
@@ -23,29 +22,26 @@ from pot.chain.deployment import Deployment
 from pot.chain.errors import decode_revert
 from pot.chain.events import decode_logs
 from pot.chain.sender import Sender, TxResult
-from pot.protocol import eip712
+from pot.protocol import eip712, ids
 from pot.protocol.settlement import Settlement
 
 MINER, VALIDATOR, VERIFIER, AGGREGATOR = 1, 2, 4, 8
 
 
 def model_type_bytes(name: str | bytes) -> bytes:
-    """`modelType` as bytes32: ASCII name right-padded with zeros (CONVENTIONS.md)."""
-    raw = name.encode("ascii") if isinstance(name, str) else bytes(name)
-    if len(raw) > 32:
-        raise ValueError(f"modelType longer than 32 bytes: {name!r}")
-    return raw.ljust(32, b"\0")
+    """`modelType` as bytes32 (CONVENTIONS.md); a bytes32 passes through unchanged."""
+    if isinstance(name, (bytes, bytearray)):
+        if len(name) != 32:
+            raise ValueError(f"modelType must be 32 bytes, got {len(name)}")
+        return bytes(name)
+    return ids.model_type_to_bytes(name)
 
 
-def data_commitment(client: str, test_cid: str, salt: bytes) -> bytes:
-    """keccak256(abi.encode(client, keccak256(bytes(testCid)), salt)) (CONVENTIONS.md)."""
-    return keccak(abi_encode(["address", "bytes32", "bytes32"],
-                             [to_checksum_address(client), keccak(test_cid.encode()), salt]))
-
-
-def challenge_commitment(order_id: int, challenger: str, vid: bytes, salt: bytes) -> bytes:
-    return keccak(abi_encode(["uint256", "address", "bytes32", "bytes32"],
-                             [order_id, to_checksum_address(challenger), vid, salt]))
+# The commitments are protocol rules and live in pot.protocol.ids; these names are what dApp-facing
+# code imported from here. (`test_commitment` is exported as `data_commitment` so that pytest does
+# not collect it as a test when a test module imports it.)
+data_commitment = ids.test_commitment
+challenge_commitment = ids.challenge_commitment
 
 
 @dataclass(frozen=True)
