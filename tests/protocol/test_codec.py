@@ -16,7 +16,7 @@ b32 = st.binary(min_size=32, max_size=32)
 addr = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 KIND = {"uint": u256, "address": addr, "bytes32": b32, "string": st.text(max_size=60),
         "sig": st.binary(min_size=65, max_size=65), "bool": st.booleans(),
-        "uint[]": st.lists(u256, max_size=5).map(tuple)}
+        "uint[]": st.lists(u256, max_size=5).map(tuple), "bytes": st.binary(max_size=100)}
 KIND["order"] = st.builds(type(order()), **{a: KIND[k] for a, _w, k in type(order()).FIELDS})
 ALL = [*MESSAGE_TYPES, SettlementSignature, OrderPlaced, TestDataReleased, StakeChanged, ChallengeCommitted,
        ChallengeRevealed, SettlementExecuted, Tick, Result]

@@ -15,7 +15,7 @@ u256 = st.integers(0, 2**256 - 1)
 b32 = st.binary(min_size=32, max_size=32)
 addr = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 text = st.text(max_size=80)
-KIND = {"uint": u256, "address": addr, "bytes32": b32, "string": text}
+KIND = {"uint": u256, "address": addr, "bytes32": b32, "string": text, "bytes": st.binary(max_size=100)}
 
 any_message = st.sampled_from(MESSAGE_TYPES).flatmap(
     lambda cls: st.builds(cls, **{a: KIND[k] for a, _w, k in cls.FIELDS}))

@@ -57,6 +57,9 @@ class LedgerConfig:
     params: Params = Params()
     #: signatures needed on a settlement; default 2f+1 for n = 3f+1
     threshold: int | None = None
+    #: chain events enter only as ChainAttestations of f+1 members (the replicated committee);
+    #: off for a single trusted process that applies the chain bridge's ops directly
+    attested_chain_events: bool = False
 
     def __post_init__(self) -> None:
         committee = tuple(to_checksum_address(m) for m in self.committee)
@@ -78,6 +81,11 @@ class LedgerConfig:
         return 2 * self.f + 1
 
     @property
+    def attest_quorum(self) -> int:
+        """f+1 identical ChainAttestations: at least one of them comes from a correct member."""
+        return self.f + 1
+
+    @property
     def message_domain(self) -> Domain:
         return Domain.messages(self.chain_id, self.order_book)
 
@@ -86,10 +94,13 @@ class LedgerConfig:
         return Domain.multisig(self.chain_id, self.reward_multisig)
 
     def as_json(self) -> dict[str, Any]:
-        return {"chainId": self.chain_id, "orderBook": to_checksum_address(self.order_book),
+        out = {"chainId": self.chain_id, "orderBook": to_checksum_address(self.order_book),
                 "rewardMultisig": to_checksum_address(self.reward_multisig),
                 "committee": list(self.committee), "threshold": self.threshold,
                 "params": self.params.as_json()}
+        if self.attested_chain_events:  # only when set, so existing ledgers keep their digest
+            out["attestedChainEvents"] = True
+        return out
 
 
 def _empty_state() -> dict[str, Any]:
@@ -229,6 +240,9 @@ class Ledger:
         handler = self._HANDLERS.get(type(op))
         if handler is None:
             return Result.rejected(Reason.MALFORMED, f"not a ledger op: {type(op).__name__}")
+        if self.config.attested_chain_events and type(op) in T.CHAIN_EVENTS:
+            return Result.rejected(Reason.NOT_AUTHORIZED, f"{type(op).__name__} enters this ledger only as "
+                                   f"ChainAttestations of {self.config.attest_quorum} committee members")
         try:
             res = handler(self, op, t)  # handlers check everything before they mutate
         except _Reject as rej:
@@ -401,6 +415,55 @@ class Ledger:
             rec["pending"].remove(midh)
             return Result.accepted(f"PoT.Verify result {m.score} stands ({self.config.quorum} replicas)")
         return Result.accepted("vote recorded")
+
+    #: a member's attestations still short of f+1: bounds what a faulty member can make us store
+    MAX_OPEN_ATTESTATIONS = 4096
+
+    def _chain_attestation(self, m: T.ChainAttestation, dh: str, t: int) -> Result:
+        if m.replica not in self._members:
+            raise _Reject(Reason.NOT_AUTHORIZED, f"{m.replica} is not a committee member")
+        try:
+            op = codec.decode(m.op)
+        except codec.DecodeError as exc:
+            raise _Reject(Reason.MALFORMED, f"attested op: {exc}") from None
+        if type(op) not in T.CHAIN_EVENTS:
+            raise _Reject(Reason.INVALID, f"only chain events can be attested, not {type(op).__name__}")
+        ch = self.s.get("chain") or {"applied": {}, "votes": {}, "open": {}}
+        ref = _h(m.ref)
+        if ref in ch["applied"]:
+            raise _Reject(Reason.DUPLICATE, f"chain event {ref} was already applied")
+        votes = ch["votes"].get(ref, {})
+        if m.replica in votes:
+            raise _Reject(Reason.DUPLICATE, f"{m.replica} already attested chain event {ref}")
+        if ch["open"].get(m.replica, 0) >= self.MAX_OPEN_ATTESTATIONS:
+            raise _Reject(Reason.TOO_LARGE, f"{m.replica} has {self.MAX_OPEN_ATTESTATIONS} attestations "
+                          f"nobody else confirmed")
+        op_hash = _h(hashlib.sha256(m.op).digest())
+        agree = 1 + sum(1 for h in votes.values() if h == op_hash)
+        quorum = self.config.attest_quorum
+        if agree < quorum:
+            self.s["chain"] = ch  # created lazily: ledgers without attestations keep their digest
+            ch["votes"].setdefault(ref, {})[m.replica] = op_hash
+            ch["open"][m.replica] = ch["open"].get(m.replica, 0) + 1
+            return Result.accepted(f"attestation {agree}/{quorum} of {type(op).__name__} {ref}")
+        # f+1 members saw exactly this event here: it is real. Apply it once, whatever the result
+        # (a refused event, e.g. a duplicate order, is still decided and must not be retried).
+        handler = self._HANDLERS[type(op)]
+        try:
+            res = handler(self, op, t)
+            outcome = f"applied: {res.text}"
+        except _Reject as rej:
+            res = None
+            outcome = f"refused by the ledger ({rej.result.reason_enum.name}: {rej.result.text})"
+        self.s["chain"] = ch
+        for member in votes:
+            ch["open"][member] -= 1
+            if not ch["open"][member]:
+                del ch["open"][member]
+        ch["votes"].pop(ref, None)
+        ch["applied"][ref] = 1
+        return Result.accepted(f"{type(op).__name__} {ref} attested by {quorum}; {outcome}",
+                               nonces=res.nonces if res is not None else ())
 
     # --- committee ops --------------------------------------------------------------------
 
@@ -717,4 +780,5 @@ Ledger._MSG_HANDLERS = {
     T.ClaimCommit: Ledger._claim_commit, T.ClaimReveal: Ledger._claim_reveal,
     T.ValidationCommit: Ledger._validation_commit, T.ValidationReveal: Ledger._validation_reveal,
     T.CancelRequest: Ledger._cancel, T.VerifyResult: Ledger._verify_result,
+    T.ChainAttestation: Ledger._chain_attestation,
 }

@@ -11,7 +11,7 @@ from pot.protocol.ids import (challenge_commitment, claim_commitment, keccak, mi
                               model_type_to_bytes, test_commitment, validation_commitment, vid)
 from pot.protocol.settlement import (ChallengeVerdict, OrderSettlement, Payout, Settlement, Slash)
 from pot.protocol.timeline import Phase, Timeline, phase, timeline
-from pot.protocol.types import (AGGREGATOR, MINER, VALIDATOR, VERIFIER, CancelRequest, Challenge,
+from pot.protocol.types import (AGGREGATOR, MINER, VALIDATOR, VERIFIER, CancelRequest, Challenge, ChainAttestation,
                                 ChallengeCommitted, ChallengeRevealed, ClaimCommit, ClaimReveal, Message, Op,
                                 Order, OrderPlaced, Reason, Result, SettlementExecuted, SettlementSignature,
                                 Signed, StakeChanged, TestDataReleased, Tick, ValidationCommit,

@@ -14,6 +14,7 @@ op's identity and a replica never has to normalise.
       address   20 bytes
       bytes32   32 bytes
       string    len:u16 big-endian (<= 1024) then UTF-8
+      bytes     len:u16 big-endian (<= 4096) then the bytes
       bool      1 byte, 0 or 1
       uint[]    count:u16 (<= 1024) then that many uints
       order     an Order body (no tag)
@@ -63,6 +64,8 @@ def _enc_fields(obj: Any, out: list[bytes]) -> None:
         elif kind == "string":
             raw = v.encode("utf-8")
             out.append(len(raw).to_bytes(2, "big") + raw)
+        elif kind == "bytes":
+            out.append(len(v).to_bytes(2, "big") + v)
         elif kind == "bool":
             out.append(b"\x01" if v else b"\x00")
         elif kind == "uint[]":
@@ -145,6 +148,11 @@ def _dec_fields(cls: type, r: _Reader) -> dict[str, Any]:
                 kw[attr] = r.take(n).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DecodeError(f"{r.where}: invalid UTF-8") from exc
+        elif kind == "bytes":
+            n = r.u16()
+            if n > T.MAX_BYTES:
+                raise DecodeError(f"{r.where}: {n} bytes > {T.MAX_BYTES}")
+            kw[attr] = r.take(n)
         elif kind == "bool":
             b = r.take(1)[0]
             if b > 1:
@@ -196,7 +204,7 @@ def decode(data: bytes) -> Any:
 # --- JSON form (ledger state, snapshots, the HTTP API) --------------------------------------
 
 def _jv(kind: str, v: Any) -> Any:
-    if kind in ("bytes32", "sig"):
+    if kind in ("bytes32", "sig", "bytes"):
         return "0x" + v.hex()
     if kind == "uint[]":
         return list(v)
@@ -245,7 +253,7 @@ def from_json(d: dict[str, Any]) -> Any:
     kw: dict[str, Any] = {}
     for attr, wire, kind in cls.FIELDS:
         v = d[wire]
-        if kind in ("bytes32", "sig"):
+        if kind in ("bytes32", "sig", "bytes"):
             v = _hex(v, f"{cls.__name__}.{wire}")
         elif kind == "uint[]":
             if not isinstance(v, list):

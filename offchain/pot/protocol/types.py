@@ -26,9 +26,11 @@ ROLE_NAMES = {MINER: "miner", VALIDATOR: "validator", VERIFIER: "verifier", AGGR
 MAX_UINT256 = (1 << 256) - 1
 MAX_STRING_BYTES = 1024   # a CID is ~60 bytes; anything longer is abuse, not data
 MAX_LIST = 1024
+MAX_BYTES = 4096   # an attested chain-event op (an order with its CIDs is a few hundred bytes)
 
 #: kind -> EIP-712 type. "sig", "bool" and "uint[]" never appear in a signed struct.
-_EIP712_TYPE = {"uint": "uint256", "address": "address", "bytes32": "bytes32", "string": "string"}
+_EIP712_TYPE = {"uint": "uint256", "address": "address", "bytes32": "bytes32", "string": "string",
+                "bytes": "bytes"}
 
 
 def _norm(cls_name: str, name: str, kind: str, value: Any) -> Any:
@@ -50,6 +52,12 @@ def _norm(cls_name: str, name: str, kind: str, value: Any) -> Any:
     if kind == "sig":
         if not isinstance(value, (bytes, bytearray)) or len(value) != 65:
             raise ValueError(f"{where} must be a 65-byte signature")
+        return bytes(value)
+    if kind == "bytes":
+        if not isinstance(value, (bytes, bytearray)):
+            raise ValueError(f"{where} must be bytes, got {type(value).__name__}")
+        if len(value) > MAX_BYTES:
+            raise ValueError(f"{where} longer than {MAX_BYTES} bytes")
         return bytes(value)
     if kind == "string":
         if not isinstance(value, str):
@@ -165,6 +173,8 @@ class Message(_Schema):
                 parts.append(b"\x00" * 12 + bytes.fromhex(v[2:]))
             elif kind == "bytes32":
                 parts.append(v)
+            elif kind == "bytes":
+                parts.append(keccak(v))
             else:  # string
                 parts.append(keccak(v.encode("utf-8")))
         return keccak(b"".join(parts))
@@ -260,8 +270,21 @@ class VerifyResult(Message):
                         ("score", "score", "uint"), ("replica", "replica", "address"))
 
 
+@dataclass(frozen=True)
+class ChainAttestation(Message):
+    """A committee replica saw chain event ``op`` (its codec bytes) at a confirmed position
+    ``ref`` on its own RPC node. The ledger applies the event once f+1 members attested the
+    identical (ref, op), so one lying replica can neither invent nor alter an order or a stake."""
+    replica: str
+    ref: bytes
+    op: bytes
+    TAG: ClassVar[int] = 0x16
+    SIGNER: ClassVar[str] = "replica"
+    FIELDS: ClassVar = (("replica", "replica", "address"), ("ref", "ref", "bytes32"), ("op", "op", "bytes"))
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (ClaimCommit, ClaimReveal, ValidationCommit, ValidationReveal,
-                                            CancelRequest, VerifyResult)
+                                            CancelRequest, VerifyResult, ChainAttestation)
 
 
 @dataclass(frozen=True)
@@ -371,9 +394,14 @@ class SettlementExecuted(_Schema):
 
 @dataclass(frozen=True)
 class Tick(_Schema):
-    """Time passes: the ledger closes windows and finalizes orders at the op's ledger time."""
+    """Time passes: the ledger closes windows and finalizes orders at the op's ledger time.
+
+    ``at`` (the submitter's clock, seconds) only makes Ticks of different seconds distinct
+    requests for PBFT's duplicate suppression, while every replica's Tick of one second is the
+    same request and executes once; the ledger ignores it (ledger time is the batch time)."""
+    at: int = 0
     TAG: ClassVar[int] = 0x3F
-    FIELDS: ClassVar = ()
+    FIELDS: ClassVar = (("at", "at", "uint"),)
 
 
 CHAIN_EVENTS = (OrderPlaced, TestDataReleased, StakeChanged, ChallengeCommitted, ChallengeRevealed,
