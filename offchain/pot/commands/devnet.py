@@ -1,0 +1,121 @@
+"""``pot devnet up|status|down|config``: the whole network on this machine, on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+DEFAULT_DIR = ".pot/devnet"
+
+_dir = click.option("--dir", "root", type=click.Path(file_okay=False), default=DEFAULT_DIR, show_default=True,
+                    help="Directory of the devnet: state, configs, logs, ledgers, store.")
+
+
+@click.group(help="Start, inspect and stop a whole local network (chain, committee, workers).")
+def group() -> None:
+    pass
+
+
+@group.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Devnet TOML (see `pot devnet config`); missing keys take the defaults.")
+@_dir
+@click.option("--no-workers", is_flag=True, help="Start the chain and the committee only.")
+def up(config_file, root, no_workers) -> None:
+    """Start Anvil, deploy the contracts, fund and stake every participant, start the committee of
+    aggregators and the workers (each a detached process logging to DIR/logs), wait until the
+    network is ready, print its endpoints and return."""
+    from pot.devnet import Devnet, DevnetError, load_devnet_config
+    from pot.roles.config import ConfigError
+
+    try:
+        cfg = load_devnet_config(config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    net = Devnet(root, cfg)
+    t0 = time.monotonic()
+    try:
+        state = net.up(workers=False if no_workers else None,
+                       progress=lambda msg: click.echo(f"[{time.monotonic() - t0:5.1f}s] {msg}", err=True))
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_endpoints(net, state)
+
+
+def _print_endpoints(net, state) -> None:
+    click.echo(f"\ndevnet in {state['root']}  (ready in {state['ready_at'] - state['started_at']}s)")
+    click.echo(f"  chain        {state['rpc_url']}  chain id {state['chain_id']}")
+    click.echo(f"  deployment   {state['deployment']}")
+    click.echo(f"  store        {state['store']}")
+    for p in state["processes"]:
+        where = p.get("url", "")
+        if p.get("pbft"):
+            where += f"  pbft {p['pbft']}"
+        click.echo(f"  {p['name']:<13} pid {p['pid']:<7} {p.get('address', '')[:12]:<12} {where}")
+    click.echo(f"  logs         {net.logs}/<node>.log")
+    for name, path in state.get("clients", {}).items():
+        key = next(a for n, a in json.loads((net.root / "accounts.json").read_text())["accounts"].items()
+                   if n == name)["key"]
+        click.echo(f"\nplace an order as {name}:\n  POT_PRIVATE_KEY={key} pot client place-order --config {path}"
+                   f"\n  POT_PRIVATE_KEY={key} pot client run --config {path}    # releases the test data, "
+                   "fetches the winner")
+    click.echo(f"\nthen: pot devnet status --dir {net.root}   |   pot devnet down --dir {net.root}")
+
+
+@group.command()
+@_dir
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(root, as_json) -> None:
+    """Each process alive or dead, the chain's head block, each replica's view, sequence and
+    ledger digest (GET /v1/info)."""
+    from pot.devnet import Devnet, DevnetError
+
+    try:
+        st = Devnet(root).status()
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    chain = st["chain"]
+    click.echo(f"chain {chain['url']}: " + (f"block {chain['block']}" if "block" in chain else chain["error"]))
+    for p in st["processes"]:
+        line = f"  {p['name']:<13} pid {p['pid']:<7} {'alive' if p['alive'] else 'DEAD ':<5}"
+        info = p.get("info")
+        if info:
+            if "error" in info:
+                line += f"  api: {info['error'][:60]}"
+            else:
+                digest = info.get("ledgerDigest") or ""
+                line += (f"  view {info.get('view')}  seq {info.get('lastExecuted')}  ledger seq "
+                         f"{info.get('ledgerSeq')}  digest {digest[:14]}…")
+        click.echo(line)
+    dead = [p["name"] for p in st["processes"] if not p["alive"]]
+    if dead:
+        raise SystemExit(1)
+
+
+@group.command()
+@_dir
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait after SIGTERM before SIGKILL.")
+def down(root, timeout) -> None:
+    """Stop every process of the devnet: SIGTERM, then SIGKILL after --timeout."""
+    from pot.devnet import Devnet, DevnetError
+
+    try:
+        outcome = Devnet(root).down(timeout=timeout)
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, how in outcome:
+        click.echo(f"  {name:<13} {how}")
+
+
+@group.command("config")
+def show_config() -> None:
+    """Print the default devnet configuration (copy it, edit it, pass it to `up --config`)."""
+    from pot.devnet import DEFAULT_CONFIG
+
+    click.echo(DEFAULT_CONFIG.read_text(), nl=False)
