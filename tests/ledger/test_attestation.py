@@ -97,3 +97,13 @@ def test_a_refused_event_is_still_decided_once_and_replays_the_same(tmp_path):
 def test_attestations_leave_ledgers_without_them_unchanged():
     assert "attestedChainEvents" not in CONFIG.as_json() and "chain" not in Ledger(CONFIG).s
     assert encode(Tick()) != encode(Tick(at=1))
+
+
+def test_chain_event_query():
+    led = Ledger(ATTESTED)
+    op = OrderPlaced(order(1))
+    assert led.chain_event(REF) == {"applied": False, "attesters": []}
+    led.apply(attest(COMMITTEE[2], op), T0)
+    assert led.chain_event(REF) == {"applied": False, "attesters": [COMMITTEE[2].addr]}
+    led.apply(attest(COMMITTEE[0], op), T0)
+    assert led.chain_event(REF) == {"applied": True, "attesters": []}

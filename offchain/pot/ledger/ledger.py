@@ -712,6 +712,12 @@ class Ledger:
                         "ready": len(sigs) >= self.config.threshold})
         return out
 
+    def chain_event(self, ref: bytes) -> dict[str, Any]:
+        """Where the chain event at ``ref`` stands: applied, or which members attested it so far."""
+        ch = self.s.get("chain") or {"applied": {}, "votes": {}}
+        refh = _h(ref)
+        return {"applied": refh in ch["applied"], "attesters": sorted(ch["votes"].get(refh, {}))}
+
     def settlement(self, nonce: int) -> Settlement | None:
         st = self.s["settlements"].get(str(nonce))
         return settlement_from_json(st["settlement"]) if st else None

@@ -1,0 +1,130 @@
+"""A real committee for tests: Anvil, a deployment whose RewardMultisig members are the
+committee's keys, and n ``pot aggregator run`` processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pot.chain.anvil import DEV_KEYS
+from pot.chain.clients import Contracts
+from pot.chain.deployment import DeployParams, deploy
+from pot.chain.sender import Sender
+from pot.roles.aggregator_config import committee_keys, local_committee_configs
+
+TOKEN = 10**18
+MIN_STAKE = 10 * TOKEN
+C_STAKE = 5 * TOKEN
+
+
+class Committee:
+    def __init__(self, anvil, tmp: Path, n: int = 4, *, settlement_path: str = "signed",
+                 settlement_timeout: float = 6.0, view_timeout: float = 1.0) -> None:
+        self.anvil = anvil
+        self.tmp = tmp
+        self.n = n
+        self.w3 = anvil.w3()
+        self.keys = committee_keys(n, seed=tmp.name)
+        self.deployer = Sender(self.w3, DEV_KEYS[0])
+        self.treasury = "0x000000000000000000000000000000000000dEaD"
+        params = DeployParams(members=tuple(k.address for k in self.keys), threshold=2 * ((n - 1) // 3) + 1,
+                              treasury=self.treasury, min_stakes=(MIN_STAKE,) * 4, unbonding_period=60,
+                              min_reveal_duration=2, settlement_grace=3600, challenge_stake=C_STAKE)
+        self.deployment = deploy(self.w3, self.deployer, params)
+        self.contracts = Contracts(self.w3, self.deployment)
+        for k in self.keys:
+            anvil.set_balance(k.address, 10**21)
+        dep = self.deployment.save(tmp / "deployment.json")
+        self.store_dir = tmp / "store"
+        self.paths = local_committee_configs(
+            n, tmp / "committee", dep, anvil.url, self.store_dir, keys=self.keys,
+            settlement_path=settlement_path, settlement_timeout=settlement_timeout,
+            pbft={"view_timeout": view_timeout, "checkpoint_interval": 16, "log_size": 64},
+            extra={"log_level": "INFO", "chain_poll_interval": 0.3, "verify_poll_interval": 0.5})
+        self.api_urls = json.loads(json.dumps(
+            [f"http://127.0.0.1:{_toml_get(p, 'api_port')}" for p in self.paths]))
+        self.procs: list[subprocess.Popen | None] = [None] * n
+
+    def data_dir(self, i: int) -> Path:
+        return self.paths[i].parent
+
+    def start(self, i: int) -> None:
+        ready = self.data_dir(i) / "ready"
+        ready.unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        err = (self.data_dir(i) / "stderr.log").open("ab")
+        self.procs[i] = subprocess.Popen([sys.executable, "-m", "pot.cli", "aggregator", "run", "--config",
+                                          str(self.paths[i]), "--log-file", "-"],
+                                         stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+    def wait_ready(self, ids=None, timeout: float = 60.0) -> None:
+        ids = range(self.n) if ids is None else ids
+        deadline = time.monotonic() + timeout
+        for i in ids:
+            while not (self.data_dir(i) / "ready").exists():
+                p = self.procs[i]
+                if p is not None and p.poll() is not None:
+                    raise RuntimeError(f"replica {i} exited {p.returncode}:\n{self.log(i)[-3000:]}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replica {i} not ready:\n{self.log(i)[-3000:]}")
+                time.sleep(0.1)
+
+    def start_all(self) -> None:
+        for i in range(self.n):
+            self.start(i)
+        self.wait_ready()
+
+    def log(self, i: int) -> str:
+        try:
+            return (self.data_dir(i) / "stderr.log").read_text()
+        except OSError:
+            return ""
+
+    def kill(self, i: int, sig=signal.SIGKILL) -> None:
+        p = self.procs[i]
+        if p is not None and p.poll() is None:
+            p.send_signal(sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+                p.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for i, p in enumerate(self.procs):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+        for p in self.procs:
+            if p is not None:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+    def info(self, i: int) -> dict | None:
+        try:
+            return httpx.get(self.api_urls[i] + "/v1/info", timeout=3).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def wait_for(self, pred, timeout: float, what: str, every: float = 0.2):
+        deadline = time.monotonic() + timeout
+        while True:
+            v = pred()
+            if v:
+                return v
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(every)
+
+
+def _toml_get(path: Path, key: str):
+    import tomllib
+
+    return tomllib.loads(path.read_text())[key]
