@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+# js-ipfs: the offline IPFS node the KuboStore tests talk to (committed lockfile; ~1-3 min once)
+bash tools/ipfs/install.sh
 set +e
 .venv/bin/python -m pytest -n 2 --dist loadfile -p no:cacheprovider "$@"
 rc=$?

@@ -57,7 +57,8 @@ def _plain_loop(model, x, y, epochs: int, batch_size: int, lr: float, device, se
     return samples, time.perf_counter() - t0
 
 
-def run_bench(device: str | None, model_name: str, seconds: float, batch_size: int) -> dict:
+def run_bench(device: str | None, model_name: str, seconds: float, batch_size: int,
+              commit_interval_s: float = 1.0) -> dict:
     import numpy as np
     import torch
     from eth_abi import encode as abi_encode
@@ -104,6 +105,7 @@ def run_bench(device: str | None, model_name: str, seconds: float, batch_size: i
             device=dev,
             on_improve=on_improve,
             progress=False,
+            commit_interval_s=commit_interval_s,
         )
     # the baseline runs again after the miner's loop and keeps its faster run, so that a noisy
     # neighbour on a shared machine does not make PoT look faster than plain PyTorch
@@ -123,6 +125,7 @@ def run_bench(device: str | None, model_name: str, seconds: float, batch_size: i
         "eval_s": res.eval_s,
         "pot_work_s": res.pot_s,
         "improvements": len(commits),
+        "commit_interval_s": commit_interval_s,
         "model_bytes": len(res.best.model_bytes) if res.best else 0,
         "plain_samples_per_s": plain_samples / plain_s,
         "pot_samples_per_s": res.samples_per_s,
@@ -155,15 +158,18 @@ def _store(root: Path):
 @click.option("--model", "model_name", type=click.Choice(sorted(MODELS)), default="cnn", show_default=True,
               help="Architecture to train (on digits, digits-flat or digits-seq).")
 @click.option("--seconds", type=float, default=6.0, show_default=True, help="Approximate duration of each loop.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Training batch size.")
+@click.option("--commit-interval", "commit_interval_s", type=float, default=1.0, show_default=True,
+              help="Seconds between a miner's commits (pot miner's commit_interval_s); 0 commits every improvement.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the result as JSON here.")
-def command(device: str | None, model_name: str, seconds: float, batch_size: int, json_path: str | None) -> None:
+def command(device: str | None, model_name: str, seconds: float, batch_size: int, commit_interval_s: float,
+            json_path: str | None) -> None:
     """Samples/s of the miner's training loop vs a plain PyTorch loop, and PoT's own overhead."""
     from rich.console import Console
     from rich.table import Table
 
     try:
-        r = run_bench(device, model_name, seconds, batch_size)
+        r = run_bench(device, model_name, seconds, batch_size, commit_interval_s)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     table = Table(title=f"pot bench train: {r['model']} on {r['dataset']}, {r['device']}, "

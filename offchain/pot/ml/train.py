@@ -148,6 +148,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     evals_per_epoch: int = 1,
+    commit_interval_s: float = 0.0,
 ) -> TrainResult:
     """Train ``model`` (built by :func:`pot.ml.archs.build_model`) on ``data``; return the best checkpoint.
 
@@ -156,6 +157,10 @@ def train(
     one wins. Training stops at the deadline or after ``hints.epochs`` epochs, whichever is first.
     ``on_improve`` runs on rank 0 after each improvement on the holdout (higher accuracy, or the
     same accuracy with a clearly lower loss), with the canonical file of the model.
+    ``commit_interval_s`` rate-limits those calls: an improvement that comes sooner than that after
+    the last one is held back and delivered with the next one due, or when training ends, so a
+    miner whose model improves every few milliseconds does not spend its time (and the ledger's)
+    on commits that a better model replaces at once. The best model is always delivered.
     """
     hints = hints or TrainHints()
     t_start = time.perf_counter()
@@ -218,6 +223,24 @@ def train(
     if ddp and dist.get_backend() == "nccl":
         stop_flag = stop_flag.to(dev)
 
+    pending: tuple | None = None  # the best model not yet handed to on_improve
+    last_commit = -math.inf
+
+    def deliver() -> None:
+        nonlocal pending, last_commit
+        if pending is None:
+            return
+        state, acc, hl, epoch, steps, samples = pending
+        pending = None
+        blob = encode(state, cfg)
+        ckpt = Checkpoint(model_bytes=blob, mid=mid(blob), holdout_accuracy=acc, holdout_loss=hl,
+                          epoch=epoch, step=steps, samples_seen=samples,
+                          elapsed_s=time.perf_counter() - t_start)
+        result.best = ckpt
+        last_commit = time.perf_counter()
+        if on_improve is not None:
+            on_improve(ckpt)
+
     try:
         for epoch in range(hints.epochs):
             batches = _epoch_batches(n_fit, hints.batch_size, seed, epoch, rank, world)
@@ -255,20 +278,9 @@ def train(
                     if best_key is None or acc > best_key[0] or (acc == best_key[0] and hl < 0.99 * best_key[1]):
                         best_key = (acc, hl)
                         state = {k: v.detach().to("cpu", torch.float32, copy=True) for k, v in model.state_dict().items()}
-                        blob = encode(state, cfg)
-                        ckpt = Checkpoint(
-                            model_bytes=blob,
-                            mid=mid(blob),
-                            holdout_accuracy=acc,
-                            holdout_loss=hl,
-                            epoch=epoch,
-                            step=result.steps,
-                            samples_seen=result.samples,
-                            elapsed_s=time.perf_counter() - t_start,
-                        )
-                        result.best = ckpt
-                        if on_improve is not None:
-                            on_improve(ckpt)
+                        pending = (state, acc, hl, epoch, result.steps, result.samples)
+                        if time.perf_counter() - last_commit >= commit_interval_s:
+                            deliver()
                     t0 = time.perf_counter()
                     result.pot_s += t0 - t2
             else:
@@ -279,6 +291,10 @@ def train(
                 continue
             result.train_s += time.perf_counter() - t0
             break
+        if pending is not None:
+            t2 = time.perf_counter()
+            deliver()
+            result.pot_s += time.perf_counter() - t2
     finally:
         bar.close()
     result.wall_s = time.perf_counter() - t_start

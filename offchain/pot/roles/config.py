@@ -113,6 +113,8 @@ class MinerConfig(WorkerConfig):
     min_reward_per_second: float = _opt(0.0, "ignore orders paying less (token wei per second of training)")
     commit_margin_s: float = _opt(5.0, "stop training this many seconds before trainEnd so the last "
                                        "commit lands in time")
+    commit_interval_s: float = _opt(1.0, "send at most one ClaimCommit per this many seconds; a better "
+                                         "model in between waits for the next one, the best is always sent")
     min_train_s: float = _opt(5.0, "skip orders with less training time than this left")
     progress: bool = _opt(False, "show a training progress bar")
     train_seed: int | None = _opt(None, "seed of batch order and holdout split (default: random, so two "

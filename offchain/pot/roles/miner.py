@@ -138,7 +138,8 @@ class Miner(Worker):
                   seconds=round(deadline - time.time(), 1))
         result = await _in_daemon_thread(lambda: train(model, data, spec.hints, device=device, deadline=deadline,
                                                        on_improve=on_improve, progress=self.config.progress,
-                                                       seed=seed))
+                                                       seed=seed,
+                                                       commit_interval_s=self.config.commit_interval_s))
         if job is not None and job.commits:
             await asyncio.gather(*job.commits, return_exceptions=True)
         best = result.best
