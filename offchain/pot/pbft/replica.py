@@ -605,6 +605,20 @@ class Replica:
             b = self.exec_log.get(s)
             if b is not None:
                 self._out.append(Send(sender, Committed(s, b[0], b[1], self.id)))
+        # Also resend our votes of this view for those instances: when only one correct
+        # replica executed a batch, f+1 Committed never arrive, but the sender can still
+        # commit the batch itself from the prepares and commits it missed.
+        if not self.in_view_change:
+            for s in range(m.seq, self.last_exec + 1):
+                slot = self.slots.get(s)
+                if slot is None or slot.view != self.view or slot.pp is None:
+                    continue
+                if self.id == self.primary:
+                    self._out.append(Send(sender, slot.pp))
+                elif self.id in slot.prepares:
+                    self._out.append(Send(sender, slot.prepares[self.id]))
+                if slot.prepared:
+                    self._out.append(Send(sender, Commit(slot.view, s, slot.pp.digest, self.id)))
 
     def _on_committed(self, m: Committed, sender: int, now: float) -> None:
         self._recovering = 0
