@@ -46,7 +46,43 @@ def _wire(message: T.Signed | bytes) -> bytes:
     return codec.encode(message) if isinstance(message, T.Signed) else bytes(message)
 
 
-class ApiClient:
+class _TypedReads:
+    """The API's reads as typed values, over whatever ``get_json`` a subclass provides
+    (one replica for ApiClient, f+1 matching replicas for CommitteeClient)."""
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any | None:
+        raise NotImplementedError
+
+    async def orders(self, *, limit: int | None = None, phase: str | None = None) -> list[views.OrderView]:
+        doc = await self.get_json("/v1/orders", {"limit": limit, "phase": phase})
+        return [views.OrderView.from_json(o) for o in doc["orders"]]
+
+    async def fetch_orders(self, limit: int | None = None) -> list[T.Order]:
+        return [o.order for o in await self.orders(limit=limit)]
+
+    async def order(self, order_id: int) -> dict[str, Any] | None:
+        return await self.get_json(f"/v1/orders/{int(order_id)}")
+
+    async def validations(self, order_id: int) -> list[T.ValidationReveal]:
+        doc = await self.get_json(f"/v1/orders/{int(order_id)}/validations")
+        return [] if doc is None else views.parse_validations(doc["validations"])
+
+    async def model_link(self, mid: bytes) -> str | None:
+        doc = await self.get_json(f"/v1/models/0x{bytes(mid).hex()}")
+        return None if doc is None else doc["cid"]
+
+    async def node(self, address: str) -> dict[str, Any] | None:
+        return await self.get_json(f"/v1/nodes/{address}")
+
+    async def pending_settlements(self) -> list[dict[str, Any]]:
+        return (await self.get_json("/v1/settlements/pending"))["settlements"]
+
+    async def settlement(self, nonce: int) -> dict[str, Any] | None:
+        return await self.get_json(f"/v1/settlements/{int(nonce)}")
+
+
+
+class ApiClient(_TypedReads):
     """One replica's API. ``transport`` lets tests pass an ASGI transport."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
@@ -90,35 +126,6 @@ class ApiClient:
         except ValueError:
             raise ApiError(self.base_url + "/v1/messages", resp.status_code, resp.text[:500]) from None
 
-    # -- typed reads --------------------------------------------------------------------------
-
-    async def orders(self, *, limit: int | None = None, phase: str | None = None) -> list[views.OrderView]:
-        doc = await self.get_json("/v1/orders", {"limit": limit, "phase": phase})
-        return [views.OrderView.from_json(o) for o in doc["orders"]]
-
-    async def fetch_orders(self, limit: int | None = None) -> list[T.Order]:
-        return [o.order for o in await self.orders(limit=limit)]
-
-    async def order(self, order_id: int) -> dict[str, Any] | None:
-        return await self.get_json(f"/v1/orders/{int(order_id)}")
-
-    async def validations(self, order_id: int) -> list[T.ValidationReveal]:
-        doc = await self.get_json(f"/v1/orders/{int(order_id)}/validations")
-        return [] if doc is None else views.parse_validations(doc["validations"])
-
-    async def model_link(self, mid: bytes) -> str | None:
-        doc = await self.get_json(f"/v1/models/0x{bytes(mid).hex()}")
-        return None if doc is None else doc["cid"]
-
-    async def node(self, address: str) -> dict[str, Any] | None:
-        return await self.get_json(f"/v1/nodes/{address}")
-
-    async def pending_settlements(self) -> list[dict[str, Any]]:
-        return (await self.get_json("/v1/settlements/pending"))["settlements"]
-
-    async def settlement(self, nonce: int) -> dict[str, Any] | None:
-        return await self.get_json(f"/v1/settlements/{int(nonce)}")
-
     async def health(self) -> dict[str, Any]:
         return await self.get_json("/v1/health")
 
@@ -126,7 +133,7 @@ class ApiClient:
         return await self.get_json("/v1/info")
 
 
-class CommitteeClient:
+class CommitteeClient(_TypedReads):
     """Reads from f+1 agreeing replicas; submits to f+1 replicas.
 
     ``f`` defaults to the largest f with 3f+1 <= n. Reads ask every replica at once and return as
@@ -191,31 +198,3 @@ class CommitteeClient:
         for r in results:
             by_reason.setdefault(r.reason, []).append(r)
         return max(by_reason.values(), key=len)[0]
-
-    # typed reads, same shapes as ApiClient's
-    async def orders(self, *, limit: int | None = None, phase: str | None = None) -> list[views.OrderView]:
-        doc = await self.get_json("/v1/orders", {"limit": limit, "phase": phase})
-        return [views.OrderView.from_json(o) for o in doc["orders"]]
-
-    async def fetch_orders(self, limit: int | None = None) -> list[T.Order]:
-        return [o.order for o in await self.orders(limit=limit)]
-
-    async def order(self, order_id: int) -> dict[str, Any] | None:
-        return await self.get_json(f"/v1/orders/{int(order_id)}")
-
-    async def validations(self, order_id: int) -> list[T.ValidationReveal]:
-        doc = await self.get_json(f"/v1/orders/{int(order_id)}/validations")
-        return [] if doc is None else views.parse_validations(doc["validations"])
-
-    async def model_link(self, mid: bytes) -> str | None:
-        doc = await self.get_json(f"/v1/models/0x{bytes(mid).hex()}")
-        return None if doc is None else doc["cid"]
-
-    async def node(self, address: str) -> dict[str, Any] | None:
-        return await self.get_json(f"/v1/nodes/{address}")
-
-    async def settlement(self, nonce: int) -> dict[str, Any] | None:
-        return await self.get_json(f"/v1/settlements/{int(nonce)}")
-
-    async def pending_settlements(self) -> list[dict[str, Any]]:
-        return (await self.get_json("/v1/settlements/pending"))["settlements"]
