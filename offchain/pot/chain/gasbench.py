@@ -278,7 +278,8 @@ def render(doc: dict, console) -> None:
               help="JSON-RPC of an Anvil-compatible dev chain (default: start a local Anvil).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures as JSON to FILE.")
-@click.option("--gas-price-gwei", type=float, default=4.562, show_default=True)
+@click.option("--gas-price-gwei", type=float, default=4.562, show_default=True,
+              help="Gas price for the BNB and USD columns (the paper's BSC price of 20 June 2023).")
 @click.option("--token-usd", type=float, default=246.2, show_default=True, help="USD per BNB.")
 def command(url: str | None, json_path: Path | None, gas_price_gwei: float, token_usd: float) -> None:
     """Gas of every PoT contract function and the cost of paying accounts via the multisig.
