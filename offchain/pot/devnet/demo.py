@@ -42,7 +42,7 @@ DEMO_CONFIG = dict(
     fund=1_000 * TOKEN, min_stake=10 * TOKEN, challenge_stake=5 * TOKEN, min_reveal_duration=3,
     unbonding_period=60, settlement_grace=600, startup_timeout=120.0)
 ORDER = dict(dataset="digits", arch="mlp", model={"hidden": [64]}, epochs=20, batch_size=64, lr=3e-3,
-             reward=100 * TOKEN, train_duration=30, validate_duration=10, challenge_duration=10,
+             reward=100 * TOKEN, train_duration=20, validate_duration=10, challenge_duration=10,
              reveal_duration=8)
 SEEDS = {"miner-1": 1, "miner-2": 2}
 
@@ -57,12 +57,14 @@ class Display:
     """Timestamped lines (rich colours on a terminal, plain text otherwise), names for addresses."""
 
     STYLE = {"phase": "bold cyan", "rejected": "bold red", "error": "yellow", "committee": "magenta",
-             "chain": "green", "setup": "dim"}
+             "chain": "green", "setup": "dim", "retry": "dim"}
 
     def __init__(self, quiet: bool = False, console=None) -> None:
         from rich.console import Console
 
         self.console = console or Console(highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:
+            self.console.width = 120  # a log or a pipe: no terminal to fit, keep the tables readable
         self.quiet = quiet
         self.t0 = time.monotonic()
         self.names: dict[str, str] = {}
@@ -70,7 +72,7 @@ class Display:
     def name(self, address: str | None) -> str:
         if not address:
             return "-"
-        return self.names.get(address.lower(), address[:10] + "…")
+        return self.names.get(address.lower(), address[:10] + "...")
 
     def line(self, category: str, text: str) -> None:
         if self.quiet:
@@ -87,7 +89,7 @@ def _short(b: bytes | str | None, n: int = 10) -> str:
     if b is None:
         return "-"
     h = b if isinstance(b, str) else "0x" + bytes(b).hex()
-    return h[:n] + "…"
+    return h[:n] + "..."
 
 
 def _pot(wei: int) -> str:
@@ -114,6 +116,8 @@ def _thief_class():
             self.salt = os.urandom(32)
             self.committed = False
             self.tried = False
+            self.victim: str | None = None
+            self.victim_mid: bytes | None = None
 
         async def _step(self) -> None:
             from pot.protocol.timeline import Phase
@@ -138,11 +142,12 @@ def _thief_class():
                     return
                 victim = victims[0]
                 self.emit("steal", oid, victim=victim.miner, mid=victim.mid, cid=victim.model_cid)
+                self.victim, self.victim_mid = victim.miner, victim.mid
                 # 1. reveal the victim's model under the thief's own commitment
-                await self.send("reveal", T.ClaimReveal(oid, self.address, victim.mid, self.salt, victim.model_cid),
-                                oid, mid=victim.mid)
+                await self.send("ClaimReveal", T.ClaimReveal(oid, self.address, victim.mid, self.salt,
+                                                             victim.model_cid), oid, mid=victim.mid)
                 # 2. commit to it now that it is public: training is over
-                await self.send("commit", T.ClaimCommit(oid, self.address, claim_commitment(
+                await self.send("ClaimCommit", T.ClaimCommit(oid, self.address, claim_commitment(
                     oid, self.address, victim.mid, self.salt)), oid, mid=victim.mid)
                 self.tried = True
 
@@ -171,6 +176,7 @@ class Demo:
         self.events: list = []
         self.workers: dict[str, Any] = {}
         self.stop = asyncio.Event()
+        self.client_stop = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -182,6 +188,9 @@ class Demo:
         def handler(ev) -> None:
             self.events.append((name, ev))
             self._show(name, ev)
+            if ev.kind == "test-released":
+                # the client's part until the settlement is done; it checks the winner at the end
+                self.client_stop.set()
         return handler
 
     def _show(self, name: str, ev) -> None:
@@ -192,12 +201,19 @@ class Demo:
         if k == "error":
             if "NoQuorum" in str(d.get("error")):
                 return  # replicas a sequence number apart for a moment: the worker asks again
+            if "OutsideWindow" in str(d.get("error")):
+                say("retry", f"{name}: {d.get('error')}: the chain's head is a second behind, retrying")
+                return
             say("error", f"{name}: {d.get('error')}")
+        elif k == "rejected" and "OutsideWindow" in str(d.get("text")):
+            # the worker's clock opened the window a moment before the chain's head block did
+            say("retry", f"{name}: {d.get('what')} reverted ({d.get('text')}): the chain's head is a second "
+                         "behind, retrying")
         elif k == "rejected":
             say("rejected", f"{name}: {d.get('what')} REFUSED by the ledger: {d.get('reason')} — {d.get('text')}")
         elif k == "order-placed":
             say("client", f"{name} placed order {ev.order_id}: reward {_pot(d['reward'])} POT escrowed, "
-                          f"spec {d['spec_cid'][:16]}…, test set committed (hidden until release)")
+                          f"spec {d['spec_cid'][:16]}..., test set committed (hidden until release)")
         elif k == "order-picked":
             say("miner", f"{name} picked order {ev.order_id} (reward/s {_pot(d['reward_per_second'])})")
         elif k == "training":
@@ -209,11 +225,11 @@ class Demo:
             say("miner", f"{name} trained {d['epochs']} epochs ({d['stopped_by']}) best holdout "
                          f"{d['holdout_accuracy']}")
         elif k == "reveal":
-            say("miner", f"{name} ClaimReveal model {_short(d['mid'])} cid {d['cid'][:16]}…")
+            say("miner", f"{name} ClaimReveal model {_short(d['mid'])} cid {d['cid'][:16]}...")
         elif k == "steal":
             say("thief", f"{name} copies {self.display.name(d['victim'])}'s revealed model {_short(d['mid'])}")
         elif k == "test-released":
-            say("client", f"{name} released the test set {d['test_cid'][:16]}… on-chain: t3 = {d['t3']}")
+            say("client", f"{name} released the test set {d['test_cid'][:16]}... on-chain: t3 = {d['t3']}")
         elif k == "score":
             lie = "  <- LIES" if d["reported"] != d["score"] else ""
             say("validator", f"{name} scored {_short(d['mid'])}: {d['score']} ppm, reports {d['reported']}{lie}")
@@ -310,16 +326,27 @@ class Demo:
         oid = await client.place_order()
         Thief = _thief_class()
         thief = self._worker(Thief, "thief", None, store, domain, order_id=oid, poll_interval=0.5)
-        for w in (*miners, thief, *validators, verifier, client):
+        for w in (*miners, thief, *validators, verifier):
             self.tasks.append(asyncio.create_task(w.run_forever(self.stop)))
+        self.tasks.append(asyncio.create_task(client.run_forever(self.client_stop)))
         try:
             settled = await asyncio.wait_for(self._watch(oid), timeout=self.deadline_s)
+        except TimeoutError:
+            raise DemoFailed(f"order {oid} did not settle within {self.deadline_s:g}s") from None
         finally:
             self.stop.set()
+            self.client_stop.set()
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
-        # the client checks the winner itself, after the settlement executed on-chain
-        result = await client.fetch_result(oid)
+        # the client checks the winner itself, after the settlement executed on-chain (its loop
+        # closed its gateway on the way out: a fresh one, BFT reads as before)
+        from pot.roles.gateway import HttpGateway
+
+        client.gateway = HttpGateway.from_urls(self.net.state["api_urls"])
+        try:
+            result = await client.fetch_result(oid)
+        finally:
+            await client.gateway.aclose()
         if result is None or result.mid is None:
             raise DemoFailed(f"order {oid} settled without a winner the client could fetch")
         after = await asyncio.to_thread(self._balances)
@@ -442,20 +469,23 @@ class Demo:
                     wrong.setdefault(v["validator"].lower(), []).append((m["mid"], v["score"], v_score))
         slashes: dict[str, dict[str, Any]] = {}
         for s in batch.slashes:
-            e = slashes.setdefault(s.staker, {"from": s.staker, "amount": 0, "to": []})
+            e = slashes.setdefault(s.staker, {"from": s.staker, "amount": 0, "to": {}})
             e["amount"] += s.amount
-            e["to"].append(f"{_pot(s.amount)} POT to {self.display.name(s.to)}")
+            e["to"][s.to] = e["to"].get(s.to, 0) + s.amount
         out_slashes = []
         for staker, e in slashes.items():
             bad = wrong.get(staker.lower(), [])
-            what = "; ".join(f"reported {r} ppm for {_short(m)}, PoT.Verify says {v}" for m, r, v in bad)
+            what = "; ".join(f"reported {r} ppm for {_short(m, 18)}, PoT.Verify says {v}" for m, r, v in bad)
             upheld = [v for v in batch.verdicts if v.validator == staker and v.upheld]
             reason = (f"{len(bad)} wrong validation score(s) ({what})" if bad else "wrong validation")
             if upheld:
                 reason += f"; challenge by {self.display.name(upheld[0].challenger)} upheld"
-            reason += f"; split: {', '.join(e['to'])}"
+            reason += "; to " + ", ".join(f"{self.display.name(to)} {_pot(a)} POT" for to, a in e["to"].items())
             out_slashes.append({"from": staker, "amount": str(e["amount"]), "reason": reason})
-        rejected = [{"actor": "thief", "reason": f"{ev.data['what']}: {ev.data['reason']} — {ev.data['text']}"}
+        thief = self.workers["thief"]
+        victim = f"{self.display.name(thief.victim)}'s model {_short(thief.victim_mid, 18)}"
+        rejected = [{"actor": "thief", "reason": f"{ev.data['what']} of {victim} refused: {ev.data['reason']} "
+                                                 f"({ev.data['text']})"}
                     for name, ev in self.events if name == "thief" and ev.kind == "rejected"]
         return {
             "order_id": oid,

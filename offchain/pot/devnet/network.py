@@ -68,6 +68,7 @@ class DevnetConfig:
     host: str = "127.0.0.1"
     chain_port: int = 0
     chain_id: int = 31337
+    block_time: float = 1.0
     aggregators: int = 4
     miners: int = 2
     validators: int = 2
@@ -107,7 +108,7 @@ class DevnetConfig:
 
 
 _SECTIONS = {
-    "devnet": ("host", "chain_port", "chain_id", "aggregators", "miners", "validators", "verifiers", "clients",
+    "devnet": ("host", "chain_port", "chain_id", "block_time", "aggregators", "miners", "validators", "verifiers", "clients",
                "workers", "poll_interval", "log_level", "startup_timeout"),
     "chain": ("fund", "min_stake", "challenge_stake", "min_reveal_duration", "unbonding_period",
               "settlement_grace"),
@@ -387,6 +388,11 @@ class Devnet:
         n_accounts = 2 + len(self.participants)
         cmd = [anvil_binary(), "--host", cfg.host, "--port", str(port), "--chain-id", str(cfg.chain_id),
                "--accounts", str(n_accounts), "--balance", "10000", "--mnemonic", DEV_MNEMONIC]
+        if cfg.block_time:
+            # transactions still mine at once; the empty blocks in between keep the head's timestamp
+            # within a block time of the wall clock. Without them gas estimation and eth_call run at
+            # the last block's (stale) time and refuse transactions whose window opened since.
+            cmd += ["--block-time", f"{cfg.block_time:g}", "--mixed-mining"]
         url = f"http://{cfg.host}:{port}"
         say(f"chain: anvil on {url}")
         entry = self._record(_spawn("anvil", cmd, self.logs / "anvil.log"), role="chain", url=url)
