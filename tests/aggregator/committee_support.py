@@ -26,7 +26,7 @@ C_STAKE = 5 * TOKEN
 
 class Committee:
     def __init__(self, anvil, tmp: Path, n: int = 4, *, settlement_path: str = "signed",
-                 settlement_timeout: float = 6.0, view_timeout: float = 1.0) -> None:
+                 settlement_timeout: float = 6.0, view_timeout: float = 2.0) -> None:
         self.anvil = anvil
         self.tmp = tmp
         self.n = n
@@ -46,7 +46,7 @@ class Committee:
         self.paths = local_committee_configs(
             n, tmp / "committee", dep, anvil.url, self.store_dir, keys=self.keys,
             settlement_path=settlement_path, settlement_timeout=settlement_timeout,
-            pbft={"view_timeout": view_timeout, "checkpoint_interval": 16, "log_size": 64},
+            pbft={"view_timeout": view_timeout},
             extra={"log_level": "INFO", "chain_poll_interval": 0.3, "verify_poll_interval": 0.5})
         self.api_urls = json.loads(json.dumps(
             [f"http://127.0.0.1:{_toml_get(p, 'api_port')}" for p in self.paths]))
