@@ -58,7 +58,13 @@ def solc_command(root: Path) -> list[str]:
 
 
 def _sources(root: Path) -> dict[str, Path]:
-    return {p.relative_to(root).as_posix(): p for p in sorted((root / "contracts").rglob("*.sol"))}
+    # hidden folders are other tools' caches (Ape unpacks OpenZeppelin into contracts/.cache/)
+    found = {}
+    for p in sorted((root / "contracts").rglob("*.sol")):
+        rel = p.relative_to(root)
+        if not any(part.startswith(".") for part in rel.parts):
+            found[rel.as_posix()] = p
+    return found
 
 
 def _stamp(root: Path, sources: dict[str, Path]) -> str:
