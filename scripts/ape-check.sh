@@ -31,7 +31,7 @@ if [ ! -x "$venv/bin/ape" ]; then
 fi
 
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp" contracts/.cache' EXIT  # Ape's unpacked dependencies must not look like our sources
+trap 'rm -rf "$tmp" $root/contracts/.cache' EXIT  # Ape's unpacked dependencies must not look like our sources
 mkdir -p "$tmp/solc" "$tmp/ape-data"
 ln -s "$root/tools/solc" "$tmp/solc/solc-v0.8.37"
 export SOLCX_BINARY_PATH="$tmp/solc"
