@@ -23,7 +23,9 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -258,8 +260,11 @@ class Demo:
         from pot.roles.base import ChainAccess
         from pot.roles.gateway import HttpGateway
 
+        from pot.chain.sender import connect
+
         p = self._participant(name)
-        chain = ChainAccess(self.w3, self.deployment, p.account)
+        # a connection of its own, as a separate node would have (web3 calls run in threads)
+        chain = ChainAccess(connect(self.net.state["rpc_url"]), self.deployment, p.account)
         if config is not None:
             config.state_dir = str(self.workdir / "state" / name)
             config.poll_interval = self.net.config.poll_interval
@@ -596,6 +601,10 @@ def check(summary: dict[str, Any], honest_miners: list[str]) -> list[str]:
     return problems
 
 
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.PathLike | None = None,
              quiet: bool = False, keep: bool = False, console=None, order: dict[str, Any] | None = None,
              deadline_s: float = 600.0) -> DemoResult:
@@ -615,6 +624,11 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
     pot_log.propagate = False  # the workers' lines go to the log file; the display shows them once
     display = Display(quiet=quiet, console=console)
     demo = Demo(root, display, order=order, deadline_s=deadline_s)
+    # the devnet's processes live in sessions of their own: a SIGTERM to the demo must still
+    # reach the `finally` below that stops them, or they would outlive it
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         res = asyncio.run(demo.run())
         if json_path:
@@ -625,6 +639,8 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
         return res
     finally:
         demo.net.down(timeout=10)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         pot_log.removeHandler(handler)
         handler.close()
         pot_log.propagate = True
