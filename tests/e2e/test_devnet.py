@@ -40,8 +40,8 @@ def test_devnet_up_status_down(tmp_path):
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         state = json.loads((root / "devnet.json").read_text())
         names = [p["name"] for p in state["processes"]]
-        assert names == ["anvil", "aggregator-0", "aggregator-1", "aggregator-2", "aggregator-3", "miner-1",
-                         "validator-1", "verifier-1"]
+        assert names == ["anvil", "aggregator-0", "aggregator-1", "aggregator-2", "aggregator-3", "client-1",
+                         "miner-1", "validator-1", "verifier-1"]
         for url in state["api_urls"]:
             assert url in up.stdout
         assert state["rpc_url"] in up.stdout and "pot client place-order" in up.stdout

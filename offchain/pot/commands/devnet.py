@@ -58,9 +58,14 @@ def _print_endpoints(net, state) -> None:
     for name, path in state.get("clients", {}).items():
         key = next(a for n, a in json.loads((net.root / "accounts.json").read_text())["accounts"].items()
                    if n == name)["key"]
-        click.echo(f"\nplace an order as {name}:\n  POT_PRIVATE_KEY={key} pot client place-order --config {path}"
-                   f"\n  POT_PRIVATE_KEY={key} pot client run --config {path}    # releases the test data, "
-                   "fetches the winner")
+        running = any(p["name"] == name for p in state["processes"])
+        click.echo(f"\nplace an order as {name} (order defaults in the [client] table of its config):\n"
+                   f"  POT_PRIVATE_KEY={key} pot client place-order --config {path}")
+        if running:
+            click.echo(f"  ({name} runs: it releases the test data in its window and fetches the winner)\n"
+                       f"  POT_PRIVATE_KEY={key} pot client fetch ORDER_ID --config {path}")
+        else:
+            click.echo(f"  POT_PRIVATE_KEY={key} pot client run --config {path}   # release, then fetch the winner")
     click.echo(f"\nthen: pot devnet status --dir {net.root}   |   pot devnet down --dir {net.root}")
 
 

@@ -367,11 +367,9 @@ class Devnet:
             self._deploy(say)
             self._fund_and_stake(say)
             self._start_committee(say)
+            self._write_client_configs()
             if cfg.workers if workers is None else workers:
-                self._write_client_configs()
                 self._start_workers(say)
-            else:
-                self._write_client_configs()
             self._wait_ready(say)
         except BaseException:
             self.down(timeout=5)
@@ -518,12 +516,15 @@ class Devnet:
         self._save()
 
     def _start_workers(self, say: Progress) -> None:
-        from pot.roles.config import MinerConfig, ValidatorConfig, VerifierConfig, load_config
+        from pot.roles.config import ClientConfig, MinerConfig, ValidatorConfig, VerifierConfig, load_config
 
-        classes = {"miner": MinerConfig, "validator": ValidatorConfig, "verifier": VerifierConfig}
+        classes = {"miner": MinerConfig, "validator": ValidatorConfig, "verifier": VerifierConfig,
+                   "client": ClientConfig}
         started = []
         for p in self.participants:
-            if p.role not in WORKER_ROLES:
+            # a client process releases the test data and fetches the winner of every order placed
+            # with its config (same state directory), so a user only has to place orders
+            if p.role not in (*WORKER_ROLES, "client"):
                 continue
             path = self.node_config(p)
             load_config(classes[p.role], path, env={})  # a typo in the devnet config fails here, not in a log
