@@ -5,7 +5,8 @@ loopback sockets (``pot.devnet``); the participants run here as asyncio tasks an
 committee only through its HTTP API (BFT reads from f+1 replicas), exactly as remote nodes would:
 
 - a client orders a digits classifier (sklearn's 8x8 digits, a real if small data set);
-- two miners train competing models (same spec, different batch orders and holdout splits);
+- two miners train competing models (miner-1 by the spec's hints, miner-2 with a batch size and
+  learning rate of its own; different seeds);
 - a thief commits a placeholder during training and, once a miner revealed, tries to claim that
   model as its own (ClaimReveal), then to commit to it (ClaimCommit): the ledger refuses both;
 - an honest validator and a dishonest one (it adds ``LIE_PPM`` to every score it reports);
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pot.devnet.network import Devnet, DevnetConfig, Participant
+from pot.protocol.timeline import Phase
 from pot.roles.config import TOKEN
 
 LIE_PPM = 50_000
@@ -46,7 +48,11 @@ DEMO_CONFIG = dict(
 ORDER = dict(dataset="digits", arch="mlp", model={"hidden": [64]}, epochs=20, batch_size=64, lr=3e-3,
              reward=100 * TOKEN, train_duration=20, validate_duration=10, challenge_duration=10,
              reveal_duration=8)
+#: the cycle's phases in order (the watcher shows each, however short)
+PHASES = [p.value for p in Phase if p is not Phase.NOT_STARTED]
 SEEDS = {"miner-1": 1, "miner-2": 2}
+#: miner-2 trains with hyperparameters of its own; miner-1 follows the spec's hints
+OWN_HINTS = {"miner-2": {"batch_size": 32, "lr": 5e-3}}
 
 
 class DemoFailed(RuntimeError):
@@ -154,6 +160,23 @@ def _thief_class():
                 self.tried = True
 
     return Thief
+
+
+def _miner_class(hints: dict[str, Any] | None):
+    """The spec's hints are only hints: a miner may train as it likes, only the score counts."""
+    from pot.roles.miner import Miner
+
+    if not hints:
+        return Miner
+
+    class OwnHintsMiner(Miner):
+        async def _load_spec(self, order):
+            import dataclasses
+
+            spec = await super()._load_spec(order)
+            return dataclasses.replace(spec, hints=dataclasses.replace(spec.hints, **hints))
+
+    return OwnHintsMiner
 
 
 # --- the scenario -------------------------------------------------------------------------------
@@ -290,7 +313,6 @@ class Demo:
         from pot.protocol.eip712 import Domain
         from pot.roles.client import Client
         from pot.roles.config import ClientConfig, MinerConfig, ValidatorConfig, VerifierConfig
-        from pot.roles.miner import Miner
         from pot.roles.validator import Validator
         from pot.roles.verifier import Verifier
         from pot.storage import EmbeddedStore
@@ -314,16 +336,19 @@ class Demo:
         self.display.names[self.deployment.reward_multisig.lower()] = "RewardMultisig"
 
         client = self._worker(Client, "client-1", ClientConfig(**self.order_settings), store, domain)
-        miners = [self._worker(Miner, name, MinerConfig(commit_margin_s=3, min_train_s=2, train_seed=seed,
-                                                        commit_interval_s=2.0), store, domain)
+        miners = [self._worker(_miner_class(OWN_HINTS.get(name)), name,
+                               MinerConfig(commit_margin_s=3, min_train_s=2, train_seed=seed, commit_interval_s=2.0),
+                               store, domain)
                   for name, seed in SEEDS.items()]
         validators = [self._worker(Validator, "validator-1", ValidatorConfig(v_stake=2 * TOKEN), store, domain),
                       self._worker(Validator, "validator-2", ValidatorConfig(v_stake=3 * TOKEN,
                                                                              dishonest_offset=LIE_PPM),
                                    store, domain)]
         verifier = self._worker(Verifier, "verifier-1", VerifierConfig(), store, domain)
-        say("setup", f"participants: client-1, {', '.join(SEEDS)} (train seeds {', '.join(map(str, SEEDS.values()))}), "
-                     f"thief, validator-1 (honest), validator-2 (adds {LIE_PPM} ppm to every score), verifier-1")
+        own = ", ".join(f"{k} {v:g}" for k, v in OWN_HINTS["miner-2"].items())
+        say("setup", f"participants: client-1; miner-1 (the spec's hints, seed {SEEDS['miner-1']}), miner-2 ({own}, "
+                     f"seed {SEEDS['miner-2']}); thief; validator-1 (honest), validator-2 (adds {LIE_PPM} ppm to "
+                     "every score); verifier-1")
 
         before = await asyncio.to_thread(self._balances)
         first_block = await asyncio.to_thread(lambda: self.w3.eth.block_number + 1)
@@ -388,6 +413,12 @@ class Demo:
                         continue
                 if cyc is not None:
                     if cyc["phase"] != last_phase:
+                        # a phase shorter than a poll (the test release, when the client is quick)
+                        # is still shown, in its place
+                        i = PHASES.index(cyc["phase"]) if cyc["phase"] in PHASES else -1
+                        j = PHASES.index(last_phase) if last_phase in PHASES else i - 1
+                        for ph in PHASES[j + 1:i]:
+                            say("phase", f"── order {oid}: {ph} (passed) ──")
                         last_phase = cyc["phase"]
                         tl = cyc["timeline"]
                         ends = {"training": "train_end", "model-reveal": "reveal_end",
@@ -537,7 +568,8 @@ def print_summary(res: DemoResult, display: Display) -> None:
 
     s, name, console = res.summary, display.name, display.console
     console.print()
-    t = Table(title=f"order {s['order_id']}: settled in {res.runtime_s:.0f}s", show_header=False,
+    t = Table(title=f"order {s['order_id']} settled on-chain (the whole demo took {res.runtime_s:.0f}s)",
+              show_header=False,
               title_style="bold")
     t.add_row("winner", f"{name(s['winner'])} {s['winner']}")
     t.add_row("winning model", s["winning_mid"])
