@@ -12,7 +12,6 @@ import sys
 import time
 
 from eth_utils import is_checksum_address
-
 from pot.devnet.demo import DEMO_CONFIG, LIE_PPM, ORDER
 from pot.devnet.network import DevnetConfig, participants
 from pot.protocol.types import Reason

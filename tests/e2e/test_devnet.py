@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from pot.devnet.network import load_devnet_config
 
 

@@ -15,7 +15,7 @@ import click
                    "(default: a temporary directory, removed at the end).")
 @click.option("--quiet", is_flag=True, help="No live lines, only the summary.")
 def command(json_path, workdir, quiet) -> None:
-    from pot.devnet.demo import Display, DemoFailed, check, print_summary, run_demo
+    from pot.devnet.demo import DemoFailed, Display, check, print_summary, run_demo
     from pot.devnet.network import DevnetError
 
     try:

@@ -280,10 +280,9 @@ class Demo:
             say(ev.role, f"{name} {k} {' '.join(f'{a}={b}' for a, b in d.items())}")
 
     def _worker(self, cls, name: str, config, store, domain, **kw):
+        from pot.chain.sender import connect
         from pot.roles.base import ChainAccess
         from pot.roles.gateway import HttpGateway
-
-        from pot.chain.sender import connect
 
         p = self._participant(name)
         # a connection of its own, as a separate node would have (web3 calls run in threads)
@@ -463,8 +462,9 @@ class Demo:
 
     def _gas_report(self, first_block: int) -> dict[str, Any]:
         """Gas of every transaction of the cycle, by contract function (from the blocks)."""
-        from pot.chain.compile import load_artifact
         from web3 import Web3
+
+        from pot.chain.compile import load_artifact
 
         by_addr = {a.lower(): name for name, a in self.deployment.addresses.items()}
         selectors: dict[tuple[str, bytes], str] = {}

@@ -32,7 +32,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class DevnetError(RuntimeError):
     """The devnet could not start, or its state directory is not what the command expects."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def dev_account(index: int):
     """Account ``index`` of Anvil's dev mnemonic (m/44'/60'/0'/0/index). Local chains only."""
     from eth_account import Account
@@ -637,7 +637,7 @@ class Devnet:
     def __enter__(self) -> Devnet:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.state.get("processes"):
             self.down()
 
