@@ -162,23 +162,6 @@ def _thief_class():
     return Thief
 
 
-def _miner_class(hints: dict[str, Any] | None):
-    """The spec's hints are only hints: a miner may train as it likes, only the score counts."""
-    from pot.roles.miner import Miner
-
-    if not hints:
-        return Miner
-
-    class OwnHintsMiner(Miner):
-        async def _load_spec(self, order):
-            import dataclasses
-
-            spec = await super()._load_spec(order)
-            return dataclasses.replace(spec, hints=dataclasses.replace(spec.hints, **hints))
-
-    return OwnHintsMiner
-
-
 # --- the scenario -------------------------------------------------------------------------------
 
 @dataclass
@@ -312,6 +295,7 @@ class Demo:
         from pot.protocol.eip712 import Domain
         from pot.roles.client import Client
         from pot.roles.config import ClientConfig, MinerConfig, ValidatorConfig, VerifierConfig
+        from pot.roles.miner import Miner
         from pot.roles.validator import Validator
         from pot.roles.verifier import Verifier
         from pot.storage import EmbeddedStore
@@ -335,8 +319,9 @@ class Demo:
         self.display.names[self.deployment.reward_multisig.lower()] = "RewardMultisig"
 
         client = self._worker(Client, "client-1", ClientConfig(**self.order_settings), store, domain)
-        miners = [self._worker(_miner_class(OWN_HINTS.get(name)), name,
-                               MinerConfig(commit_margin_s=3, min_train_s=2, train_seed=seed, commit_interval_s=2.0),
+        miners = [self._worker(Miner, name,
+                               MinerConfig(commit_margin_s=3, min_train_s=2, train_seed=seed, commit_interval_s=2.0,
+                                           hints=OWN_HINTS.get(name, {})),
                                store, domain)
                   for name, seed in SEEDS.items()]
         validators = [self._worker(Validator, "validator-1", ValidatorConfig(v_stake=2 * TOKEN), store, domain),

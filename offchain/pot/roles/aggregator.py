@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pot.roles.base import quiet_libraries
 from pot.roles.aggregator_config import (AggregatorConfig, AggregatorConfigError, committee_keys,
                                          load_aggregator_config, local_committee_configs)
 
@@ -110,8 +111,7 @@ def setup_logging(cfg: AggregatorConfig, agg: Aggregator) -> None:
         h.setFormatter(fmt)
         h.addFilter(_ContextFilter(agg))
         root.addHandler(h)
-    for noisy in ("uvicorn.access", "web3", "urllib3", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
 
 
 class _LocalClient:

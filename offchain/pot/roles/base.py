@@ -237,3 +237,13 @@ def setup_logging(level: str = "INFO") -> None:
     """``time level role node message``: every line names the worker's role and address."""
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    quiet_libraries()
+
+
+#: Libraries that log every request at INFO; a worker polls every second, so their lines would bury ours.
+NOISY_LOGGERS = ("uvicorn.access", "web3", "urllib3", "httpx", "httpcore")
+
+
+def quiet_libraries() -> None:
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -22,7 +22,6 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from pot.protocol import types as T
 from pot.protocol.ids import test_commitment
 from pot.protocol.timeline import Phase
 from pot.roles.base import ChainAccess, Worker, serve, setup_logging

@@ -110,6 +110,8 @@ class MinerConfig(WorkerConfig):
     device: str = _opt("auto", "training device: auto (CUDA when present), cuda, cuda:N or cpu")
     max_params: int | None = _opt(None, "largest model (parameters) this hardware takes on")
     archs: list[str] = _opt([], "architectures this miner trains (empty: all)")
+    hints: dict[str, Any] = _opt({}, "the miner's own training settings over the spec's hints (epochs, "
+                                     "batch_size, lr, optimizer, weight_decay): only the score counts")
     min_reward_per_second: float = _opt(0.0, "ignore orders paying less (token wei per second of training)")
     commit_margin_s: float = _opt(5.0, "stop training this many seconds before trainEnd so the last "
                                        "commit lands in time")

@@ -11,6 +11,7 @@ stays pinned in its store so validators, verifiers and the client can fetch it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ class Miner(Worker):
         if spec.metric != order.model_type_name:
             raise ValueError(f"spec metric {spec.metric!r} differs from the order's modelType "
                              f"{order.model_type_name!r}")
+        if self.config.hints:
+            # the spec's hints are only hints: a miner may train as it likes, only the score counts
+            spec = dataclasses.replace(spec, hints=dataclasses.replace(spec.hints, **self.config.hints))
         return spec
 
     def _fits(self, spec) -> str | None:
