@@ -11,7 +11,6 @@ from eth_account import Account
 from pot.chain.anvil import DEV_KEYS, Anvil, rpc
 from pot.chain.deployment import Deployment
 from pot.chain.events import EventFollower
-from pot.chain.sender import Sender
 
 
 def test_anvil_context_manager_starts_and_stops():

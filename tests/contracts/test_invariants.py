@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contracts.helpers import contract_balances_ok, now, place, settle_batch, sign
+from contracts.helpers import contract_balances_ok, place, settle_batch, sign
 from pot.chain.clients import MINER
 from pot.chain.errors import ChainRevert
 

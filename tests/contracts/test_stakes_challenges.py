@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eth_utils import keccak
 
-from contracts.helpers import (SALT, TEST_CID, contract_balances_ok, goto, now, place, reverts, settle_batch,
+from contracts.helpers import (SALT, TEST_CID, contract_balances_ok, goto, place, reverts, settle_batch,
                                sign)
 from contracts.test_multisig import _act
 from pot.chain.clients import MINER, VALIDATOR, VERIFIER, challenge_commitment

@@ -2,7 +2,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from pot.ml import TaskSpec, TrainHints, load_model, mid, model_config_for, score
 from pot.ml.modelfile import read_model_file

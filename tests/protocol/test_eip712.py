@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_world import CLIENT, DOMAIN, MINERS, ORDER_BOOK
 
-from pot.protocol import (CancelRequest, ClaimCommit, ClaimReveal, Domain, Signed, ValidationCommit,
-                          ValidationReveal, VerifyResult, eip712)
+from pot.protocol import (CancelRequest, ClaimCommit, ClaimReveal, Domain, Signed, ValidationReveal, VerifyResult, eip712)
 from pot.protocol.types import MESSAGE_TYPES
 
 u256 = st.integers(0, 2**256 - 1)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from eth_account import Account
 
-from pot.chain.anvil import DEV_KEYS, Anvil
+from pot.chain.anvil import Anvil
 from pot.chain.clients import Contracts
 from pot.chain.deployment import DeployParams, deploy
 from pot.chain.sender import Sender

@@ -13,7 +13,7 @@ from pot.ml import score
 from pot.protocol import types as T
 from pot.protocol.timeline import timeline
 from pot.roles.client import Client
-from pot.roles.config import ClientConfig, MinerConfig, ValidatorConfig, VerifierConfig
+from pot.roles.config import ClientConfig, MinerConfig, ValidatorConfig
 from pot.roles.miner import Miner
 from pot.roles.validator import Validator
 from pot.roles.verifier import Verifier

@@ -21,7 +21,7 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
-from pot.chain.errors import ChainRevert, decode_revert
+from pot.chain.errors import decode_revert
 
 
 def connect(url: str, timeout: float = 30.0) -> Web3:

@@ -17,4 +17,15 @@ from pot.protocol.types import (AGGREGATOR, MINER, VALIDATOR, VERIFIER, CancelRe
                                 Signed, StakeChanged, TestDataReleased, Tick, ValidationCommit,
                                 ValidationReveal, VerifyResult)
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+__all__ = [
+    "AGGREGATOR", "CancelRequest", "ChainAttestation", "Challenge", "ChallengeCommitted",
+    "ChallengeRevealed", "ChallengeVerdict", "ClaimCommit", "ClaimReveal", "DecodeError", "Domain",
+    "MINER", "Message", "NeedsVerification", "Op", "Order", "OrderCycle", "OrderOutcome",
+    "OrderPlaced", "OrderSettlement", "Params", "Payout", "Phase", "Reason", "Result", "Settlement",
+    "SettlementExecuted", "SettlementSignature", "Signed", "Slash", "StakeChanged",
+    "TestDataReleased", "Tick", "Timeline", "VALIDATOR", "VERIFIER", "ValidationCommit",
+    "ValidationReveal", "VerifyResult", "address_of_key", "challenge_commitment",
+    "claim_commitment", "decode", "disputed_models", "encode", "finalize", "finalize_order", "from_json",
+    "keccak", "mid_of", "model_scores", "model_type_from_bytes", "model_type_to_bytes", "phase",
+    "recover_digest", "sign_digest", "test_commitment", "timeline", "to_json", "validation_commitment", "vid",
+]
