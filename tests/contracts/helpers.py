@@ -72,3 +72,37 @@ def contract_balances_ok(pot, orders=(), stakers=(), challenges=()) -> None:
     assert c.token.balance_of(c.stakes.address) == stakes
     assert c.token.balance_of(c.challenges.address) == locked
     assert c.token.balance_of(c.multisig.address) == 0
+
+
+# ---- used by test_reverts.py (added helpers; the ones above are unchanged) ----------------------
+
+@contextlib.contextmanager
+def action_reverts(inner: str):
+    """executeAction reverted with ActionFailed(reason) and ``reason`` decodes to error ``inner``."""
+    from pot.chain.errors import decode_error_data
+
+    with reverts("ActionFailed") as info:
+        yield info
+    got = decode_error_data(bytes(info.value.args_[0])).error
+    assert got == inner, f"expected ActionFailed({inner}), got ActionFailed({got})"
+
+
+def deploy_contract(pot, name: str, *args) -> str:
+    """Deploy artifact ``name`` from the deployer; a constructor revert raises ChainRevert."""
+    from eth_utils import to_checksum_address
+    from pot.chain.compile import load_artifact
+    from web3 import Web3
+
+    art = load_artifact(name)
+    data = Web3().eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(*args).data_in_transaction
+    return to_checksum_address(pot.deployer.send(None, data)["contractAddress"])
+
+
+def member_senders(pot):
+    """Senders for the committee members (funded with gas money)."""
+    from pot.chain.sender import Sender
+
+    out = [Sender(pot.w3, m) for m in pot.members]
+    for s in out:
+        pot.node.set_balance(s.address, 10**20)
+    return out
