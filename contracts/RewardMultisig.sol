@@ -30,8 +30,12 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     address public treasury;
     uint8 public threshold;
     /// @notice Bumped on every membership change; proposals from an older epoch cannot execute
-    ///         because their approval bits index the old member list.
-    uint8 public epoch;
+    ///         because their approval bits index the old member list. 16 bits, incremented
+    ///         unchecked: membership never freezes. It wraps only after 65,536 changes, each a
+    ///         k-of-n executeAction, so a stale proposal could match again only if the committee
+    ///         itself made 65,536 changes while it sat pending (and a k majority can already
+    ///         executeSigned anything).
+    uint16 public epoch;
 
     address[] internal _members;
     /// @dev member => index in _members + 1 (0: not a member)
@@ -39,10 +43,12 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     /// @dev nonce >> 8 => bitmap; consecutive nonces share a slot, so marking one used is mostly
     ///      a nonzero-to-nonzero write.
     mapping(uint256 => uint256) internal _usedNonces;
-    /// @dev proposal id (= batch nonce) => digest[255:64] | epoch[63:56] | approvals[55:0].
+    /// @dev proposal id (= batch nonce) => digest[255:72] | epoch[71:56] | approvals[55:0].
     ///      One slot per proposal keeps proposeReward to one fresh SSTORE and lets confirmReward be
-    ///      a warm nonzero-to-nonzero write; the 192-bit digest prefix leaves a 2^192 second
-    ///      preimage (the batch the honest members computed is fixed by their ledger).
+    ///      a warm nonzero-to-nonzero write. The 184-bit digest prefix (its lowest bit forced to 1)
+    ///      leaves a 2^183 second preimage: members confirm only the batch their own ledger
+    ///      computed, so a proposer cannot pick both colliding batches and a birthday search does
+    ///      not apply.
     mapping(uint256 => uint256) internal _proposals;
     /// @notice Protocol parameters the off-chain ledger reads (taxBps, validatorBps, ...).
     mapping(bytes32 => uint256) public params;
@@ -91,9 +97,9 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         // A used nonce is not checked here: executeReward refuses it, and the read costs 2.1k.
         if (_proposals[id] != 0) revert AlreadyProposed(id);
         bytes32 digest = _hashTypedDataV4(SettlementHash.hash(batch));
-        // Force a nonzero slot even for the (2^-192) zero prefix: nonzero marks "pending".
-        uint256 prefix = (uint256(digest) >> 64) | 1;
-        _proposals[id] = (prefix << 64) | (uint256(epoch) << 56);
+        // Force a nonzero slot even for the (2^-184) zero prefix: nonzero marks "pending".
+        uint256 prefix = (uint256(digest) >> 72) | 1;
+        _proposals[id] = (prefix << 72) | (uint256(epoch) << 56);
         emit RewardProposed(id, msg.sender, digest);
     }
 
@@ -142,8 +148,8 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         uint256 p = _proposals[id];
         if (p == 0) revert UnknownProposal(id);
         bytes32 digest = _hashTypedDataV4(SettlementHash.hash(batch));
-        if (batch.nonce != id || ((uint256(digest) >> 64) | 1) != p >> 64) revert BatchMismatch(id);
-        if (uint8(p >> 56) != epoch) revert StaleProposal(id);
+        if (batch.nonce != id || ((uint256(digest) >> 72) | 1) != p >> 72) revert BatchMismatch(id);
+        if (uint16(p >> 56) != epoch) revert StaleProposal(id);
         uint256 approvals = _popcount(p & ((1 << 56) - 1));
         if (approvals < threshold) revert NotEnoughApprovals(approvals, threshold);
         delete _proposals[id];
@@ -196,7 +202,9 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         }
         _members.pop();
         delete _memberPos[member];
-        ++epoch;
+        unchecked {
+            ++epoch;
+        }
         emit MemberRemoved(member);
     }
 
@@ -331,7 +339,9 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         if (n >= MAX_MEMBERS) revert TooManyMembers(n + 1, MAX_MEMBERS);
         _members.push(member);
         _memberPos[member] = n + 1;
-        ++epoch;
+        unchecked {
+            ++epoch;
+        }
         emit MemberAdded(member);
     }
 

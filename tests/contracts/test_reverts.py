@@ -19,7 +19,7 @@ from contracts.test_multisig import _act
 from contracts.test_stakes_challenges import _approve, _challenge_setup
 from pot.chain.clients import (AGGREGATOR, MINER, VALIDATOR, VERIFIER, Action, ChallengeManagerClient,
                                RewardMultisigClient, challenge_commitment)
-from pot.chain.errors import ChainRevert, decode_error_data
+from pot.chain.errors import decode_error_data
 from pot.protocol import eip712
 from pot.protocol.settlement import ChallengeVerdict, Settlement, Slash
 
@@ -172,25 +172,69 @@ def test_add_member_keeps_threshold_a_majority(pot):
     assert len(ms.members()) == 6 and ms.threshold() == 4
 
 
-def test_membership_changes_after_epoch_255(pot):
-    """KNOWN BUG (reported, contracts unchanged): ``epoch`` is a uint8 bumped with checked ``++epoch``
-    on every add/remove (the constructor's adds included), so after 255 membership changes
-    addMember/removeMember revert with Panic(0x11) forever and the committee is frozen.
-    Reports XFAIL while the bug is there and passes once it is fixed."""
+# RewardMultisig storage: slots 0-1 are EIP712's name/version fallbacks, slot 2 packs
+# treasury (bits 0..159) | threshold (160..167) | epoch (168..183, a uint16), slot 6 is _proposals.
+_MS_PACKED_SLOT = 2
+_MS_PROPOSALS_SLOT = 6
+
+
+def _set_epoch(pot, epoch: int) -> None:
     ms, w3 = pot.c.multisig, pot.w3
-    # slot 2 packs treasury (bits 0..159) | threshold (160..167) | epoch (168..175)
-    word = int.from_bytes(w3.eth.get_storage_at(ms.address, 2), "big")
+    word = int.from_bytes(w3.eth.get_storage_at(ms.address, _MS_PACKED_SLOT), "big")
     assert word & (2**160 - 1) == int(pot.treasury, 16) and (word >> 160) & 0xFF == ms.threshold()
-    word = (word & ~(0xFF << 168)) | (255 << 168)
-    w3.provider.make_request("anvil_setStorageAt", [ms.address, "0x2", "0x" + word.to_bytes(32, "big").hex()])
-    assert ms.call("epoch") == 255
-    try:
-        _act(pot, ms.address, "addMember", _addr("after-255"))
-    except ChainRevert as exc:
-        if exc.error == "ActionFailed" and decode_error_data(bytes(exc.args_[0])).error == "Panic":
-            pytest.xfail("RewardMultisig.epoch (uint8) overflows: membership frozen after 255 changes")
-        raise
-    assert ms.call("isMember", _addr("after-255"))
+    assert (word >> 168) & 0xFFFF == ms.call("epoch") and word >> 184 == 0
+    word = (word & ~(0xFFFF << 168)) | (epoch << 168)
+    w3.provider.make_request("anvil_setStorageAt",
+                             [ms.address, hex(_MS_PACKED_SLOT), "0x" + word.to_bytes(32, "big").hex()])
+    assert ms.call("epoch") == epoch
+
+
+def test_membership_changes_after_epoch_255(pot):
+    """Regression: ``epoch`` was a uint8 bumped with checked ``++epoch`` on every add/remove (the
+    constructor's adds included), so after 255 membership changes addMember/removeMember reverted with
+    Panic(0x11) forever and the committee was frozen. It is now a uint16 bumped unchecked: it goes past
+    255, and at 65535 it wraps to 0 instead of freezing."""
+    ms = pot.c.multisig
+    new = _addr("after-255")
+    _set_epoch(pot, 255)
+    _act(pot, ms.address, "addMember", new)
+    assert ms.call("isMember", new) and ms.call("epoch") == 256
+    _set_epoch(pot, 2**16 - 1)
+    _act(pot, ms.address, "removeMember", new)
+    assert not ms.call("isMember", new) and ms.call("epoch") == 0
+    _act(pot, ms.address, "addMember", new)
+    assert ms.call("isMember", new) and ms.call("epoch") == 1
+
+
+def test_proposal_slot_packs_wide_epoch(pot):
+    """A proposal is one slot: digest[255:72] | epoch[71:56] | approvals[55:0]. An epoch above 255 is
+    kept whole, and one that differs only in its high byte still makes the proposal stale."""
+    ms, w3 = pot.c.multisig, pot.w3
+    m = member_senders(pot)
+    _set_epoch(pot, 0x1234)
+    batch = Settlement(pot.next_nonce())
+    ms.propose_reward(m[0], batch)
+    key = keccak(batch.nonce.to_bytes(32, "big") + _MS_PROPOSALS_SLOT.to_bytes(32, "big"))
+
+    def word() -> int:
+        return int.from_bytes(w3.eth.get_storage_at(ms.address, int.from_bytes(key, "big")), "big")
+
+    digest = int.from_bytes(ms.settlement_digest(batch), "big")
+    assert word() >> 72 == (digest >> 72) | 1
+    assert (word() >> 56) & 0xFFFF == 0x1234 and word() & (2**56 - 1) == 0
+    for s in m[:3]:
+        ms.confirm_reward(s, batch.nonce)
+    positions = [ms.members().index(s.address) for s in m[:3]]
+    assert word() & (2**56 - 1) == sum(1 << p for p in positions)
+    assert word() >> 56 == (((digest >> 72) | 1) << 16) | 0x1234  # confirmations leave the rest alone
+    assert tuple(ms.call("proposalState", batch.nonce)) == (3, True)
+    _set_epoch(pot, 0x0034)  # same low byte: a uint8 comparison would let it through
+    with reverts("StaleProposal"):
+        ms.execute_reward(pot.deployer, batch.nonce, batch)
+    _set_epoch(pot, 0x1234)
+    ms.execute_reward(pot.deployer, batch.nonce, batch)
+    assert ms.nonce_used(batch.nonce) and word() == 0
+    assert tuple(ms.call("proposalState", batch.nonce)) == (0, False)
 
 
 def test_unrecoverable_signature(pot):
