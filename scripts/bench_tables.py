@@ -1,0 +1,91 @@
+"""Rewrite the README's benchmark tables from the JSON the benchmarks wrote (docs/bench/*.json).
+
+    .venv/bin/pot bench gas   --json docs/bench/gas.json
+    .venv/bin/pot bench pbft  --json docs/bench/pbft.json
+    .venv/bin/pot bench train --json docs/bench/train-<model>.json   (cnn, lstm, mlp)
+    .venv/bin/python scripts/bench_tables.py
+
+Each table sits between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->` in README.md, so
+the README shows exactly what the last run measured.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "docs" / "bench"
+PAPER_GAS = {"RewardMultisig.proposeReward": 86_875, "RewardMultisig.confirmReward": 45_371,
+             "RewardMultisig.executeReward": 161_888}
+PAPER_T4 = {10: 38.7, 30: 132.0, 100: 463.0}  # ms, 1 order + 10 validations, localhost
+PAPER_T5 = {10: 1.494, 30: 1.685, 50: 1.842}  # s, 100 tx, 30 Mbps, 30-300 ms
+
+
+def gas_tables(d: dict) -> str:
+    out = ["| function | gas | paper (Table 6) |", "|---|---:|---:|"]
+    for name, gas in sorted(d["functions"].items()):
+        paper = f"{PAPER_GAS[name]:,}" if name in PAPER_GAS else ""
+        out.append(f"| `{name}` | {gas:,} | {paper} |")
+    rows: dict[tuple[int, int], dict] = {}
+    for r in d["payout"]:
+        rows.setdefault((r["k"], r["batch"]), {})[(r["path"], r["recipients"])] = r["gas_per_account"]
+    out += ["", "Gas per paid account, committee n = 30 (\"batch\" = accounts paid by one settlement):", "",
+            "| k | batch | executeSigned, holders | executeSigned, fresh | propose+k·confirm+execute, holders "
+            "| propose+k·confirm+execute, fresh |", "|---:|---:|---:|---:|---:|---:|"]
+    for (k, batch), m in sorted(rows.items()):
+        cells = [m.get((p, r)) for p in ("executeSigned", "propose-confirm-execute") for r in ("holders", "fresh")]
+        out.append(f"| {k} | {batch} | " + " | ".join(f"{c:,}" if c is not None else "" for c in cells) + " |")
+    return "\n".join(out)
+
+
+def pbft_tables(d: dict) -> str:
+    out = ["| replicas | scenario | commit latency (ms) | paper, localhost (ms) |", "|---:|---|---:|---:|"]
+    for r in d.get("latency", []):
+        paper = PAPER_T4.get(r["nodes"]) if r["scenario"].startswith("1 order") else None
+        out.append(f"| {r['nodes']} | {r['scenario']} | {r['latency_ms']:,.1f} | {'' if paper is None else paper} |")
+    out += ["", "| replicas | signed transactions committed per second |", "|---:|---:|"]
+    out += [f"| {r['nodes']} | {r['tx_per_s']:,.0f} |" for r in d.get("throughput", [])]
+    out += ["", "| replicas | transactions | link latency (ms) | bandwidth (Mbps) | seconds | paper (s) |",
+            "|---:|---:|---|---:|---:|---:|"]
+    for r in d.get("wan", []):
+        paper = PAPER_T5.get(r["nodes"]) if r["txs"] == 100 else None
+        lat = "–".join(str(x) for x in r["latency_ms"]) if isinstance(r["latency_ms"], list) else r["latency_ms"]
+        out.append(f"| {r['nodes']} | {r['txs']} | {lat} | {r['bandwidth_mbps']} | {r['seconds']:.3f} | "
+                   f"{'' if paper is None else paper} |")
+    return "\n".join(out)
+
+
+def train_table(runs: list[dict]) -> str:
+    out = ["| model | device | plain PyTorch samples/s | PoT miner samples/s | PoT's own work (% of wall time) |",
+           "|---|---|---:|---:|---:|"]
+    for r in runs:
+        out.append(f"| {r['model']} | {r['device']} | {r['plain_samples_per_s']:,.0f} | {r['pot_samples_per_s']:,.0f} "
+                   f"| {r['pot_overhead_pct']:.2f} |")
+    return "\n".join(out)
+
+
+def replace(doc: str, name: str, body: str) -> str:
+    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+    if begin not in doc:
+        return doc
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    doc = readme.read_text()
+    if (BENCH / "gas.json").exists():
+        doc = replace(doc, "gas", gas_tables(json.loads((BENCH / "gas.json").read_text())))
+    if (BENCH / "pbft.json").exists():
+        doc = replace(doc, "pbft", pbft_tables(json.loads((BENCH / "pbft.json").read_text())))
+    runs = [json.loads(p.read_text()) for p in sorted(BENCH.glob("train-*.json"))]
+    if runs:
+        doc = replace(doc, "train", train_table(runs))
+    readme.write_text(doc)
+
+
+if __name__ == "__main__":
+    main()
