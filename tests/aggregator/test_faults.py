@@ -81,9 +81,6 @@ def _known(com, i: int, address: str) -> bool:
     return r.status_code == 200 and r.json().get("stake") == MIN_STAKE
 
 
-@pytest.mark.xfail(reason="pbft liveness bug under investigation (pbft engineer): after kill -9 of the primary "
-                          "with ~150 requests in flight, the 3 survivors enter view 1 and agree (same digest) but "
-                          "stop executing at seq 30 and never change view again", strict=False)
 def test_kill_primary_under_load_then_restart_it(com):
     primary = com.info(1)["primary"]
     live = [i for i in range(com.n) if i != primary]
@@ -91,17 +88,19 @@ def test_kill_primary_under_load_then_restart_it(com):
 
     async def scenario():
         sub = asyncio.create_task(_submit_all(com, raws, live))
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.2)
         com.kill(primary)                           # kill -9 while requests are in flight
         return await sub
     results = asyncio.run(scenario())
     # every request committed (the refusal is the ledger's verdict, reached after ordering)
     assert all(r.reason_enum is Reason.UNKNOWN_ORDER for r in results), {r.reason_enum for r in results}
-    views = [com.info(i)["view"] for i in live]
-    assert min(views) >= 1, views
     # chain events still enter through attestations of the 3 survivors (f+1 = 2 needed)
     staker = _stake(com, 5)
     com.wait_for(lambda: all(_known(com, i, staker) for i in live), 30, "stake attested after view change")
+    # (asserted only now: on a fast machine all 150 may commit before the kill; the stake above
+    # cannot commit without a new view)
+    views = [com.info(i)["view"] for i in live]
+    assert min(views) >= 1, views
     com.wait_for(lambda: _converged(com, live), 20, "survivors converge")
 
     com.start(primary)                              # restart: own log, then state from peers

@@ -27,3 +27,25 @@ def test_each_byzantine_mode_with_n7(mode):
 def test_simulation_is_deterministic():
     a, b = run_seed(42), run_seed(42)
     assert (a.messages, a.executed_seqs, a.views) == (b.messages, b.executed_seqs, b.views)
+
+
+@pytest.mark.parametrize("batch_max", [1, 3, 8])
+def test_kill_primary_under_load(batch_max):
+    """The aggregator's shape (tests/aggregator/test_faults.py): 150 requests, each sent to one
+    backup only (its clients retransmit to that backup), the primary killed for good while
+    they are in flight. The survivors must execute every request (before the old primary
+    comes back), then the revived replica catches up. Before the fix the requests the backups
+    had relayed to the dead primary were never relayed to the new one (a retransmission of a
+    pending request was swallowed), so the survivors stalled for good."""
+    for seed in range(4):
+        res = run_seed(seed, n=4, byzantine=False, requests=150, entry="one", faults=False,
+                       kill_primary_at=0.3 + 0.2 * seed, revive_at=25.0, batch_max=batch_max,
+                       max_inflight=4, view_timeout=0.5)
+        assert min(res.views) >= 1, res.views
+
+
+@pytest.mark.parametrize("mode", [None, "silent", "equivocate"])
+def test_single_entry_clients(mode):
+    """Clients that talk to one correct replica only, with every fault the seeds draw."""
+    for seed in range(30):
+        run_seed(20_000 + seed, byzantine=mode, entry="one")

@@ -208,6 +208,13 @@ class Replica:
                     self._out.append(Send(self.primary, Request(payload)))
                 if not self.in_view_change and "view" not in self.timers:
                     self._set_timer("view", now + self._timeout())
+        elif (client is not None and self.cfg.forward_requests and not self.is_primary
+              and rid not in self.proposed):
+            # §4.1: a client retransmitting a request we hold that no pre-prepare of this view
+            # carries. The primary may never have had it (it crashed with the request in flight,
+            # or the view changed since we relayed it): relay it to every replica, so the
+            # primary can order it and every backup waits for it (its view timer runs).
+            self._out.append(Send(None, Request(payload)))
         return self._drain()
 
     def receive(self, msg: Any, sender: int, now: float) -> list:
@@ -862,6 +869,12 @@ class Replica:
                 self._on_pre_prepare(pp, nv.replica, now, check_time=False)
         # Requests no re-proposal carries go back to the queue of the new primary.
         self.queue = {rid: None for rid in self.pending if rid not in self.proposed}
+        if self.id != nv.replica and self.cfg.forward_requests:
+            # We relayed these to the old primary (or got them during the view change, when
+            # nothing is relayed); the new one may never have seen them. Without this they
+            # wait for a client retransmission, or forever where the client only talks to us.
+            for rid in self.queue:
+                self._out.append(Send(nv.replica, Request(self.pending[rid])))
         if self.pending:
             self._set_timer("view", now + self._timeout())
         else:

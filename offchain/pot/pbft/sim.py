@@ -9,6 +9,11 @@ Checked on every run:
   safety   — no two correct replicas execute different batches at one sequence number;
   liveness — after the network heals every submitted request executes at every correct replica.
 
+Clients either send each request to every replica, or (``entry="one"``, as the aggregator's API
+clients do) to one correct replica only, which relays it to the primary and gets every
+retransmission. ``kill_primary_at`` kills the primary of view 0 for good while requests are in
+flight (``revive_at``: it comes back then, after the survivors must have executed everything).
+
 ``python -m pot.pbft.sim --seeds 10000`` runs more seeds than CI does.
 """
 
@@ -58,7 +63,9 @@ def _verify(payload: bytes) -> bool:
 
 class Simulation:
     def __init__(self, seed: int, n: int | None = None, byzantine: str | None | bool = True,
-                 chaos_s: float = 3.0, settle_s: float = 40.0, requests: int | None = None):
+                 chaos_s: float = 3.0, settle_s: float = 40.0, requests: int | None = None,
+                 entry: str | None = None, kill_primary_at: float | None = None,
+                 revive_at: float | None = None, faults: bool = True, **config):
         self.rng = random.Random(seed)
         rng = self.rng
         self.seed = seed
@@ -68,6 +75,14 @@ class Simulation:
             batch_max=rng.choice((1, 3, 8)), batch_delay=rng.choice((0.0, 0.005)),
             max_inflight=rng.choice((1, 2, 4)), view_timeout=0.3, max_view_timeout=3.0,
             status_interval=0.15, clock_skew=1.0)
+        if config:
+            self.cfg = replace(self.cfg, **config)
+        self.entry = entry or rng.choice(("all", "all", "one"))
+        self.faults = faults
+        self.kill_primary_at = kill_primary_at
+        self.revive_at = revive_at
+        self.dead: set[int] = set()  # killed for good (heal does not restart them)
+        self.entry_of: dict[bytes, int] = {}
         if byzantine is True:
             byzantine = rng.choice(BYZ_MODES + (None,))
         self.byz_mode = byzantine or None
@@ -81,8 +96,8 @@ class Simulation:
         self.queue: list = []
         self._ctr = 0
         self.now = 0.0
-        self.drop = rng.choice((0.0, 0.05, 0.2))
-        self.dup = rng.choice((0.0, 0.05))
+        self.drop = rng.choice((0.0, 0.05, 0.2)) if faults else 0.0
+        self.dup = rng.choice((0.0, 0.05)) if faults else 0.0
         self.max_delay = rng.choice((0.002, 0.02, 0.1))
         self.partition: set[int] = set()
         self.chaos_end = chaos_s
@@ -140,7 +155,11 @@ class Simulation:
             elif t is SetTimer:
                 self._push(e.at - self.offsets[i] + 1e-6, "tick", i)
             elif t is SendClient:
-                self.client.on_reply(e.msg)
+                if self.entry == "one":
+                    # The client of one (correct) replica takes that replica's word for it.
+                    self.client.done.setdefault(e.msg.request_id, e.msg.result)
+                else:
+                    self.client.on_reply(e.msg)
             elif t is Executed:
                 self._record(i, e)
 
@@ -212,7 +231,18 @@ class Simulation:
     # --- scenario ------------------------------------------------------------------------------
 
     def _submit(self, payload: bytes) -> None:
-        self.payloads[request_id(payload)] = payload
+        rid = request_id(payload)
+        self.payloads[rid] = payload
+        if self.entry == "one":
+            # The client knows one replica (a correct one: a Byzantine replica's own clients
+            # are its problem) and retransmits to it; that replica relays to the primary.
+            j = self.entry_of.get(rid)
+            if j is None:
+                choices = [i for i in range(self.n) if self._correct(i)
+                           and not (self.kill_primary_at is not None and i == 0)]
+                j = self.entry_of[rid] = self.rng.choice(choices)
+            self._push(self.now + self.rng.uniform(0.0005, 0.003), "req", j, payload)
+            return
         for j in range(self.n):
             r = self.replicas[j]
             if r is not None and self._linked(0, j) | (self.now >= self.chaos_end):
@@ -227,16 +257,20 @@ class Simulation:
         # A restart loses the replica's volatile state (view, prepared certificates; only the
         # committed log is persisted), which PBFT counts as a fault: with a Byzantine replica
         # already using the f = 1 budget at n = 4, a crash would exceed it.
-        crash_ok = self.byz is None or self.cfg.f >= 2
+        crash_ok = (self.byz is None or self.cfg.f >= 2) and self.faults and self.kill_primary_at is None
         if crash_ok and rng.random() < 0.6:
             t = rng.uniform(0, self.chaos_end * 0.7)
             self._push(t, "crash", victim)
             self._push(rng.uniform(t + 0.05, self.chaos_end), "restart", victim)
-        if rng.random() < 0.5:
+        if self.faults and rng.random() < 0.5:
             t = rng.uniform(0, self.chaos_end * 0.8)
             group = set(rng.sample(range(self.n), rng.randint(1, self.cfg.f)))
             self._push(t, "partition", frozenset(group))
             self._push(rng.uniform(t, self.chaos_end), "heal")
+        if self.kill_primary_at is not None:
+            self._push(self.kill_primary_at, "kill", 0)
+            if self.revive_at is not None:
+                self._push(self.revive_at, "revive", 0)
         self._push(self.chaos_end, "heal")
         self._push(self.chaos_end + 0.01, "resend")
         for k in range(1, int(self.end - self.chaos_end) // 2):
@@ -274,17 +308,30 @@ class Simulation:
             elif kind == "partition":
                 self.partition = set(data[0])
                 self.log.append(f"{at:.3f} partition {sorted(self.partition)}")
+            elif kind == "kill":
+                self.replicas[data[0]] = None
+                self.dead.add(data[0])
+                self.crashes += 1
+                self.log.append(f"{at:.3f} kill {data[0]}")
+            elif kind == "revive":
+                # The survivors had all the time they need: everything executed at each of them.
+                self._check_liveness()
+                self.dead.discard(data[0])
+                self._boot(data[0])
+                self.log.append(f"{at:.3f} revive {data[0]}")
             elif kind == "heal":
                 self.partition = set()
                 for i in range(self.n):
-                    if self.replicas[i] is None:
+                    if self.replicas[i] is None and i not in self.dead:
                         self._boot(i)
             elif kind == "resend":
                 # Clients retransmit unanswered requests (§4.1) once the network is healed.
-                missing = [p for rid, p in self.payloads.items() if rid not in self.client.done]
+                missing = [p for rid, p in self.payloads.items() if rid not in self.client.done
+                           and not self._entry_executed(rid)]
                 for p in missing:
                     self._submit(p)
-                if not missing and self._all_executed():
+                if not missing and self._all_executed() and not (
+                        self.revive_at is not None and self.now < self.revive_at):
                     break
         self._check_liveness()
         return SimResult(self.seed, self.n, self.byz_mode, len(self.payloads),
@@ -292,25 +339,32 @@ class Simulation:
                          [r.view for r in self.replicas if r is not None], self.messages,
                          self.crashes, self.log)
 
+    def _entry_executed(self, rid: bytes) -> bool:
+        # A replica that got a request's batch by state transfer (or executed it before a
+        # restart) keeps no reply to send: its one-replica client would wait forever.
+        j = self.entry_of.get(rid)
+        r = self.replicas[j] if j is not None else None
+        return r is not None and rid in r.executed_ids
+
     def _all_executed(self) -> bool:
         want = set(self.payloads)
-        return all(want <= self.replicas[i].executed_ids for i in range(self.n) if self._correct(i))
+        return all(want <= self.replicas[i].executed_ids for i in range(self.n)
+                   if self._correct(i) and i not in self.dead)
 
     def _check_liveness(self) -> None:
         want = set(self.payloads)
-        for i in range(self.n):
-            if not self._correct(i):
-                continue
+        live = [i for i in range(self.n) if self._correct(i) and i not in self.dead]
+        for i in live:
             r = self.replicas[i]
             missing = want - r.executed_ids
             if missing:
                 raise LivenessFailure(
                     f"seed {self.seed} (n={self.n}, byz={self.byz_mode}): replica {i} misses "
                     f"{len(missing)}/{len(want)} requests; view {r.view} vc={r.in_view_change} "
+                    f"pending {len(r.pending)} entry={self.entry} "
                     f"last_exec {r.last_exec} h {r.h}; log {self.log}")
-        digests = {self.replicas[i].digest() for i in range(self.n)
-                   if self._correct(i) and self.replicas[i].last_exec == max(
-                       self.replicas[j].last_exec for j in range(self.n) if self._correct(j))}
+        digests = {self.replicas[i].digest() for i in live
+                   if self.replicas[i].last_exec == max(self.replicas[j].last_exec for j in live)}
         if len(digests) > 1:
             raise SafetyViolation(f"seed {self.seed}: correct replicas disagree on the state digest")
 
