@@ -3,6 +3,7 @@ committee's keys, and n ``pot aggregator run`` processes on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ C_STAKE = 5 * TOKEN
 
 class Committee:
     def __init__(self, anvil, tmp: Path, n: int = 4, *, settlement_path: str = "signed",
-                 settlement_timeout: float = 6.0, view_timeout: float = 2.0) -> None:
+                 settlement_timeout: float = 6.0, view_timeout: float = 2.0, confirmations: int = 0) -> None:
         self.anvil = anvil
         self.tmp = tmp
         self.n = n
@@ -45,7 +46,7 @@ class Committee:
         self.store_dir = tmp / "store"
         self.paths = local_committee_configs(
             n, tmp / "committee", dep, anvil.url, self.store_dir, keys=self.keys,
-            settlement_path=settlement_path, settlement_timeout=settlement_timeout,
+            settlement_path=settlement_path, settlement_timeout=settlement_timeout, confirmations=confirmations,
             pbft={"view_timeout": view_timeout},
             extra={"log_level": "INFO", "chain_poll_interval": 0.3, "verify_poll_interval": 0.5})
         self.api_urls = json.loads(json.dumps(
@@ -113,6 +114,23 @@ class Committee:
         except (httpx.HTTPError, ValueError):
             return None
 
+    def get(self, i: int, path: str):
+        """One replica's JSON answer to GET ``path`` (None: 404 or unreachable)."""
+        try:
+            r = httpx.get(self.api_urls[i] + path, timeout=3)
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    def submit(self, i: int, message):
+        """POST a signed message to replica ``i``; the ledger's Result."""
+        from pot.api.client import ApiClient
+
+        async def go():
+            async with ApiClient(self.api_urls[i], timeout=30) as api:
+                return await api.submit(message)
+        return asyncio.run(go())
+
     def wait_for(self, pred, timeout: float, what: str, every: float = 0.2):
         deadline = time.monotonic() + timeout
         while True:
@@ -128,3 +146,44 @@ def _toml_get(path: Path, key: str):
     import tomllib
 
     return tomllib.loads(path.read_text())[key]
+
+
+# --- chain-side helpers (a worker's on-chain steps, without the worker) -------------------------
+
+def stake(com: Committee, key: str, roles: int = 1, amount: int = MIN_STAKE) -> str:
+    """Fund ``key`` with tokens and register it in the StakeRegistry (once); its address."""
+    u = Sender(com.w3, key)
+    c = com.contracts
+    if not c.stakes.has_roles(u.address, roles):
+        c.token.transfer(com.deployer, u.address, amount)
+        c.token.ensure_allowance(u, c.stakes.address, amount)
+        c.stakes.register(u, roles, amount)
+    return u.address
+
+
+def place_order(com: Committee, key: str, *, reward: int = 100 * TOKEN, train: int = 8, reveal: int = 2):
+    """Fund ``key`` and place an order with no test data behind it; (order id, TxResult)."""
+    from pot.chain.clients import OrderSpec
+
+    u = Sender(com.w3, key)
+    c = com.contracts
+    c.token.transfer(com.deployer, u.address, reward)
+    c.token.ensure_allowance(u, c.orders.address, reward)
+    res = c.orders.place_order(u, OrderSpec(reward, train, 2, 2, reveal, "classification-accuracy-v1",
+                                            os.urandom(32), "bafy-test-spec"))
+    return int(res.event("OrderPlaced")["orderId"]), res
+
+
+def multisig_calls(com: Committee, from_block: int) -> list[dict]:
+    """Every transaction sent to the RewardMultisig since ``from_block``: function, sender, status."""
+    ms = com.contracts.multisig
+    out = []
+    for b in range(from_block, com.w3.eth.block_number + 1):
+        for tx in com.w3.eth.get_block(b, full_transactions=True)["transactions"]:
+            if tx["to"] is None or tx["to"].lower() != ms.address.lower():
+                continue
+            fn, _args = ms.contract.decode_function_input(tx["input"])
+            status = com.w3.eth.get_transaction_receipt(tx["hash"])["status"]
+            out.append({"fn": fn.fn_name, "from": tx["from"], "status": status, "block": b,
+                        "hash": "0x" + bytes(tx["hash"]).hex()})
+    return out
