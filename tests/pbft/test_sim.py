@@ -49,3 +49,10 @@ def test_single_entry_clients(mode):
     """Clients that talk to one correct replica only, with every fault the seeds draw."""
     for seed in range(30):
         run_seed(20_000 + seed, byzantine=mode, entry="one")
+
+
+def test_new_primary_proposes_after_state_transfer():
+    """Seed 5963 (entry="one", equivocating primary): the primary of view 2 caught up by state
+    transfer with max_inflight=1 and a queued request that only it held; nothing woke it up
+    to propose again (before the fix to Replica._on_state / _on_status)."""
+    run_seed(5963)

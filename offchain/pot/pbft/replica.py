@@ -685,6 +685,9 @@ class Replica:
                 self.queue.pop(rid, None)
         self._make_stable(m.seq, m.digest, m.snapshot, tuple(m.proof))
         self._execute_ready(now)
+        if self.is_primary:
+            # A new primary that caught up by state transfer may propose again (max_inflight).
+            self._maybe_propose(now)
         self._out.append(Send(sender, Fetch(self.last_exec + 1, self.id)))
 
     # --- view change (§4.4) ----------------------------------------------------------------------
@@ -709,6 +712,10 @@ class Replica:
         self.view = view
         self.in_view_change = True
         self.timers.pop("batch", None)
+        # `proposed` means "carried by a pre-prepare of this view": none yet (the new view's O
+        # set refills it). Left stale, a client retransmission to a replica that is alone in a
+        # view change would never be relayed (see request()).
+        self.proposed.clear()
         prepared = tuple(c for s, c in sorted(self.certs.items()) if s > self.h)
         vc = ViewChange(view, self.h, self.stable_digest, self.stable_proof, prepared, self.id)
         vc = ViewChange(vc.view, vc.stable_seq, vc.stable_digest, vc.checkpoint_proof,
@@ -886,6 +893,10 @@ class Replica:
 
     def _on_status(self, now: float) -> None:
         self._set_timer("status", now + self.cfg.status_interval)
+        if self.is_primary and self.queue:
+            # Safety net against a lost wake-up: requests waiting at the primary while nothing
+            # is in flight (e.g. it caught up by state transfer), with no backup waiting on them.
+            self._maybe_propose(now)
         if self.in_view_change:
             vc = self.view_changes.get(self.view, {}).get(self.id)
             if vc is not None:
