@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from pot.pbft.crypto import (TableSigner, make_transaction, verify_signed_transaction)
 from pot.pbft.kv import KVStateMachine
-from pot.pbft.messages import (Checkpoint, Commit, DecodeError, PrePrepare, Prepare, Request, State,
+from pot.pbft.messages import (Checkpoint, Commit, DecodeError, PrePrepare, Prepare, PreparedCert, Request, State,
                                batch_digest, decode, encode)
 from pot.pbft.replica import Executed, Replica, ReplicaConfig, Send, SendClient
 from pot.pbft.sim import Simulation
@@ -212,3 +212,32 @@ def test_kv_state_machine_snapshot_round_trip():
 
 def test_simulator_finds_no_fork_with_equivocating_primary():
     Simulation(7, n=4, byzantine="equivocate").run()
+
+
+class _BadPrepareSigner(TableSigner):
+    """A Byzantine backup: MAC-authenticated prepares with signatures nobody can check."""
+
+    def sign(self, data):
+        return b"\x00" * 32 if data[:1] == b"P" and data[:2] != b"PP" else super().sign(data)
+
+
+def test_bad_prepare_signatures_are_replaced_before_a_certificate_is_forwarded():
+    reps = [make(i) for i in range(3)] + [Replica(ReplicaConfig(4), 3, Counter(), _BadPrepareSigner(3, KEYS))]
+    net = Net(reps)
+    for k in range(3):
+        net.request(b"q%d" % k)
+    assert all(r.last_exec == 3 for r in reps)
+    # Prepare signatures are not checked on the normal path: a certificate may hold replica 3's.
+    for i in (1, 2):
+        for seq, c in list(reps[i].certs.items()):
+            bad = reps[i].slots[seq].prepares[3]
+            reps[i].certs[seq] = PreparedCert(c.pre_prepare, (reps[i].slots[seq].prepares[i], bad))
+    for i in (1, 2):
+        reps[i]._start_view_change(1, net.now)
+        vc = reps[i].view_changes[1][i]
+        assert len(vc.prepared) == 3 and all(3 not in {p.replica for p in c.prepares} for c in vc.prepared)
+        assert reps[0]._valid_view_change(vc) and reps[3 - i]._valid_view_change(vc)
+        assert 3 in reps[i].faulty
+    # Unchecked, the same certificate would have made the view-change invalid.
+    c = reps[1].certs[1]
+    assert not reps[0].signer.verify(3, reps[1].slots[1].prepares[3].signable(), reps[1].slots[1].prepares[3].sig)

@@ -33,7 +33,9 @@ def _raise_fd_limit() -> None:
 
 
 def _free_port_base(n: int) -> int:
-    return 20000 + (os.getpid() * 7919) % 20000 if n < 200 else 20000
+    # Below the kernel's ephemeral range (32768+ on Linux): the replicas' own outgoing
+    # connections must not take a port a later replica is about to listen on.
+    return 20000 + (os.getpid() * 7919) % (12000 - n) if n < 2000 else 20000
 
 
 class Committee:

@@ -42,7 +42,8 @@ class ReplicaConfig:
     max_view_timeout: float = 60.0
     status_interval: float = 0.5  # retransmission / catch-up period
     clock_skew: float = 10.0  # seconds a batch time may differ from this replica's clock
-    verify_prepare_sigs: bool = True  # keep prepared certificates forwardable (view change)
+    verify_prepare_sigs: bool = True  # check prepare signatures of certificates before they are
+    # forwarded in a view change (lazily, see Replica._forwardable); False never checks them
     forward_requests: bool = True  # backups relay client requests to the primary (§4.1);
     # off when clients already send every request to every replica (the benchmark's client)
 
@@ -364,6 +365,9 @@ class Replica:
                 return "timestamp runs backwards"
         if len(pp.requests) > self.cfg.batch_max:
             return "batch too large"
+        if not self.signer.verify(pp.replica, pp.signable(), pp.sig):
+            # One check per batch: a pre-prepare we accept may be forwarded in a certificate.
+            return "bad pre-prepare signature"
         for r in pp.requests:
             rid = request_id(r)
             if rid not in self.verified:
@@ -416,39 +420,72 @@ class Replica:
                 or sender == self.cfg.primary(m.view) or not self._in_window(m.seq)):
             return
         slot = self._slot(m.seq, m.view)
-        if slot is None or slot.prepared or sender in slot.prepares:
+        if slot is None or sender in slot.prepares:
             return
+        # Kept after the slot prepared too: spares for a certificate whose signatures turn out
+        # bad when it is checked for forwarding (see _forwardable).
         slot.prepares[sender] = m
-        self._check_prepared(m.seq, slot, now)
+        if not slot.prepared:
+            self._check_prepared(m.seq, slot, now)
 
     def _check_prepared(self, seq: int, slot: _Slot, now: float) -> None:
         pp = slot.pp
         if pp is None or slot.prepared:
             return
         need = self.cfg.quorum - 1
+        if len(slot.prepares) < need:
+            return  # (cheap guard: counting matches on every prepare is O(n^2) per batch)
         matching = [p for p in slot.prepares.values() if p.digest == pp.digest]
         if len(matching) < need:
             return
-        if self.cfg.verify_prepare_sigs:
-            # Verify only when the certificate forms: it may be forwarded in a view change, so
-            # one Byzantine prepare with a bad signature must not count.
-            good = []
-            for p in matching:
-                if p.replica == self.id or self.signer.verify(p.replica, p.signable(), p.sig):
-                    good.append(p)
-                    if len(good) == need:
-                        break
-                else:
-                    del slot.prepares[p.replica]
-                    self._fault(p.replica, "bad prepare signature")
-            if len(good) < need:
-                return
-            matching = good
         slot.prepared = True
         self.certs[seq] = PreparedCert(pp, tuple(matching[:need]))
         self._out.append(Send(None, Commit(pp.view, seq, pp.digest, self.id)))
         slot.commits[self.id] = pp.digest
         self._check_committed(seq, slot, now)
+
+    def _forwardable(self, seq: int, cert: PreparedCert) -> PreparedCert:
+        """The certificate with every signature checked, for a VIEW-CHANGE.
+
+        Prepares arrive MAC-authenticated per link, which is all the normal case needs (the
+        sender is authenticated, so 'prepared' holds); their signatures matter only once the
+        certificate is forwarded as proof to third parties. So they are checked lazily, here:
+        a bad one (a Byzantine backup's) is replaced by another matching prepare of the slot
+        (slots keep the prepares that arrive after it prepared). A certificate that cannot be
+        completed is still sent as it is, never left out: the view-change is then rejected
+        and does not count towards a new-view quorum, which keeps the quorum-intersection
+        argument (some valid view-change of any 2f+1 carries every committed batch) intact.
+        """
+        if not self.cfg.verify_prepare_sigs:
+            return cert
+        pp, need, verify = cert.pre_prepare, self.cfg.quorum - 1, self.signer.verify
+        good, have = [], set()
+        for p in cert.prepares:
+            if p.replica == self.id or verify(p.replica, p.signable(), p.sig):
+                good.append(p)
+                have.add(p.replica)
+            else:
+                self._fault(p.replica, "bad prepare signature")
+        if len(good) == len(cert.prepares):
+            return cert
+        slot = self.slots.get(seq)
+        if slot is not None and slot.view == pp.view and slot.pp is not None and slot.pp.digest == pp.digest:
+            for p in list(slot.prepares.values()):
+                if len(good) >= need:
+                    break
+                if p.replica in have or p.digest != pp.digest or p.replica == pp.replica:
+                    continue
+                if p.replica == self.id or verify(p.replica, p.signable(), p.sig):
+                    good.append(p)
+                    have.add(p.replica)
+                else:
+                    del slot.prepares[p.replica]
+                    self._fault(p.replica, "bad prepare signature")
+        if len(good) < need:
+            return cert
+        cert = PreparedCert(pp, tuple(good[:need]))
+        self.certs[seq] = cert
+        return cert
 
     def _on_commit(self, m: Commit, sender: int, now: float) -> None:
         self.max_seen = max(self.max_seen, m.seq)
@@ -464,7 +501,8 @@ class Replica:
         if not slot.prepared or slot.committed:
             return
         d = slot.pp.digest
-        if sum(1 for x in slot.commits.values() if x == d) < self.cfg.quorum:
+        q = self.cfg.quorum
+        if len(slot.commits) < q or sum(1 for x in slot.commits.values() if x == d) < q:
             return
         slot.committed = True
         if seq > self.last_exec and seq not in self.committed:
@@ -716,7 +754,7 @@ class Replica:
         # set refills it). Left stale, a client retransmission to a replica that is alone in a
         # view change would never be relayed (see request()).
         self.proposed.clear()
-        prepared = tuple(c for s, c in sorted(self.certs.items()) if s > self.h)
+        prepared = tuple(self._forwardable(s, c) for s, c in sorted(self.certs.items()) if s > self.h)
         vc = ViewChange(view, self.h, self.stable_digest, self.stable_proof, prepared, self.id)
         vc = ViewChange(vc.view, vc.stable_seq, vc.stable_digest, vc.checkpoint_proof,
                         vc.prepared, self.id, self.signer.sign(vc.signable()))
