@@ -1,10 +1,13 @@
 """Keys, replica signatures, link MAC keys and client-request verifiers.
 
 Decision (measured by ``pot bench pbft``, see the README table): every frame on a replica link
-carries an HMAC-SHA256 MAC with a per-pair key (the paper's authenticators, ~2 µs), while a
+carries a MAC (keyed BLAKE2b under a per-connection key derived by HMAC-SHA256 from the per-pair
+key; the paper's authenticators, ~1 µs), while a
 secp256k1 ECDSA signature (~25 µs to sign, ~36 µs to verify) is made only on the statements
 that may later be forwarded as proof (pre-prepare, prepare, checkpoint, view-change,
-new-view) and is verified only when it is forwarded. Per-pair MAC keys come from ECDH between
+new-view) and is verified when it is forwarded (prepares: when a prepared certificate goes
+into a view-change, see ``Replica._forwardable``), except the pre-prepare's, checked once on
+receipt (one per batch). Per-pair MAC keys come from ECDH between
 the replicas' secp256k1 keys, so the configuration holds public keys only.
 """
 

@@ -258,7 +258,18 @@ def _enc(msg, out: list[bytes]) -> None:
                 _enc(item, out)
 
 
+# Fast paths for the two messages that are ~99% of the traffic at large n (O(n^2) per batch):
+# the same bytes as the generic codec, with one struct call instead of a field loop.
+_COMMIT = struct.Struct(">BQQI32sH")
+_PREPARE_HEAD = struct.Struct(">BQQI32sHI")
+
+
 def encode(msg: Message) -> bytes:
+    cls = type(msg)
+    if cls is Prepare and len(msg.digest) == 32:
+        return _PREPARE_HEAD.pack(4, msg.view, msg.seq, 32, msg.digest, msg.replica, len(msg.sig)) + msg.sig
+    if cls is Commit and len(msg.digest) == 32:
+        return _COMMIT.pack(5, msg.view, msg.seq, 32, msg.digest, msg.replica)
     out: list[bytes] = []
     _enc(msg, out)
     return b"".join(out)
@@ -337,6 +348,16 @@ _NESTED_OK = {PreparedCert: (PrePrepare, Prepare), ViewChange: (Checkpoint, Prep
 
 def decode(buf: bytes) -> Message:
     """Decode exactly one message; trailing bytes, wrong nested types or bad sizes fail."""
+    n = len(buf)
+    if n == 55 and buf[0] == 5:
+        _, v, s, ln, d, r = _COMMIT.unpack(buf)
+        if ln == 32:
+            return Commit(v, s, d, r)
+    elif n >= 59 and buf[0] == 4:
+        _, v, s, ln, d, r, sl = _PREPARE_HEAD.unpack_from(buf)
+        if ln == 32 and 59 + sl == n:
+            return Prepare(v, s, d, r, buf[59:])
+    # Anything else (and any odd Prepare/Commit) takes the generic, strict path.
     try:
         msg, pos = _dec(buf, 0, 0)
     except (struct.error, TypeError, IndexError) as exc:

@@ -6,8 +6,9 @@ Frames are ``u32 length | body`` with a hard maximum. A connection starts with a
   acceptor -> b"A" | nonce2 (16) | MAC_k(b"ack" | nonce1 | nonce2)
 
 where ``k`` is the pair's link key (ECDH of the two replicas' keys, see ``crypto.link_key``).
-Every later frame is ``MAC_s(direction | counter | msg)[:16] | msg`` with the session key
-``s = HMAC(k, nonce1 | nonce2)`` and an implicit per-direction counter, so a frame cannot be
+Every later frame is ``MAC_s(direction | counter | msg) | msg``, the MAC a 16-byte keyed
+BLAKE2b (RFC 7693 keyed mode; about a third of HMAC-SHA256's cost, two per message), with the
+session key ``s = HMAC(k, nonce1 | nonce2)`` and an implicit per-direction counter, so a frame cannot be
 forged, replayed, reordered or moved to another connection. Anything malformed, oversized or
 unauthenticated closes that connection only; the dialer reconnects with backoff.
 
@@ -29,6 +30,8 @@ import struct
 from typing import Callable
 
 from .messages import DecodeError, Request, decode
+
+_blake2b = hashlib.blake2b  # keyed BLAKE2b is a MAC (RFC 7693 §2.5), ~3x cheaper than HMAC-SHA256 here
 
 MAX_FRAME = 32 * 1024 * 1024
 _LEN = struct.Struct(">I")
@@ -114,8 +117,8 @@ class _Conn(asyncio.Protocol):
             self.abort("short frame")
             return False
         mac, msg_bytes = body[:_MAC_LEN], body[_MAC_LEN:]
-        want = hmac.digest(self.session, (b"\x01" if self.dialed else b"\x00")
-                           + self.recv_ctr.to_bytes(8, "big") + msg_bytes, "sha256")[:_MAC_LEN]
+        want = _blake2b((b"\x01" if self._dialed else b"\x00") + self.recv_ctr.to_bytes(8, "big") + msg_bytes,
+                        key=self.session, digest_size=_MAC_LEN).digest()
         if not hmac.compare_digest(mac, want):
             self.abort("bad MAC")
             return False
@@ -184,14 +187,19 @@ class _Conn(asyncio.Protocol):
         if self.kind == "C":
             frame = _LEN.pack(len(msg_bytes)) + msg_bytes
         else:
-            mac = hmac.digest(self.session, (b"\x00" if self.dialed else b"\x01")
-                              + self.send_ctr.to_bytes(8, "big") + msg_bytes, "sha256")[:_MAC_LEN]
+            mac = _blake2b((b"\x00" if self._dialed else b"\x01") + self.send_ctr.to_bytes(8, "big") + msg_bytes,
+                           key=self.session, digest_size=_MAC_LEN).digest()
             self.send_ctr += 1
             frame = _LEN.pack(len(msg_bytes) + _MAC_LEN) + mac + msg_bytes
         self.out.append(frame)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            self.net.loop.call_soon(self._flush)
+            net = self.net
+            net._dirty.append(self)
+            if not net._flush_scheduled:
+                # One loop callback per replica per turn, not one per connection.
+                net._flush_scheduled = True
+                net.loop.call_soon(net._flush)
 
     def _flush(self) -> None:
         # Coalesce every frame of one event-loop turn into one write (one syscall).
@@ -231,6 +239,14 @@ class Transport:
         self._busy: dict[int, float] = {}
         self._dialers: list[asyncio.Task] = []
         self._link_down: dict[int, asyncio.Event] = {}
+        self._dirty: list[_Conn] = []
+        self._flush_scheduled = False
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for c in dirty:
+            c._flush()
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
