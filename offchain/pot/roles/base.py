@@ -111,9 +111,20 @@ class Worker:
     #: the StakeRegistry role bit this worker needs (0: none)
     stake_role = 0
 
-    def __init__(self, *, account: LocalAccount, gateway: Gateway, domain: Domain, store=None,
-                 chain: ChainAccess | None = None, clock: Clock | None = None,
-                 on_event: EventCallback | None = None, poll_interval: float = 1.0, stake: int = 0) -> None:
+    #: the worker's config dataclass (pot.roles.config); its poll_interval and stake are the defaults
+    config_class: type | None = None
+
+    def __init__(self, config: Any = None, *, account: LocalAccount, gateway: Gateway, domain: Domain,
+                 store=None, chain: ChainAccess | None = None, clock: Clock | None = None,
+                 on_event: EventCallback | None = None, poll_interval: float | None = None,
+                 stake: int | None = None) -> None:
+        if config is None and self.config_class is not None:
+            config = self.config_class()
+        self.config = config
+        if poll_interval is None:
+            poll_interval = getattr(config, "poll_interval", 1.0)
+        if stake is None:
+            stake = getattr(config, "stake", 0)
         self.account = account
         self.key = bytes(account.key)
         self.address = account.address

@@ -59,11 +59,10 @@ class FetchResult:
 
 class Client(Worker):
     role = "client"
+    config_class = ClientConfig
 
     def __init__(self, config: ClientConfig | None = None, **kw) -> None:
-        self.config = config or ClientConfig()
-        kw.setdefault("poll_interval", self.config.poll_interval)
-        super().__init__(**kw)
+        super().__init__(config, **kw)
         self.state_dir = Path(os.path.expanduser(self.config.state_dir)) / "client" / self.address
         self.results: dict[int, FetchResult] = {}
 

@@ -45,13 +45,11 @@ class Job:
 
 class Miner(Worker):
     role = "miner"
+    config_class = MinerConfig
     stake_role = T.MINER
 
     def __init__(self, config: MinerConfig | None = None, **kw) -> None:
-        self.config = config or MinerConfig()
-        kw.setdefault("poll_interval", self.config.poll_interval)
-        kw.setdefault("stake", self.config.stake)
-        super().__init__(**kw)
+        super().__init__(config, **kw)
         self.claims: dict[int, Claim] = {}
         self.job: Job | None = None
         self.skipped: set[int] = set()

@@ -36,13 +36,11 @@ class Validation:
 
 class Validator(Worker):
     role = "validator"
+    config_class = ValidatorConfig
     stake_role = T.VALIDATOR
 
     def __init__(self, config: ValidatorConfig | None = None, **kw) -> None:
-        self.config = config or ValidatorConfig()
-        kw.setdefault("poll_interval", self.config.poll_interval)
-        kw.setdefault("stake", self.config.stake)
-        super().__init__(**kw)
+        super().__init__(config, **kw)
         self.scorer = Scorer(self.store)
         self.validations: dict[tuple[int, bytes], Validation] = {}
         self.done_orders: set[int] = set()

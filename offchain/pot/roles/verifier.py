@@ -38,13 +38,11 @@ class OpenChallenge:
 
 class Verifier(Worker):
     role = "verifier"
+    config_class = VerifierConfig
     stake_role = T.VERIFIER
 
     def __init__(self, config: VerifierConfig | None = None, **kw) -> None:
-        self.config = config or VerifierConfig()
-        kw.setdefault("poll_interval", self.config.poll_interval)
-        kw.setdefault("stake", self.config.stake)
-        super().__init__(**kw)
+        super().__init__(config, **kw)
         if self.chain is None:
             raise ValueError("a verifier challenges on-chain: it needs chain access")
         self.scorer = Scorer(self.store)
