@@ -226,6 +226,23 @@ class Worker:
         await self.gateway.aclose()
 
 
+def build_worker(cls: type[Worker], config: Any) -> Worker:
+    """A worker wired from its config: key (keystore or env), chain, content store, committee API."""
+    from pot.roles.gateway import HttpGateway
+    from pot.storage import open_store
+
+    account = config.load_account()
+    chain = ChainAccess.connect(config.rpc_url, config.deployment, account, config.chain_id)
+    return cls(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
+               domain=chain.domain, store=open_store(config.store), chain=chain)
+
+
+async def run_worker(cls: type[Worker], config: Any) -> None:
+    """``pot <role> run``: the worker against the committee's API, until SIGINT/SIGTERM."""
+    setup_logging(config.log_level)
+    await serve(await asyncio.to_thread(build_worker, cls, config))
+
+
 async def serve(worker: Worker, stop: asyncio.Event | None = None) -> None:
     """Run ``worker`` until SIGINT/SIGTERM (or ``stop``): the current step finishes, then it closes."""
     stop = stop or asyncio.Event()

@@ -24,9 +24,8 @@ from eth_utils import to_checksum_address
 
 from pot.protocol.ids import test_commitment
 from pot.protocol.timeline import Phase
-from pot.roles.base import ChainAccess, Worker, serve, setup_logging
+from pot.roles.base import Worker, build_worker, run_worker
 from pot.roles.config import ClientConfig
-from pot.roles.gateway import HttpGateway
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -233,15 +232,9 @@ def _standing_score(cyc, mid: bytes) -> int | None:
 
 def build(config: ClientConfig) -> Client:
     """A client wired to the chain, the store and the committee's API, from its config."""
-    from pot.storage import open_store
-
-    account = config.load_account()
-    chain = ChainAccess.connect(config.rpc_url, config.deployment, account, config.chain_id)
-    return Client(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
-                  domain=chain.domain, store=open_store(config.store), chain=chain)
+    return build_worker(Client, config)
 
 
 async def run(config: ClientConfig) -> None:
     """``pot client run``: release and fetch for every order in the state directory, until stopped."""
-    setup_logging(config.log_level)
-    await serve(await asyncio.to_thread(build, config))
+    await run_worker(Client, config)

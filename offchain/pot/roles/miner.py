@@ -20,9 +20,8 @@ from pathlib import Path
 from pot.protocol import types as T
 from pot.protocol.ids import claim_commitment
 from pot.protocol.timeline import Phase, timeline
-from pot.roles.base import ChainAccess, Worker, serve, setup_logging
+from pot.roles.base import Worker, run_worker
 from pot.roles.config import MinerConfig
-from pot.roles.gateway import HttpGateway
 
 
 @dataclass
@@ -250,11 +249,4 @@ def _prod(shape) -> int:
 
 async def run(config: MinerConfig) -> None:
     """``pot miner run``: the miner against the committee's API, until SIGINT/SIGTERM."""
-    from pot.storage import open_store
-
-    setup_logging(config.log_level)
-    account = config.load_account()
-    chain = await asyncio.to_thread(ChainAccess.connect, config.rpc_url, config.deployment, account, config.chain_id)
-    worker = Miner(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
-                   domain=chain.domain, store=open_store(config.store), chain=chain)
-    await serve(worker)
+    await run_worker(Miner, config)

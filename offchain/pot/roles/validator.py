@@ -11,16 +11,14 @@ which verifiers catch and the committee slashes.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass
 
 from pot.protocol import types as T
 from pot.protocol.ids import validation_commitment
 from pot.protocol.timeline import Phase
-from pot.roles.base import ChainAccess, Worker, serve, setup_logging
+from pot.roles.base import Worker, run_worker
 from pot.roles.config import ValidatorConfig
-from pot.roles.gateway import HttpGateway
 from pot.roles.scoring import Scorer, Unavailable
 
 PPM = 1_000_000
@@ -97,11 +95,4 @@ class Validator(Worker):
 
 async def run(config: ValidatorConfig) -> None:
     """``pot validator run``: the validator against the committee's API, until SIGINT/SIGTERM."""
-    from pot.storage import open_store
-
-    setup_logging(config.log_level)
-    account = config.load_account()
-    chain = await asyncio.to_thread(ChainAccess.connect, config.rpc_url, config.deployment, account, config.chain_id)
-    worker = Validator(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
-                       domain=chain.domain, store=open_store(config.store), chain=chain)
-    await serve(worker)
+    await run_worker(Validator, config)
