@@ -9,12 +9,16 @@ stop; tests and the demo call it themselves, tick by tick, and watch the events.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
+import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -104,6 +108,191 @@ class ChainAccess:
         return await asyncio.to_thread(fn, *args, **kw)
 
 
+class StateDir:
+    """A worker's secrets and progress on disk, so that a restart does not lose what it committed
+    to: one JSON document per key (``order-<id>``) and opaque files beside them (model bytes).
+
+    Every write goes to ``<name>.tmp`` (mode 0600: salts are secret until revealed), is fsynced,
+    then ``os.replace``d over the old file, and the directory is fsynced: a crash leaves either the
+    previous document or the new one. A document carries a sequence number and the sha256 of its
+    content, so a half-written file (a ``.tmp`` left by a crash, a truncated file) is recognised,
+    ignored with a warning, and the last complete state wins (a complete ``.tmp`` newer than the
+    document, written just before the crash, is promoted).
+
+    ``path=None``: nothing is persisted (a worker without a state directory keeps state in memory).
+    """
+
+    FORMAT = 1
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = None if path is None else Path(path)
+        self._seq: dict[str, int] = {}
+
+    @classmethod
+    def for_worker(cls, config: Any, role: str, address: str) -> StateDir:
+        """``<config.state_dir>/<role>/<address>``, or an in-memory one without a state_dir."""
+        state_dir = getattr(config, "state_dir", None)
+        if not isinstance(state_dir, (str, os.PathLike)) or not str(state_dir):
+            return cls(None)
+        return cls(Path(os.path.expanduser(str(state_dir))) / role / address)
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _write_atomic(self, name: str, data: bytes) -> Path:
+        assert self.path is not None
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        final = self.path / name
+        tmp = self.path / (name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # an older tmp may have had other bits
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        _fsync_dir(self.path)
+        return final
+
+    def write_file(self, name: str, data: bytes) -> Path | None:
+        """Store opaque bytes (atomically, 0600); None when not persisting."""
+        if self.path is None:
+            return None
+        return self._write_atomic(name, data)
+
+    def read_file(self, name: str) -> bytes | None:
+        if self.path is None:
+            return None
+        try:
+            return (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def remove_file(self, name: str) -> None:
+        if self.path is not None:
+            (self.path / name).unlink(missing_ok=True)
+            (self.path / (name + ".tmp")).unlink(missing_ok=True)
+
+    def files(self, pattern: str) -> list[str]:
+        if self.path is None or not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.glob(pattern) if not p.name.endswith(".tmp"))
+
+    # -- documents --------------------------------------------------------------------------
+
+    @staticmethod
+    def _digest(data: Any) -> str:
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def save(self, key: str, data: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        seq = self._seq.get(key, 0) + 1
+        self._seq[key] = seq
+        doc = {"format": self.FORMAT, "seq": seq, "sha256": self._digest(data), "data": data}
+        self._write_atomic(key + ".json", json.dumps(doc, indent=1, sort_keys=True).encode())
+
+    def _parse(self, file: Path) -> tuple[int, dict[str, Any]] | str:
+        """(seq, data) of a complete document, else why not."""
+        try:
+            doc = json.loads(file.read_bytes())
+        except (OSError, ValueError) as exc:
+            return f"unreadable ({type(exc).__name__}: {exc})"
+        if not isinstance(doc, dict) or doc.get("format") != self.FORMAT or not isinstance(doc.get("data"), dict):
+            return "not a state document"
+        if doc.get("sha256") != self._digest(doc["data"]):
+            return "checksum mismatch"
+        return int(doc.get("seq", 0)), doc["data"]
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The last complete document under ``key`` (None: there is none)."""
+        if self.path is None:
+            return None
+        best: tuple[int, dict[str, Any], Path] | None = None
+        for file in (self.path / (key + ".json"), self.path / (key + ".json.tmp")):
+            if not file.exists():
+                continue
+            got = self._parse(file)
+            if isinstance(got, str):
+                log.warning("state %s: ignoring %s: %s (a write cut short?)", self.path, file.name, got)
+                continue
+            if best is None or got[0] > best[0]:
+                best = (got[0], got[1], file)
+        tmp = self.path / (key + ".json.tmp")
+        if best is not None and best[2] == tmp:
+            log.warning("state %s: %s is complete and newer than %s.json: promoting it", self.path,
+                        tmp.name, key)
+            os.replace(tmp, self.path / (key + ".json"))
+            _fsync_dir(self.path)
+        else:
+            tmp.unlink(missing_ok=True)
+        if best is None:
+            return None
+        self._seq[key] = max(self._seq.get(key, 0), best[0])
+        return best[1]
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Keys with a document (complete or not) under ``prefix``."""
+        if self.path is None or not self.path.is_dir():
+            return []
+        out = set()
+        for p in self.path.iterdir():
+            for suffix in (".json", ".json.tmp"):
+                if p.name.startswith(prefix) and p.name.endswith(suffix):
+                    out.add(p.name[: -len(suffix)])
+        return sorted(out)
+
+    def load_all(self, prefix: str = "order-") -> dict[str, dict[str, Any]]:
+        """Every complete document under ``prefix``; broken ones are skipped with a warning."""
+        out = {}
+        for key in self.keys(prefix):
+            try:
+                data = self.load(key)
+            except OSError as exc:
+                log.warning("state %s: cannot load %s: %s", self.path, key, exc)
+                continue
+            if data is not None:
+                out[key] = data
+        return out
+
+    def remove(self, key: str) -> None:
+        if self.path is None:
+            return
+        (self.path / (key + ".json")).unlink(missing_ok=True)
+        (self.path / (key + ".json.tmp")).unlink(missing_ok=True)
+        self._seq.pop(key, None)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def order_key(order_id: int) -> str:
+    return f"order-{order_id}"
+
+
+def key_order(key: str) -> int | None:
+    try:
+        return int(key.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
 class Worker:
     """Base of the role workers. Subclasses implement ``_step``."""
 
@@ -140,6 +329,8 @@ class Worker:
         self._new: list[Event] = []
         self._phases: dict[int, Phase] = {}
         self._staked = False
+        #: secrets and progress that must survive a restart (in memory only without a state_dir)
+        self.state = StateDir.for_worker(config, self.role, self.address)
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -6,12 +6,17 @@ miner may be cut off at any moment and only a committed model can win. Training 
 ``commit_margin_s`` before trainEnd so the last commit still lands. In the reveal window the
 miner uploads the model whose commitment the ledger holds and sends ``ClaimReveal``; the model
 stays pinned in its store so validators, verifiers and the client can fetch it.
+
+Every claim is written to ``<state_dir>/miner/<address>/`` before its ClaimCommit is sent (the
+model file and ``order-<id>.json`` with its mid and salt), so a miner restarted before the reveal
+window still reveals the exact model the ledger holds; the state goes once the order settled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,7 +25,7 @@ from pathlib import Path
 from pot.protocol import types as T
 from pot.protocol.ids import claim_commitment
 from pot.protocol.timeline import Phase, timeline
-from pot.roles.base import Worker, run_worker
+from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import MinerConfig
 
 
@@ -33,6 +38,14 @@ class Claim:
     holdout_accuracy: float
     revealed: bool = False
     model_cid: str | None = None
+    finished: bool = False     # settled, cancelled or missed: nothing more to do, state removed
+
+    def commitment(self, order_id: int, miner: str) -> bytes:
+        return claim_commitment(order_id, miner, self.mid, self.salt)
+
+    @property
+    def model_file(self) -> str:
+        return f"model-{self.mid.hex()}.safetensors"
 
 
 @dataclass
@@ -54,6 +67,87 @@ class Miner(Worker):
         self.skipped: set[int] = set()
         self._commit_lock = asyncio.Lock()
         self.model_dir = Path(os.path.expanduser(self.config.state_dir)) / "miner" / "models"
+        #: claims whose ClaimCommit was sent but not answered (a crash, a network error): the
+        #: ledger may hold any of them; the reveal opens the one matching its commitment
+        self.maybe: dict[int, list[Claim]] = {}
+        self._load_state()
+
+    # -- state (salts and models must survive a restart until the reveal) --------------------
+
+    def _claim_doc(self, claim: Claim, status: str) -> dict:
+        return {"mid": "0x" + claim.mid.hex(), "salt": "0x" + claim.salt.hex(), "status": status,
+                "holdoutAccuracy": claim.holdout_accuracy, "modelFile": claim.model_file}
+
+    def _live_files(self) -> set[str]:
+        return ({c.model_file for c in self.claims.values() if not c.finished}
+                | {c.model_file for cs in self.maybe.values() for c in cs})
+
+    async def _persist(self, order_id: int) -> None:
+        """Write the order's claims: the one the ledger holds and any unanswered ones (the model
+        files first, then the document naming them), and drop model files no claim names."""
+        if not self.state.enabled:
+            return
+        held = self.claims.get(order_id)
+        entries = [(c, "pending") for c in self.maybe.get(order_id, [])]
+        if held is not None:
+            entries.insert(0, (held, "committed"))
+        doc = {"orderId": order_id, "claims": [self._claim_doc(c, st) for c, st in entries],
+               "revealed": bool(held and held.revealed), "modelCid": held.model_cid if held else None}
+        files = [(c.model_file, c.model_bytes) for c, _ in entries]
+        keep = self._live_files()  # taken here, on the loop; the writing goes to a thread
+
+        def write() -> None:
+            for name, data in files:
+                # named by its sha256 and written atomically: a file under that name holds these bytes
+                if not self.state.files(name):
+                    self.state.write_file(name, data)
+            self.state.save(order_key(order_id), doc)
+            self._gc_models(keep)
+
+        await asyncio.to_thread(write)
+
+    def _gc_models(self, keep: set[str]) -> None:
+        for name in self.state.files("model-*.safetensors"):
+            if name not in keep:
+                self.state.remove_file(name)
+
+    def _forget(self, order_id: int) -> None:
+        """The order is over for this miner: its salts and models are no longer needed."""
+        claim = self.claims.get(order_id)
+        if claim is not None:
+            claim.finished = True
+        self.maybe.pop(order_id, None)
+        if self.state.enabled:
+            self.state.remove(order_key(order_id))
+            self._gc_models(self._live_files())
+
+    def _load_state(self) -> None:
+        for key, doc in self.state.load_all().items():
+            oid = key_order(key)
+            claims: list[tuple[Claim, str]] = []
+            for d in doc.get("claims", []):
+                try:
+                    mid, salt = bytes.fromhex(d["mid"][2:]), bytes.fromhex(d["salt"][2:])
+                    model = self.state.read_file(d.get("modelFile") or f"model-{mid.hex()}.safetensors")
+                except (KeyError, TypeError, ValueError) as exc:
+                    self.emit("error", oid, error=f"state {key}: bad claim entry: {exc}")
+                    continue
+                if model is None or hashlib.sha256(model).digest() != mid:
+                    self.emit("error", oid, error=f"state {key}: the model file of 0x{mid.hex()} is "
+                                                  "missing or does not hash to its mid")
+                    continue
+                claims.append((Claim(model, mid, salt, float(d.get("holdoutAccuracy", 0.0))), d.get("status")))
+            if oid is None or not claims:
+                continue
+            committed = [c for c, st in claims if st == "committed"]
+            held = committed[-1] if committed else claims[-1][0]
+            held.revealed = bool(doc.get("revealed"))
+            held.model_cid = doc.get("modelCid")
+            self.claims[oid] = held
+            others = [c for c, _ in claims if c is not held]
+            if others:
+                self.maybe[oid] = others
+            self.emit("resumed", oid, mid=held.mid, candidates=len(claims), revealed=held.revealed)
 
     # -- choosing an order ------------------------------------------------------------------
 
@@ -151,17 +245,47 @@ class Miner(Worker):
         """ClaimCommit for a better model; the claim is kept only once the ledger took it."""
         async with self._commit_lock:  # commits reach the ledger in the order they were made
             salt = os.urandom(32)
-            msg = T.ClaimCommit(order_id, self.address, claim_commitment(order_id, self.address, mid, salt))
+            claim = Claim(model_bytes, mid, salt, holdout_accuracy)
+            # on disk before it is sent: a crash between the two must not lose the salt or the model
+            self.maybe.setdefault(order_id, []).append(claim)
+            await self._persist(order_id)
+            msg = T.ClaimCommit(order_id, self.address, claim.commitment(order_id, self.address))
+            # an exception leaves it in ``maybe``: unanswered, the ledger may or may not hold it
             res = await self.send("commit", msg, order_id, mid=mid, holdout_accuracy=round(holdout_accuracy, 4))
             if res.ok:
-                self.claims[order_id] = Claim(model_bytes, mid, salt, holdout_accuracy)
+                self.claims[order_id] = claim
+                self.maybe.pop(order_id, None)  # the ledger replaced whatever it held
+            else:
+                pending = [c for c in self.maybe.get(order_id, []) if c is not claim]
+                if pending:
+                    self.maybe[order_id] = pending
+                else:
+                    self.maybe.pop(order_id, None)
+            await self._persist(order_id)
             return res
 
     # -- reveal -----------------------------------------------------------------------------
 
-    async def reveal(self, order_id: int) -> T.Result | None:
-        """Upload the committed model, keep it pinned, and send ClaimReveal."""
+    def _held(self, order_id: int, cyc) -> Claim:
+        """The claim whose commitment the ledger holds for this miner (after a crash between
+        saving a claim and hearing back, it may be an unanswered one)."""
         claim = self.claims[order_id]
+        candidates = [claim, *self.maybe.get(order_id, [])]
+        if len(candidates) > 1 and cyc is not None:
+            held = next((c["commitment"] for c in cyc.raw.get("claims", [])
+                         if str(c.get("miner", "")).lower() == self.address.lower()), None)
+            match = next((c for c in candidates
+                          if held is not None and "0x" + c.commitment(order_id, self.address).hex() == held), None)
+            if match is not None and match is not claim:
+                match.revealed, match.model_cid = claim.revealed, claim.model_cid
+                self.claims[order_id] = claim = match
+            if match is not None:
+                self.maybe.pop(order_id, None)
+        return claim
+
+    async def reveal(self, order_id: int, cyc=None) -> T.Result | None:
+        """Upload the committed model, keep it pinned, and send ClaimReveal."""
+        claim = self._held(order_id, cyc)
         cid = await asyncio.to_thread(self.store.add_bytes, claim.model_bytes)
         await asyncio.to_thread(self.store.pin, cid)
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +294,8 @@ class Miner(Worker):
         res = await self.send("reveal", T.ClaimReveal(order_id, self.address, claim.mid, claim.salt, cid),
                               order_id, mid=claim.mid, cid=cid)
         claim.revealed = res.ok or res.reason_enum in (T.Reason.DUPLICATE, T.Reason.REPLAY)
+        if claim.revealed:
+            await self._persist(order_id)
         return res
 
     # -- the tick ---------------------------------------------------------------------------
@@ -178,17 +304,23 @@ class Miner(Worker):
         if not await self.ensure_staked():
             return
         for oid, claim in list(self.claims.items()):
-            if claim.revealed:
+            if claim.finished:
                 continue
             cyc = await self.gateway.cycle(oid)
             if cyc is None:
                 continue
+            if cyc.cancelled or cyc.status not in ("open", "verifying", "settling"):
+                self._forget(oid)  # settled (or cancelled): the salts and models are spent
+                continue
+            if claim.revealed:
+                continue
             ph = self.track_phase(cyc.order, cyc.t3)
             if ph is Phase.MODEL_REVEAL:
-                await self.reveal(oid)
+                await self.reveal(oid, cyc)
             elif ph not in (Phase.TRAINING, Phase.NOT_STARTED):
                 claim.revealed = True  # too late: nothing to do any more
                 self.emit("missed", oid, what="reveal", phase=ph.value)
+                self._forget(oid)
         if self.job is not None:
             if not self.job.task.done():
                 return

@@ -7,6 +7,10 @@ stays hidden, so no validator can copy another's). In the reveal window it sends
 
 ``dishonest_offset`` exists for the demo's adversary only: it shifts every reported score,
 which verifiers catch and the committee slashes.
+
+Each score and its salt go to ``<state_dir>/validator/<address>/order-<id>.json`` before the
+ValidationCommit is sent, so a restarted validator still reveals what it committed to (a
+commitment it cannot open costs it the validation); the file goes once the reveal window closed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from pot.protocol import types as T
 from pot.protocol.ids import validation_commitment
 from pot.protocol.timeline import Phase
-from pot.roles.base import Worker, run_worker
+from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import ValidatorConfig
 from pot.roles.scoring import Scorer, Unavailable
 
@@ -30,6 +34,7 @@ class Validation:
     true_score: int      # what it computed
     salt: bytes
     revealed: bool = False
+    committed: bool = False   # the ledger took the commit (False: sent, answer unknown)
 
 
 class Validator(Worker):
@@ -42,6 +47,53 @@ class Validator(Worker):
         self.scorer = Scorer(self.store)
         self.validations: dict[tuple[int, bytes], Validation] = {}
         self.done_orders: set[int] = set()
+        self._load_state()
+
+    # -- state (scores and salts must survive a restart until the reveal) -------------------
+
+    def _save_order(self, order_id: int) -> None:
+        if not self.state.enabled:
+            return
+        entries = [{"mid": "0x" + mid.hex(), "score": v.score, "trueScore": v.true_score,
+                    "salt": "0x" + v.salt.hex(), "committed": v.committed, "revealed": v.revealed}
+                   for (oid, mid), v in self.validations.items() if oid == order_id]
+        self.state.save(order_key(order_id), {"orderId": order_id, "validations": entries})
+
+    def _load_state(self) -> None:
+        for key, doc in self.state.load_all().items():
+            oid = key_order(key)
+            if oid is None:
+                continue
+            n = 0
+            for d in doc.get("validations", []):
+                try:
+                    mid = bytes.fromhex(d["mid"][2:])
+                    v = Validation(int(d["score"]), int(d["trueScore"]), bytes.fromhex(d["salt"][2:]),
+                                   bool(d.get("revealed")), bool(d.get("committed")))
+                except (KeyError, TypeError, ValueError) as exc:
+                    self.emit("error", oid, error=f"state {key}: bad validation entry: {exc}")
+                    continue
+                self.validations[(oid, mid)] = v
+                n += 1
+            self.emit("resumed", oid, validations=n)
+
+    def _forget(self, order_id: int) -> None:
+        """Nothing more to do for the order (kept in memory for a look, not on disk)."""
+        self.done_orders.add(order_id)
+        self.state.remove(order_key(order_id))
+
+    def _commit_message(self, oid: int, mid: bytes, v: Validation) -> T.ValidationCommit:
+        return T.ValidationCommit(oid, self.address, mid,
+                                  validation_commitment(oid, self.address, mid, v.score, v.salt))
+
+    async def _send_commit(self, oid: int, mid: bytes, v: Validation) -> None:
+        """Send (or, after a restart, send again: the same message) a saved ValidationCommit."""
+        res = await self.send("validation-commit", self._commit_message(oid, mid, v), oid, mid=mid)
+        if res.ok or res.reason_enum in (T.Reason.REPLAY, T.Reason.DUPLICATE):
+            v.committed = True  # REPLAY: this very commit landed before the restart
+        else:
+            del self.validations[(oid, mid)]  # refused: nothing to open later
+        self._save_order(oid)
 
     def reported(self, score: int) -> int:
         return min(PPM, max(0, score + self.config.dishonest_offset))
@@ -53,7 +105,12 @@ class Validator(Worker):
             return
         oid = cyc.order.order_id
         for m in cyc.models:
-            if m.miner == self.address or (oid, m.mid) in self.validations:
+            if m.miner == self.address:
+                continue
+            known = self.validations.get((oid, m.mid))
+            if known is not None:
+                if not known.committed:
+                    await self._send_commit(oid, m.mid, known)
                 continue
             try:
                 true_score, note = await self.scorer.score(m.mid, m.model_cid, cyc.test_cid, cyc.order.model_type_name)
@@ -62,25 +119,30 @@ class Validator(Worker):
                 continue
             score = self.reported(true_score)
             self.emit("score", oid, mid=m.mid, score=true_score, reported=score, **({"note": note} if note else {}))
-            salt = os.urandom(32)
-            commitment = validation_commitment(oid, self.address, m.mid, score, salt)
-            res = await self.send("validation-commit", T.ValidationCommit(oid, self.address, m.mid, commitment),
-                                  oid, mid=m.mid)
-            if res.ok:
-                self.validations[(oid, m.mid)] = Validation(score, true_score, salt)
+            v = Validation(score, true_score, os.urandom(32))
+            # on disk before it is sent: a commitment the validator cannot open loses the validation
+            self.validations[(oid, m.mid)] = v
+            self._save_order(oid)
+            await self._send_commit(oid, m.mid, v)
 
     async def reveal_order(self, order_id: int) -> None:
-        for (oid, mid), v in self.validations.items():
+        for (oid, mid), v in list(self.validations.items()):
             if oid != order_id or v.revealed:
                 continue
             msg = T.ValidationReveal(oid, self.address, mid, v.score, v.salt, self.config.v_stake)
             res = await self.send("validation-reveal", msg, oid, mid=mid, score=v.score, v_stake=self.config.v_stake)
             v.revealed = res.ok or res.reason_enum in (T.Reason.DUPLICATE, T.Reason.REPLAY)
+            if v.revealed:
+                self._save_order(oid)
 
     async def _step(self) -> None:
         if not await self.ensure_staked():
             return
-        for view in await self.gateway.orders("active"):
+        views = await self.gateway.orders("active")
+        active = {v.order.order_id for v in views}
+        for oid in {k[0] for k in self.validations} - active - self.done_orders:
+            self._forget(oid)  # settled or cancelled while we were away
+        for view in views:
             oid = view.order.order_id
             if oid in self.done_orders or view.t3 is None:
                 continue
@@ -90,7 +152,7 @@ class Validator(Worker):
             elif ph is Phase.VALIDATION_REVEAL:
                 await self.reveal_order(oid)
             elif ph in (Phase.CHALLENGE, Phase.CHALLENGE_REVEAL, Phase.FINALIZATION):
-                self.done_orders.add(oid)
+                self._forget(oid)  # the reveal window closed: the salts are spent
 
 
 async def run(config: ValidatorConfig) -> None:
