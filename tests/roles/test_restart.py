@@ -225,7 +225,7 @@ def test_a_worker_loads_past_a_crashed_write_and_works_without_a_state_dir(tmp_p
     ledger = Ledger(LedgerConfig(31337, "0x" + "11" * 20, "0x" + "22" * 20, ("0x" + "33" * 20,)))
     kw = {"account": account, "gateway": LocalGateway(ledger), "domain": ledger.config.message_domain}
     v = Validator(ValidatorConfig(state_dir=str(tmp_path)), **kw)
-    assert v.state.path == tmp_path / "validator" / account.address
+    assert v.state.path == tmp_path / "validator" / "31337-11111111" / account.address  # keyed by deployment
     mid = b"\x01" * 32
     v.validations[(4, mid)] = v_ = Validation(900_000, 900_000, b"\x02" * 32, committed=True)
     v._save_order(4)

@@ -108,6 +108,14 @@ class ChainAccess:
         return await asyncio.to_thread(fn, *args, **kw)
 
 
+def worker_state_path(state_dir: str | os.PathLike, role: str, domain: Domain, address: str) -> Path:
+    """Where a worker keeps what must survive a restart. Keyed by the deployment (chain id and
+    OrderBook) as well as the account, because order ids restart at 1 on every deployment: the same
+    key used on a devnet and on BSC testnet must never mix their salts."""
+    deployment = f"{domain.chain_id}-{domain.verifying_contract.lower()[2:10]}"
+    return Path(os.path.expanduser(str(state_dir))) / role / deployment / address
+
+
 class StateDir:
     """A worker's secrets and progress on disk, so that a restart does not lose what it committed
     to: one JSON document per key (``order-<id>``) and opaque files beside them (model bytes).
@@ -129,12 +137,12 @@ class StateDir:
         self._seq: dict[str, int] = {}
 
     @classmethod
-    def for_worker(cls, config: Any, role: str, address: str) -> StateDir:
-        """``<config.state_dir>/<role>/<address>``, or an in-memory one without a state_dir."""
+    def for_worker(cls, config: Any, role: str, address: str, domain: Domain) -> StateDir:
+        """``<config.state_dir>/<role>/<deployment>/<address>``, or an in-memory one without a state_dir."""
         state_dir = getattr(config, "state_dir", None)
         if not isinstance(state_dir, (str, os.PathLike)) or not str(state_dir):
             return cls(None)
-        return cls(Path(os.path.expanduser(str(state_dir))) / role / address)
+        return cls(worker_state_path(state_dir, role, domain, address))
 
     @property
     def enabled(self) -> bool:
@@ -330,7 +338,7 @@ class Worker:
         self._phases: dict[int, Phase] = {}
         self._staked = False
         #: secrets and progress that must survive a restart (in memory only without a state_dir)
-        self.state = StateDir.for_worker(config, self.role, self.address)
+        self.state = StateDir.for_worker(config, self.role, self.address, domain)
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from eth_utils import to_checksum_address
 
 from pot.protocol.ids import test_commitment
 from pot.protocol.timeline import Phase
-from pot.roles.base import Worker, build_worker, run_worker
+from pot.roles.base import Worker, build_worker, run_worker, worker_state_path
 from pot.roles.config import ClientConfig
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -62,7 +62,7 @@ class Client(Worker):
 
     def __init__(self, config: ClientConfig | None = None, **kw) -> None:
         super().__init__(config, **kw)
-        self.state_dir = Path(os.path.expanduser(self.config.state_dir)) / "client" / self.address
+        self.state_dir = worker_state_path(self.config.state_dir, "client", self.domain, self.address)
         self.results: dict[int, FetchResult] = {}
 
     # -- local state (the salt and the test set must survive restarts) ------------------------
