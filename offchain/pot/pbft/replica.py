@@ -140,6 +140,10 @@ class Replica:
         # Requests: received but not executed (order of arrival), their clients, verified ids.
         self.pending: dict[bytes, bytes] = {}
         self.pending_since: dict[bytes, float] = {}
+        # §4.4: the request the view timer runs for (the oldest we wait for when it started).
+        # Other requests executing do not restart it: a primary that orders everything but
+        # this request (censorship) is suspected when it expires.
+        self._timed_rid: bytes | None = None
         self.proposed: set[bytes] = set()
         self.queue: dict[bytes, None] = {}  # pending and not yet proposed, in arrival order
         self.clients: dict[bytes, Any] = {}
@@ -208,7 +212,7 @@ class Replica:
                 if client is not None and self.cfg.forward_requests and not self.in_view_change:
                     self._out.append(Send(self.primary, Request(payload)))
                 if not self.in_view_change and "view" not in self.timers:
-                    self._set_timer("view", now + self._timeout())
+                    self._arm_view_timer(now)
         elif (client is not None and self.cfg.forward_requests and not self.is_primary
               and rid not in self.proposed):
             # §4.1: a client retransmitting a request we hold that no pre-prepare of this view
@@ -251,6 +255,23 @@ class Replica:
     def _set_timer(self, name: str, at: float) -> None:
         self.timers[name] = at
         self._out.append(SetTimer(name, at))
+
+    def _arm_view_timer(self, now: float) -> None:
+        # §4.4: (re)start the view timer for the oldest request we are waiting to execute.
+        self._timed_rid = next(iter(self.pending))
+        self._set_timer("view", now + self._timeout())
+
+    def _update_view_timer(self, now: float) -> None:
+        """After requests left `pending` (executed, or learned by state transfer): stop the
+        timer if we wait for nothing; restart it if the request it ran for is done but we wait
+        for others (§4.4). While the request it runs for waits, it keeps running."""
+        if not self.pending:
+            self.timers.pop("view", None)
+            self._timed_rid = None
+        elif self.in_view_change:
+            return
+        elif self._timed_rid not in self.pending or "view" not in self.timers:
+            self._arm_view_timer(now)
 
     def _timeout(self) -> float:
         return min(self.cfg.view_timeout * (2 ** self.vc_attempts), self.cfg.max_view_timeout)
@@ -359,7 +380,9 @@ class Replica:
             if abs(pp.timestamp - now * 1000) > skew:
                 return "timestamp outside clock skew"
             prev = self.slots.get(pp.seq - 1)
-            if pp.timestamp < self.last_ts or (
+            # (Against last_ts only for a batch we have yet to execute: one we executed already,
+            # learned from peers while we missed its pre-prepare, may be older than our last.)
+            if (pp.seq > self.last_exec and pp.timestamp < self.last_ts) or (
                     prev is not None and prev.pp is not None and prev.view == pp.view
                     and pp.timestamp < prev.pp.timestamp):
                 return "timestamp runs backwards"
@@ -406,8 +429,8 @@ class Replica:
                 self.pending_since[rid] = now
             self.proposed.add(rid)
             self.queue.pop(rid, None)
-        if "view" not in self.timers:
-            self._set_timer("view", now + self._timeout())
+        if "view" not in self.timers and self.pending:
+            self._arm_view_timer(now)
         prep = Prepare(pp.view, pp.seq, pp.digest, self.id)
         prep = Prepare(prep.view, prep.seq, prep.digest, self.id, self.signer.sign(prep.signable()))
         slot.prepares[self.id] = prep
@@ -522,12 +545,7 @@ class Replica:
         if progressed:
             for s in [s for s in self.committed if s <= self.last_exec]:
                 del self.committed[s]
-            if self.pending:
-                if not self.in_view_change:
-                    # §4.4: restart the timer when a request executes and others are waiting.
-                    self._set_timer("view", now + self._timeout())
-            else:
-                self.timers.pop("view", None)
+            self._update_view_timer(now)
             self.vc_attempts = 0
             if self.is_primary:
                 self._maybe_propose(now)
@@ -723,6 +741,8 @@ class Replica:
                 self.queue.pop(rid, None)
         self._make_stable(m.seq, m.digest, m.snapshot, tuple(m.proof))
         self._execute_ready(now)
+        if not self.in_view_change:
+            self._update_view_timer(now)
         if self.is_primary:
             # A new primary that caught up by state transfer may propose again (max_inflight).
             self._maybe_propose(now)
@@ -742,7 +762,10 @@ class Replica:
                 # (partitioned) we wait here instead of racing through views nobody joins.
                 self._set_timer("view", now + self._timeout())
         elif self.pending:
-            self._start_view_change(self.view + 1, now)
+            if self._timed_rid in self.pending:
+                self._start_view_change(self.view + 1, now)
+            else:
+                self._arm_view_timer(now)  # its request executed meanwhile (state transfer)
 
     def _start_view_change(self, view: int, now: float) -> None:
         if view <= self.view:
@@ -903,6 +926,9 @@ class Replica:
         self.seq = max(max_s, min_s, self.last_exec)
         for pp in nv.pre_prepares:
             self.max_seen = max(self.max_seen, pp.seq)
+            # A new primary's batches must not run behind the re-proposed ones (an old primary's
+            # clock may be ahead of ours): backups that executed those would reject ours.
+            self._primary_ts = max(self._primary_ts, pp.timestamp)
             for r in pp.requests:
                 self.proposed.add(request_id(r))
             if self.id == nv.replica:
@@ -921,9 +947,10 @@ class Replica:
             for rid in self.queue:
                 self._out.append(Send(nv.replica, Request(self.pending[rid])))
         if self.pending:
-            self._set_timer("view", now + self._timeout())
+            self._arm_view_timer(now)
         else:
             self.timers.pop("view", None)
+            self._timed_rid = None
         if self.is_primary:
             self._maybe_propose(now)
 

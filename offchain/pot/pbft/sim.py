@@ -3,7 +3,8 @@
 One seeded ``random.Random`` drives everything: message drops, delays (hence reordering),
 duplicates, partitions that heal, crashes and restarts (a restarted replica is a new object
 recovering from the ``MemoryStore`` its predecessor wrote), per-replica clock offsets, and
-one Byzantine replica (equivocating primary, bad timestamps, forged digests, garbage votes).
+one Byzantine replica (equivocating primary, bad timestamps, forged digests, garbage votes,
+a primary that censors one client's requests while ordering everyone else's).
 
 Checked on every run:
   safety   — no two correct replicas execute different batches at one sequence number;
@@ -28,11 +29,16 @@ from dataclasses import dataclass, field, replace
 
 from .crypto import TableSigner
 from .kv import KVStateMachine
-from .messages import Commit, PrePrepare, Prepare, batch_digest, decode, encode, request_id
+from .messages import Commit, PrePrepare, Prepare, Request, batch_digest, decode, encode, request_id
 from .replica import Client, Executed, Replica, ReplicaConfig, Send, SendClient, SetTimer
 from .storage import MemoryStore
 
-BYZ_MODES = ("equivocate", "bad_timestamp", "forged_digest", "garbage_votes", "silent")
+BYZ_MODES = ("equivocate", "bad_timestamp", "forged_digest", "garbage_votes", "silent", "censor")
+
+
+def _censored(payload: bytes) -> bool:
+    # The "censor" replica ignores one client's requests (those on key k0) and nothing else.
+    return payload.startswith(b"k0=")
 
 
 class SafetyViolation(AssertionError):
@@ -54,6 +60,7 @@ class SimResult:
     messages: int
     crashes: int
     events: list[str] = field(default_factory=list)
+    max_latency: float = 0.0  # submission to first execution at a correct replica, worst request
 
 
 def _verify(payload: bytes) -> bool:
@@ -104,6 +111,8 @@ class Simulation:
         self.end = chaos_s + settle_s
         self.client = Client(self.cfg)
         self.payloads: dict[bytes, bytes] = {}
+        self.submitted: dict[bytes, float] = {}
+        self.first_exec: dict[bytes, float] = {}
         self.messages = 0
         self.crashes = 0
         self.log: list[str] = []
@@ -171,6 +180,8 @@ class Simulation:
         if prev is not None and prev != d:
             raise SafetyViolation(f"seed {self.seed}: replica {i} re-executed seq {e.seq} differently")
         self.history[i][e.seq] = d
+        for r in e.requests:
+            self.first_exec.setdefault(request_id(r), self.now)
         for j in range(self.n):
             if j != i and self._correct(j):
                 other = self.history[j].get(e.seq)
@@ -233,6 +244,7 @@ class Simulation:
     def _submit(self, payload: bytes) -> None:
         rid = request_id(payload)
         self.payloads[rid] = payload
+        self.submitted.setdefault(rid, self.now)
         if self.entry == "one":
             # The client knows one replica (a correct one: a Byzantine replica's own clients
             # are its problem) and retransmits to it; that replica relays to the primary.
@@ -285,7 +297,11 @@ class Simulation:
                 src, dst, raw = data
                 r = self.replicas[dst]
                 if r is not None and (self.now >= self.chaos_end or self._linked(src, dst)):
-                    self._effects(dst, r.receive(decode(raw), src, self.now + self.offsets[dst]))
+                    msg = decode(raw)
+                    if (dst == self.byz and self.byz_mode == "censor" and type(msg) is Request
+                            and _censored(msg.payload)):
+                        continue  # a relayed request of the censored client: never ordered
+                    self._effects(dst, r.receive(msg, src, self.now + self.offsets[dst]))
             elif kind == "tick":
                 r = self.replicas[data[0]]
                 if r is not None:
@@ -293,6 +309,8 @@ class Simulation:
             elif kind == "req":
                 j, payload = data
                 r = self.replicas[j]
+                if j == self.byz and self.byz_mode == "censor" and _censored(payload):
+                    continue
                 if r is not None:
                     self._effects(j, r.request(payload, "client", self.now + self.offsets[j]))
             elif kind == "client":
@@ -337,7 +355,9 @@ class Simulation:
         return SimResult(self.seed, self.n, self.byz_mode, len(self.payloads),
                          max((len(h) for h in self.history), default=0),
                          [r.view for r in self.replicas if r is not None], self.messages,
-                         self.crashes, self.log)
+                         self.crashes, self.log,
+                         max((self.first_exec.get(rid, self.now) - t for rid, t in self.submitted.items()),
+                             default=0.0))
 
     def _entry_executed(self, rid: bytes) -> bool:
         # A replica that got a request's batch by state transfer (or executed it before a
