@@ -62,7 +62,12 @@ class Net:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def pump(self) -> list:
-        """Chain logs -> ledger ops, as the committee's primary would propose them."""
+        """Chain logs -> ledger ops, as the committee's primary would propose them.
+
+        Anvil gives every automined block a timestamp above the last one, so a burst of
+        transactions runs the chain ahead of the wall clock; ledger time follows the chain
+        head here, as it would on a real chain where block time never leads the committee."""
+        self.clock.offset = max(self.clock.offset, self.head_time() - int(time.time()))
         applied = []
         for op in self.bridge.poll():
             res = self.gateway.apply(op)
