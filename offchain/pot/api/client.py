@@ -18,6 +18,7 @@ import httpx
 from pot.api import views
 from pot.protocol import codec
 from pot.protocol import types as T
+from pot.protocol.committee import max_faulty
 from pot.protocol.types import Result
 
 
@@ -146,7 +147,7 @@ class CommitteeClient(_TypedReads):
             raise ValueError("CommitteeClient needs at least one replica URL")
         self.clients = [u if isinstance(u, ApiClient) else ApiClient(u, timeout=timeout) for u in urls]
         n = len(self.clients)
-        self.f = (n - 1) // 3 if f is None else f
+        self.f = max_faulty(n) if f is None else f
         if not 0 <= self.f or 2 * self.f + 1 > n:
             raise ValueError(f"f={self.f} needs at least {2 * self.f + 1} replicas, got {n}")
 

@@ -61,6 +61,7 @@ def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_perio
     from pot.chain.deployment import DeployParams, deploy
     from pot.chain.keys import KeyError_, load_account
     from pot.chain.sender import Sender, connect
+    from pot.protocol.committee import default_threshold
 
     for m in members + ((treasury,) if treasury else ()):
         if not is_address(m):
@@ -83,7 +84,7 @@ def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_perio
                 raise click.UsageError("give the committee with --member ADDRESS (repeat)")
             members = tuple(Account.from_key(k).address for k in DEV_KEYS[1:5])
         n = len(members)
-        k = threshold if threshold is not None else (2 * ((n - 1) // 3) + 1 if n % 3 == 1 else n // 2 + 1)
+        k = threshold if threshold is not None else default_threshold(n)
         params = DeployParams(members=tuple(members), threshold=k, treasury=treasury or account.address,
                               unbonding_period=unbonding_period, min_reveal_duration=min_reveal_duration,
                               settlement_grace=settlement_grace)

@@ -91,7 +91,9 @@ class DevnetConfig:
 
     @property
     def f(self) -> int:
-        return (self.aggregators - 1) // 3
+        from pot.protocol.committee import max_faulty
+
+        return max_faulty(self.aggregators)
 
     @property
     def threshold(self) -> int:

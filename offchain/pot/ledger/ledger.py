@@ -25,6 +25,7 @@ from eth_utils import to_checksum_address
 
 from pot.protocol import codec
 from pot.protocol import types as T
+from pot.protocol.committee import max_faulty
 from pot.protocol.eip712 import Domain, recover_digest
 from pot.protocol.finalize import OrderCycle, Params, disputed_models, finalize
 from pot.protocol.ids import claim_commitment, validation_commitment
@@ -73,7 +74,7 @@ class LedgerConfig:
 
     @property
     def f(self) -> int:
-        return (len(self.committee) - 1) // 3
+        return max_faulty(len(self.committee))
 
     @property
     def quorum(self) -> int:

@@ -17,6 +17,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pot.protocol.committee import bft_quorum, max_faulty
+
 from .crypto import RequestVerifier, Signer, accept_all
 from .messages import (
     Checkpoint, Commit, Committed, Fetch, NewView, PrePrepare, Prepare, PreparedCert, Reply,
@@ -49,13 +51,11 @@ class ReplicaConfig:
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        return max_faulty(self.n)
 
     @property
     def quorum(self) -> int:
-        # ceil((n+f+1)/2): two quorums share f+1 replicas, one of them correct; 2f+1 at n=3f+1
-        # (the paper's reference code used n/3*2, which is 2 for n=4 and breaks intersection).
-        return (self.n + self.f + 2) // 2
+        return bft_quorum(self.n)
 
     def primary(self, view: int) -> int:
         return view % self.n

@@ -88,7 +88,9 @@ class AggregatorConfig:
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        from pot.protocol.committee import max_faulty
+
+        return max_faulty(self.n)
 
     @property
     def ledger_path(self) -> Path:
