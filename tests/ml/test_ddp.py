@@ -61,6 +61,6 @@ def test_single_process_entry_point_with_budget(tmp_path, digits):
 
 def test_bad_spec_is_refused(tmp_path, digits):
     args = _setup(tmp_path, digits)
-    (tmp_path / "spec.json").write_text(json.dumps({"version": 1, "model": {"arch": "gpt"}, "init": {"seed": 0}, "train_data_cid": "x"}))
+    (tmp_path / "spec.json").write_text(json.dumps({"version": 1, "model": {"arch": "mamba"}, "init": {"seed": 0}, "train_data_cid": "x"}))
     r = _run([sys.executable, "-m", "pot.ml.train_ddp", *args], tmp_path)
-    assert r.returncode == 2 and "error: unknown architecture 'gpt'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "error: unknown architecture 'mamba'" in r.stderr and "Traceback" not in r.stderr

@@ -148,7 +148,7 @@ class ClientConfig(WorkerConfig):
     epochs: int = _opt(30, "training hint: epochs")
     batch_size: int = _opt(64, "training hint: batch size")
     lr: float = _opt(1e-3, "training hint: learning rate")
-    model_type: str = _opt("classification-accuracy-v1", "validation function (modelType)")
+    model_type: str = _opt("classification-accuracy-v2", "validation function (modelType)")
     reward: int = _amount(100 * TOKEN, "reward escrowed for the winner")
     train_duration: int = _opt(3600, "seconds of training [t0, trainEnd)")
     validate_duration: int = _opt(600, "seconds validators have after the test release")
