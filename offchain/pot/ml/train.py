@@ -222,6 +222,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     evals_per_epoch: int = 1,
+    eval_interval_s: float | None = None,
     commit_interval_s: float = 0.0,
     metric: str | None = None,
 ) -> TrainResult:
@@ -233,7 +234,10 @@ def train(
     ``on_improve`` runs on rank 0 after each improvement on the holdout (a higher score by the
     validation function ``metric``, default: the one for the architecture; or the same score
     with a clearly lower loss), with the canonical file of the model.
-    ``commit_interval_s`` rate-limits those calls: an improvement that comes sooner than that after
+    The holdout is evaluated ``evals_per_epoch`` times per epoch and, whatever the epoch's
+    length, at least every ``eval_interval_s`` (default: an eighth of the time left, 5 to 60 s),
+    so a miner whose epoch is longer than its window (a language model on a big corpus) still
+    commits. ``commit_interval_s`` rate-limits those calls: an improvement that comes sooner than that after
     the last one is held back and delivered with the next one due, or when training ends, so a
     miner whose model improves every few milliseconds does not spend its time (and the ledger's)
     on commits that a better model replaces at once. The best model is always delivered.
@@ -287,6 +291,10 @@ def train(
     per_rank = n_fit // world if world > 1 else n_fit
     per_epoch = math.ceil(per_rank / hints.batch_size)
     eval_points = {max(1, round(per_epoch * (k + 1) / evals_per_epoch)) for k in range(evals_per_epoch)}
+    if eval_interval_s is None:
+        left = stop_at - time.time()
+        eval_interval_s = min(60.0, max(5.0, left / 8)) if math.isfinite(left) else 60.0
+    last_eval = time.perf_counter()
     tok_per_sample = data.x.shape[1] if tokens else 1
     result = TrainResult(best=None, device=str(dev), tokens_per_sample=tok_per_sample)
     best_key: tuple[int, float] | None = None
@@ -351,7 +359,7 @@ def train(
                 result.steps += 1
                 result.samples += len(yb) * world
                 bar.update(len(yb) * world)
-                if i in eval_points and rank == 0:
+                if rank == 0 and (i in eval_points or time.perf_counter() - last_eval >= eval_interval_s):
                     if cuda:
                         torch.cuda.synchronize(dev)
                     t1 = time.perf_counter()
@@ -359,7 +367,7 @@ def train(
                     state = {k: v.detach().to("cpu", torch.float32, copy=True) for k, v in model.state_dict().items()}
                     sc = score_state(state, cfg, holdout, fn.name, impl=impl, device=impl_device)
                     hl = _holdout_loss(model, x_hold, y_hold, dev, amp, tokens)
-                    t2 = time.perf_counter()
+                    t2 = last_eval = time.perf_counter()
                     result.eval_s += t2 - t1
                     result.history.append((epoch, sc / fn.max_score, hl))
                     bar.fields.update(score=str(sc), loss=f"{hl:.4f}")

@@ -50,6 +50,8 @@ DEFAULT = "classification-accuracy-v2"
 #: core of the reference validator (2 CPU cores, no GPU; docs/VALIDATION.md), so this is at
 #: most two minutes per model.
 MAX_EVAL_OPS = 60 * 10**9
+#: What the budget assumes the reference validator does per second (the slow end of the range).
+REFERENCE_OPS_PER_S = 5 * 10**8
 #: Samples per chunk of the forward pass (memory only: samples never interact).
 EVAL_CHUNK = 256
 #: lm-bits-per-byte: a position costs at most this many bits; losses are counted in 2**-32 bits.
@@ -171,6 +173,11 @@ def bits_per_byte(score: int) -> float:
 def eval_ops(config: Mapping[str, Any], samples: int) -> int:
     """Reference cost of scoring a model of ``config`` on ``samples`` test samples."""
     return sample_cost(dict(config)) * samples
+
+
+def reference_seconds(config: Mapping[str, Any], samples: int) -> float:
+    """About how long the reference validator takes to score one such model (seconds, one core)."""
+    return eval_ops(config, samples) / REFERENCE_OPS_PER_S
 
 
 def check_fits(fn: ValidationFunction, cfg: Mapping[str, Any], data: Dataset) -> None:

@@ -1,7 +1,9 @@
 """The client: place an order, release the test data in its window, fetch and check the winner.
 
-Placing an order builds a task spec (architecture, initial-weights seed, training-data CID,
-validation function, training hints), uploads the spec and the training data, and commits to
+Placing an order builds a task spec (architecture, initial weights by seed or by the CID of a
+model file to fine-tune, training-data CID, validation function, training hints), from a built-in
+data set or the client's own files (:mod:`pot.ml.userdata`: an image folder, arrays, CSV, text),
+uploads the spec and the training data, and commits to
 the test set on-chain (``testCommitment`` binds the client, the test CID and a secret salt), so
 the client cannot pick a test set after seeing the models. The test set and the salt stay in
 the client's state directory until the release window ``[revealEnd, releaseEnd)``, when the
@@ -13,12 +15,13 @@ scores it on its own test set.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import to_checksum_address
 
@@ -37,6 +40,8 @@ class PreparedTask:
     train_cid: str
     test_bytes: bytes
     test_cid: str
+    #: what the client is ordering, in one line for the user
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,21 +95,24 @@ class Client(Worker):
 
     # -- placing ----------------------------------------------------------------------------
 
-    async def prepare_task(self) -> PreparedTask:
+    async def prepare_task(self, built: BuiltTask | None = None) -> PreparedTask:
         """Split the data set, upload the training part and the spec; the test part stays here
-        (only its CID, computed without storing it, goes into the commitment)."""
-        from pot.ml import TaskSpec, TrainHints, make_dataset, model_config_for
+        (only its CID, computed without storing it, goes into the commitment).
+
+        Raises ValueError (one line, for the user) for data, an architecture or initial weights
+        that cannot make an order."""
         from pot.storage import compute_cid
 
-        cfg = self.config
-        train_bytes, test_bytes = await asyncio.to_thread(make_dataset, cfg.dataset, cfg.data_seed)
+        spec, train_bytes, test_bytes, summary = built or await asyncio.to_thread(build_task, self.config)
         train_cid = await asyncio.to_thread(self.store.add_bytes, train_bytes)
-        spec = TaskSpec(model=model_config_for(cfg.dataset, cfg.arch, **cfg.model), train_data_cid=train_cid,
-                        metric=cfg.model_type, init_seed=cfg.init_seed,
-                        hints=TrainHints(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr))
+        if spec.init_weights_cid is not None:
+            init = Path(self.config.init_weights).expanduser().read_bytes()
+            if await asyncio.to_thread(self.store.add_bytes, init) != spec.init_weights_cid:
+                raise ValueError("the store gave the initial weights another CID than computed")
+        spec = dataclasses.replace(spec, train_data_cid=train_cid)
         spec_json = spec.to_json()
         spec_cid = await asyncio.to_thread(self.store.add_bytes, spec_json)
-        return PreparedTask(spec_json, spec_cid, train_cid, test_bytes, str(compute_cid(test_bytes)))
+        return PreparedTask(spec_json, spec_cid, train_cid, test_bytes, str(compute_cid(test_bytes)), summary)
 
     async def place_order(self, task: PreparedTask | None = None) -> int:
         """Upload, commit to the test set, approve and place the order; returns the order id."""
@@ -114,6 +122,7 @@ class Client(Worker):
             raise ValueError("placing an order is an on-chain transaction: the client needs chain access")
         cfg = self.config
         task = task or await self.prepare_task()
+        self.emit("task-prepared", summary=task.summary)
         salt = os.urandom(32)
         commitment = test_commitment(self.address, task.test_cid, salt)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +138,7 @@ class Client(Worker):
         # positional: the field order is placeOrder's ABI, its Python names have moved before
         res = await self.chain.call(c.orders.place_order, self.chain.sender, OrderSpec(
             cfg.reward, cfg.train_duration, cfg.validate_duration, cfg.challenge_duration, cfg.reveal_duration,
-            cfg.model_type, commitment, task.spec_cid))
+            json.loads(task.spec_json)["metric"], commitment, task.spec_cid))
         order_id = int(res.event("OrderPlaced")["orderId"])
         self._save_state(order_id, {**state, "orderId": order_id, "tx": res.tx_hash})
         pending.unlink(missing_ok=True)
@@ -216,6 +225,64 @@ class Client(Worker):
                 await self.release(oid)
             elif cyc.nonce is not None:
                 await self.fetch_result(oid)
+
+
+class BuiltTask(NamedTuple):
+    spec: Any  # pot.ml.TaskSpec, its training-data CID not yet known
+    train_bytes: bytes
+    test_bytes: bytes
+    summary: str
+
+
+def build_task(cfg: ClientConfig) -> BuiltTask:
+    """The order's task from the client's settings, before anything is uploaded: load and split
+    the data (a built-in set or the client's own files), the model config, the validation
+    function, the initial weights, and the checks that scoring fits the validation budget and
+    window. Raises ValueError with one line for the user."""
+    from pot.ml import Dataset, TaskSpec, TrainHints, make_dataset, model_config_for
+    from pot.ml.archs import check_config
+    from pot.ml.modelfile import ModelFileError, decode, read_model_file
+    from pot.ml.userdata import default_arch, load, model_config, split
+    from pot.ml.validation import REFERENCE_OPS_PER_S, for_arch, reference_seconds
+    from pot.storage import compute_cid
+
+    if cfg.data:
+        user = load(cfg.data, cfg.data_kind, image_size=(cfg.image_size, cfg.image_size),
+                    channels=cfg.channels, context=cfg.context, label_column=cfg.label_column)
+        train, test = split(user, cfg.test_fraction, cfg.data_seed)
+        model = model_config(user, cfg.arch or default_arch(user), cfg.model)
+        train_bytes, test_bytes = train.to_bytes(), test.to_bytes()
+        what = user.description
+    else:
+        train_bytes, test_bytes = make_dataset(cfg.dataset, cfg.data_seed, cfg.test_fraction)
+        model = model_config_for(cfg.dataset, cfg.arch or "mlp", **cfg.model)
+        test = Dataset.from_bytes(test_bytes)
+        what = f"built-in data set {cfg.dataset}"
+    init_cid = None
+    if cfg.init_weights:
+        try:
+            _, init_cfg = decode(read_model_file(Path(cfg.init_weights).expanduser()))
+        except (ModelFileError, OSError) as exc:
+            raise ValueError(f"initial weights {cfg.init_weights}: {exc}") from None
+        if init_cfg != check_config(model):
+            raise ValueError(f"initial weights {cfg.init_weights} are a {init_cfg} model; the order trains "
+                             f"{check_config(model)} (set --arch and model fields to match)")
+        init_cid = str(compute_cid(Path(cfg.init_weights).expanduser().read_bytes()))
+    spec = TaskSpec(model=model, train_data_cid="pending", metric=cfg.model_type or for_arch(model["arch"]),
+                    init_seed=None if init_cid else cfg.init_seed, init_weights_cid=init_cid,
+                    hints=TrainHints(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr),
+                    test_samples=len(test.y))
+    Dataset.from_bytes(test_bytes).check_for(spec.model)
+    seconds = reference_seconds(spec.model, len(test.y))
+    if seconds > cfg.validate_duration:
+        raise ValueError(f"scoring one model on {len(test.y):,} test samples takes about {seconds:.0f} s on a "
+                         f"reference validator ({REFERENCE_OPS_PER_S / 1e9:g}e9 operations/s); the validation "
+                         f"window is {cfg.validate_duration} s: raise --validate-duration or use fewer test "
+                         "samples or a smaller model")
+    summary = (f"{what}; {len(train_bytes):,} bytes of training data to miners, {len(test.y):,} test samples "
+               f"kept here; model {spec.model['arch']}, metric {spec.metric}, scoring about {seconds:.1f} s "
+               "per model on a reference validator")
+    return BuiltTask(spec, train_bytes, test_bytes, summary)
 
 
 def _standing_score(cyc, mid: bytes) -> int | None:
