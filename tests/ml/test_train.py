@@ -55,3 +55,37 @@ def test_several_evaluations_per_epoch(digits):
 def test_data_must_fit_the_model(digits_seq):
     with pytest.raises(ValueError, match="model expects"):
         train(build_model(model_config_for("digits", "cnn")), Dataset.from_bytes(digits_seq[0]), progress=False)
+
+
+def test_model_selection_uses_the_validation_function(digits):
+    """The holdout score a miner commits by is the order's validation function on the file it commits."""
+    from pot.ml.train import MAX_HOLDOUT_OPS, _split
+    from pot.ml.validation import eval_ops
+
+    data = Dataset.from_bytes(digits[0])
+    cfg = model_config_for("digits", "mlp", hidden=[16])
+    seen = []
+    res = train(build_model(cfg, seed=0), data, TrainHints(epochs=3), on_improve=seen.append, progress=False, seed=4)
+    _, hold = _split(data, TrainHints().holdout_fraction, 4)
+    holdout = data.subset(hold[: MAX_HOLDOUT_OPS // eval_ops(cfg, 1)]).to_bytes()
+    for c in seen:
+        assert c.holdout_score == score(c.model_bytes, holdout, "classification-accuracy-v2")
+        assert c.holdout_accuracy == c.holdout_score / 1_000_000
+    assert res.best is seen[-1]
+    assert [c.holdout_score for c in seen] == sorted(c.holdout_score for c in seen)
+
+
+def test_language_model_trains_with_a_progress_bar_in_tokens(tmp_path, capsys):
+    """A byte-level GPT on grammar text: the bar counts tokens per second and shows the time left."""
+    from pot.ml.demo_data import grammar_text
+    from pot.ml.userdata import load_text
+
+    (tmp_path / "t.txt").write_bytes(grammar_text(20_000))
+    data = load_text(tmp_path / "t.txt", 16, 10**9).data
+    cfg = {"arch": "gpt", "in_shape": [16], "num_classes": 256, "dim": 16, "heads": 2, "layers": 1, "mlp": 32}
+    res = train(build_model(cfg, seed=0), data, TrainHints(epochs=2, batch_size=32, lr=3e-3),
+                time_budget_s=60, progress=True)
+    err = capsys.readouterr().err
+    assert "tok/s" in err and "left=" in err
+    assert res.tokens_per_sample == 16 and res.tokens_per_s == 16 * res.samples_per_s
+    assert res.best is not None and res.best.holdout_score > 1_000_000  # under 7 bits per byte
