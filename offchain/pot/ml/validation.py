@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from pot.ml.archs import check_config
 from pot.ml.datasets import MAX_DATASET_BYTES, Dataset
 from pot.ml.exact import INV_LN2, Backend, backend
 from pot.ml.modelfile import MAX_MODEL_BYTES, decode
@@ -172,7 +173,7 @@ def bits_per_byte(score: int) -> float:
 
 def eval_ops(config: Mapping[str, Any], samples: int) -> int:
     """Reference cost of scoring a model of ``config`` on ``samples`` test samples."""
-    return sample_cost(dict(config)) * samples
+    return sample_cost(check_config(config)) * samples
 
 
 def reference_seconds(config: Mapping[str, Any], samples: int) -> float:
