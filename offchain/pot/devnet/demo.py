@@ -50,6 +50,15 @@ ORDER = dict(dataset="digits", arch="mlp", model={"hidden": [64]}, epochs=20, ba
              reveal_duration=8)
 #: the cycle's phases in order (the watcher shows each, however short)
 PHASES = [p.value for p in Phase if p is not Phase.NOT_STARTED]
+#: ``--task``: the order's data and model; lm and images use the client's own-files path on data
+#: generated into the work directory (pot.ml.demo_data: pinned by its code, not by a library)
+TASKS: dict[str, dict[str, Any]] = {
+    "digits": {},
+    "lm": dict(data="corpus.txt", arch="gpt", model={"dim": 48, "heads": 4, "layers": 2, "mlp": 128}, context=32,
+               test_fraction=0.03, epochs=100, batch_size=32, lr=3e-3, train_duration=60, validate_duration=40),
+    "images": dict(data="shapes", arch="resnet", model={"widths": [8, 16], "blocks": 1}, image_size=16,
+                   epochs=100, batch_size=32, lr=3e-3, train_duration=40, validate_duration=15),
+}
 SEEDS = {"miner-1": 1, "miner-2": 2}
 #: miner-2 trains with hyperparameters of its own; miner-1 follows the spec's hints
 OWN_HINTS = {"miner-2": {"batch_size": 32, "lr": 5e-3}}
@@ -622,9 +631,23 @@ def _terminate(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def task_order(task: str, data_dir: Path) -> dict[str, Any]:
+    """The order settings of a ``--task``, its data written under ``data_dir``."""
+    from pot.ml.demo_data import write_corpus, write_shape_images
+
+    if task not in TASKS:
+        raise DemoFailed(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    order = dict(TASKS[task])
+    if task == "lm":
+        order["data"] = str(write_corpus(data_dir / order["data"], n_bytes=60_000))
+    elif task == "images":
+        order["data"] = str(write_shape_images(data_dir / order["data"], per_class=60, size=16))
+    return order
+
+
 def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.PathLike | None = None,
              quiet: bool = False, keep: bool = False, console=None, order: dict[str, Any] | None = None,
-             deadline_s: float = 600.0) -> DemoResult:
+             deadline_s: float = 600.0, task: str = "digits") -> DemoResult:
     """Run the demo on a devnet of its own under ``workdir`` (default: a new temp dir, removed
     afterwards unless ``keep``); the devnet is stopped whatever happens."""
     import json
@@ -632,6 +655,7 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
     own_dir = workdir is None
     root = Path(tempfile.mkdtemp(prefix="pot-demo-")) if own_dir else Path(workdir).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    order = {**task_order(task, root / "data"), **(order or {})}
     (root / "logs").mkdir(exist_ok=True)
     handler = logging.FileHandler(root / "logs" / "demo.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -646,6 +670,10 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # both miners train at once in this process: a thread each, not a pool each
     try:
         res = asyncio.run(demo.run())
         if json_path:
@@ -655,6 +683,7 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
         res.extra["honest_miners"] = [demo.accounts[m] for m in SEEDS]
         return res
     finally:
+        torch.set_num_threads(threads)
         demo.net.down(timeout=10)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -59,31 +59,36 @@ def grammar_text(n_bytes: int, seed: int = 0) -> bytes:
     return (" ".join(out) + "\n").encode("ascii")[:n_bytes]
 
 
-SHAPES = ("circle", "cross", "square", "stripes")
+SHAPES = ("circle", "cross", "diagonal", "ring", "square", "stripes")
 
 
 def shape_image(kind: str, size: int, rng: SplitMix64) -> list[list[int]]:
-    """A ``size`` x ``size`` grey image (rows of 0..255) of one shape at a random place and scale,
-    on a noisy background."""
-    r = size // 5 + rng.below(max(1, size // 5))
+    """A ``size`` x ``size`` grey image (rows of 0..255) of one shape at a random place, scale
+    and brightness, on a noisy background: small and faint ones are hard to tell apart."""
+    r = max(2, size // 8 + rng.below(max(1, size // 4)))
     cx = r + rng.below(max(1, size - 2 * r))
     cy = r + rng.below(max(1, size - 2 * r))
-    fg = 170 + rng.below(86)
+    fg = 90 + rng.below(166)
     img = []
     for y in range(size):
         row = []
         for x in range(size):
             dx, dy = x - cx, y - cy
+            d2 = dx * dx + dy * dy
             if kind == "circle":
-                on = dx * dx + dy * dy <= r * r
+                on = d2 <= r * r
+            elif kind == "ring":
+                on = (r - 1) * (r - 1) <= d2 <= r * r + r
             elif kind == "square":
                 on = abs(dx) <= r * 3 // 4 and abs(dy) <= r * 3 // 4
             elif kind == "cross":
                 on = (abs(dx) <= 1 and abs(dy) <= r) or (abs(dy) <= 1 and abs(dx) <= r)
+            elif kind == "diagonal":
+                on = abs(dx - dy) <= 1 and abs(dx) <= r
             else:  # stripes
                 on = abs(dx) <= r and abs(dy) <= r and (y // 2) % 2 == 0
-            noise = rng.below(48)
-            row.append(min(255, fg - noise // 2) if on else noise)
+            noise = rng.below(96)
+            row.append(min(255, max(fg - noise // 2, noise)) if on else noise)
         img.append(row)
     return img
 

@@ -238,9 +238,10 @@ def train(
     The holdout is evaluated ``evals_per_epoch`` times per epoch and, whatever the epoch's
     length, at least every ``eval_interval_s`` (default: an eighth of the time left, 5 to 60 s),
     so a miner whose epoch is longer than its window (a language model on a big corpus) still
-    commits; but an evaluation that would take the holdout's share of the time past
+    commits. A per-epoch evaluation that would take the holdout's share of the time past
     ``max_eval_share`` is skipped (the model is scored again once training ends by its epochs),
-    so scoring by the exact validation function costs training at most about that much.
+    so without a deadline, scoring by the exact validation function costs training at most
+    about that much; with one, the timer's evaluations still run.
     ``commit_interval_s`` rate-limits those calls: an improvement that comes sooner than that after
     the last one is held back and delivered with the next one due, or when training ends, so a
     miner whose model improves every few milliseconds does not spend its time (and the ledger's)
@@ -384,12 +385,15 @@ def train(
                 result.steps += 1
                 result.samples += len(yb) * world
                 bar.update(len(yb) * world)
-                if rank == 0 and (i in eval_points or time.perf_counter() - last_eval >= eval_interval_s):
+                timer_due = time.perf_counter() - last_eval >= eval_interval_s
+                if rank == 0 and (i in eval_points or timer_due):
                     if cuda:
                         torch.cuda.synchronize(dev)
                     now = time.perf_counter()
-                    # model selection gets at most max_eval_share of the time (the first one always)
-                    if best_key is not None and result.eval_s > max_eval_share * (result.train_s + now - t0):
+                    # per-epoch model selection gets at most max_eval_share of the time (the first
+                    # always); the timer's evaluations do not wait: a miner with a deadline must commit
+                    if (not timer_due and best_key is not None
+                            and result.eval_s > max_eval_share * (result.train_s + now - t0)):
                         skipped = True
                         continue
                     result.train_s += now - t0

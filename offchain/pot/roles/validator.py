@@ -25,8 +25,6 @@ from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import ValidatorConfig
 from pot.roles.scoring import Scorer, Unavailable
 
-PPM = 1_000_000
-
 
 @dataclass
 class Validation:
@@ -95,8 +93,12 @@ class Validator(Worker):
             del self.validations[(oid, mid)]  # refused: nothing to open later
         self._save_order(oid)
 
-    def reported(self, score: int) -> int:
-        return min(PPM, max(0, score + self.config.dishonest_offset))
+    def reported(self, score: int, model_type: str) -> int:
+        """The score to report: the true one, shifted by the demo adversary's offset within the
+        validation function's range (an lm-bits-per-byte score goes above 1,000,000)."""
+        from pot.ml.validation import REGISTRY
+
+        return min(REGISTRY[model_type].max_score, max(0, score + self.config.dishonest_offset))
 
     async def validate_order(self, view) -> None:
         """Score and commit every model of the order not yet committed."""
@@ -117,7 +119,7 @@ class Validator(Worker):
             except Unavailable as exc:
                 self.emit("unavailable", oid, mid=m.mid, error=str(exc))
                 continue
-            score = self.reported(true_score)
+            score = self.reported(true_score, cyc.order.model_type_name)
             self.emit("score", oid, mid=m.mid, score=true_score, reported=score, **({"note": note} if note else {}))
             v = Validation(score, true_score, os.urandom(32))
             # on disk before it is sent: a commitment the validator cannot open loses the validation
