@@ -72,6 +72,35 @@ def denormal_mlp() -> bytes:
     return encode(state, cfg)
 
 
+def denormal_weights_mlp(train: Dataset) -> bytes:
+    """A linear classifier whose first-layer
+    weights are float32 denormals (about 1e-40) and whose second layer scales by 1e38. A machine
+    that reads float32 denormals as zero (DAZ) when it converts them would see a zero model."""
+    x = np.c_[train.x.reshape(len(train.x), -1), np.ones(len(train.x))]
+    w_lin, *_ = np.linalg.lstsq(x, np.eye(10)[train.y], rcond=None)
+    cfg = {**DIGITS_FLAT, "hidden": [20]}
+    w1 = np.zeros((20, 64), np.float32)
+    w1[:10] = (w_lin[:64].T * 1e-40).astype(np.float32)
+    w1[10:] = (-w_lin[:64].T * 1e-40).astype(np.float32)
+    w2 = np.zeros((10, 20), np.float32)
+    w2[:, :10] = np.eye(10) * 1e38
+    w2[:, 10:] = -np.eye(10) * 1e38
+    return encode({"net.1.weight": w1, "net.1.bias": np.zeros(20), "net.3.weight": w2,
+                   "net.3.bias": np.zeros(10)}, cfg)
+
+
+def denormal_inputs(train: Dataset, test_bytes: bytes) -> tuple[bytes, bytes]:
+    """(model, test set): the test images scaled into float32's denormal range (x 1e-41) and a
+    linear classifier scaled up by 1e30 to read them."""
+    x = np.c_[train.x.reshape(len(train.x), -1), np.ones(len(train.x))]
+    w_lin, *_ = np.linalg.lstsq(x, np.eye(10)[train.y], rcond=None)
+    cfg = {**DIGITS_FLAT, "hidden": []}
+    model = encode({"net.1.weight": (w_lin[:64].T * 1e30).astype(np.float32),
+                    "net.1.bias": np.zeros(10, np.float32)}, cfg)
+    test = Dataset.from_bytes(test_bytes)
+    return model, Dataset((test.x * np.float32(1e-41)).astype(np.float32), test.y).to_bytes()
+
+
 TINY_GPT = {"arch": "gpt", "in_shape": [16], "num_classes": 256, "dim": 16, "heads": 2, "layers": 1, "mlp": 32}
 
 

@@ -51,6 +51,8 @@ def boundary(tmp_path_factory):
     cases = {"cancelling-mlp": (bm.cancelling_mlp(train_flat), test_flat, ACC),
              "tied-logits": (bm.tied_logits_mlp(), test_flat, ACC),
              "denormal-mlp": (bm.denormal_mlp(), test_flat, ACC),
+             "denormal-weights": (bm.denormal_weights_mlp(train_flat), test_flat, ACC),
+             "denormal-inputs": bm.denormal_inputs(train_flat, test_flat) + (ACC,),
              "cancelling-gpt": (bm.unigram_gpt(cancel=1e12), text, LM),
              "unigram-gpt": (bm.unigram_gpt(), text, LM)}
     for name, (m, t, _) in cases.items():
@@ -119,7 +121,8 @@ def test_boundary_models_score_identically_everywhere(boundary):
         assert 0 <= next(iter(scores.values())) <= get(metric).max_score
     # the boundary models do break the float path: its logits' bits differ between settings or
     # batch sizes (else these models would prove nothing)
-    for name in ("cancelling-mlp", "tied-logits", "denormal-mlp", "cancelling-gpt"):
+    for name in ("cancelling-mlp", "tied-logits", "denormal-mlp", "denormal-weights", "denormal-inputs",
+                 "cancelling-gpt"):
         hashes = {v for k, per in results.items() if k.startswith(f"{name}/float64-logits") for v in per.values()}
         assert len(hashes) > 1, name
 

@@ -180,12 +180,12 @@ class Dataset:
         if set(arrays) != {"x", "y"}:
             raise DatasetError(f"a data set holds exactly the arrays x and y, got {sorted(arrays)}")
         x, y = arrays["x"], arrays["y"]
-        if (x.dtype.kind != "f" and x.dtype != np.uint8) or y.dtype.kind not in "iu":
-            raise DatasetError(f"x must be floating point or uint8 and y integer; got {x.dtype} and {y.dtype}")
-        if x.dtype.kind == "f":
-            if not np.isfinite(x).all():
-                raise DatasetError("x holds NaN or infinite values")
-            x = x.astype(np.float32)
+        # float32 exactly, not float64: narrowing float64 to float32 rounds differently under FTZ
+        # (the validation functions must read the same numbers on every machine)
+        if x.dtype not in (np.float32, np.uint8) or y.dtype.kind not in "iu":
+            raise DatasetError(f"x must be float32 or uint8 and y integer; got {x.dtype} and {y.dtype}")
+        if x.dtype == np.float32 and not np.isfinite(x).all():
+            raise DatasetError("x holds NaN or infinite values")
         return cls(x, y.astype(np.int64))
 
     def check_for(self, config: Mapping[str, Any]) -> None:

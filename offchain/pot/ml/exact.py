@@ -33,6 +33,10 @@ partial sums inside a matrix product or tree sum never reach the denormal range 
 a single operation that does is flushed to the same +0.0 with or without FTZ. The flush also
 makes every zero +0.0, so the sign of zero never depends on an implementation.
 
+Inputs. Weights and features are float32; converting them to float64 is exact, except that a
+CPU with DAZ set reads float32 denormals (below 2**-126) as zero while converting, so
+:func:`f32_to_f64` converts those from their bits instead (a float32 denormal is a normal float64).
+
 NaN and infinity follow IEEE-754 (they propagate; max propagates NaN); which NaN (payload, sign)
 never matters: the metrics only ask whether a value is finite.
 
@@ -68,6 +72,31 @@ GELU_K1 = 0.044715
 #: initial guess of 1/sqrt(m) on [1, 4) (3.7% off), refined by RSQRT_STEPS Newton steps
 RSQRT_GUESS = (1.30867376, -0.39508271, 0.0493858)
 RSQRT_STEPS = 5
+
+
+def f32_to_f64(a: np.ndarray) -> np.ndarray:
+    """Exact float32 -> float64, whatever the DAZ flag: denormals are rebuilt from their bits as
+    ``mantissa * 2**-149`` (an integer times a power of two: exact, and no denormal operand)."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    bits = a.view(np.uint32)
+    out = a.astype(np.float64)
+    den = ((bits & 0x7F800000) == 0) & ((bits & 0x007FFFFF) != 0)
+    if den.any():
+        val = (bits[den] & 0x007FFFFF).astype(np.float64) * 2.0**-149
+        out[den] = np.where((bits[den] >> 31) == 1, -val, val)
+    return out
+
+
+def to_float64(a: Any) -> np.ndarray:
+    """An input array (float32 weights or features, float64, integers) as float64, exactly."""
+    a = np.asarray(a)
+    if a.dtype == np.float32:
+        return f32_to_f64(a)
+    if a.dtype == np.float64:
+        return np.array(a)  # a copy: never a view of someone's buffer
+    if a.dtype.kind in "iub":
+        return a.astype(np.float64)  # integers below 2**53: exact
+    raise TypeError(f"cannot evaluate {a.dtype} values (float32, float64 or integers)")
 
 
 class Backend:
@@ -357,8 +386,7 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def asarray(self, a: Any) -> np.ndarray:
-        a = np.array(a, dtype=np.float64)  # a copy: never a view of someone's buffer
-        return self.flush(a)
+        return self.flush(to_float64(a))
 
     def to_numpy(self, a: np.ndarray) -> np.ndarray:
         return np.asarray(a)
@@ -469,10 +497,9 @@ class TorchBackend(Backend):
     def asarray(self, a):
         t = self.torch
         if isinstance(a, t.Tensor):
-            out = a.detach().to(device=self.device, dtype=t.float64, copy=True)
-        else:
-            out = t.tensor(np.asarray(a, dtype=np.float64), device=self.device)
-        return self.flush(out)
+            a = a.detach().cpu().numpy()
+        # converted on the host by the DAZ-proof routine, then moved
+        return self.flush(t.from_numpy(to_float64(a)).to(self.device))
 
     def to_numpy(self, a):
         return a.detach().cpu().numpy()
