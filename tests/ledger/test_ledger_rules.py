@@ -42,7 +42,7 @@ def test_happy_cycle_to_settlement_and_execution():
     run(led, happy_ops())
     assert led.apply(Tick(), CREVEAL_END - 1).nonces == ()
     s = settle(led, CREVEAL_END)
-    assert s.orders[0].winner == MINERS[0].addr and s.orders[0].total() == order().reward
+    assert s.orders[0].winner == MINERS[0].addr and s.orders[0].total(len(s.members)) == order().reward
     assert led.node_info(VALIDATORS[0].addr)["locked"] == 200
     assert led.apply(SettlementExecuted(1, (1,), b"\x0e" * 32), CREVEAL_END + 5).ok
     assert led.node_info(VALIDATORS[0].addr)["locked"] == 0

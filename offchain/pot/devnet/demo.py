@@ -515,7 +515,7 @@ class Demo:
             "winning_score_ppm": result.ledger_score,
             "client_checked_score_ppm": result.local_score,
             "escrow": str(codec.from_json(cyc["order"]).reward),
-            "payouts": [{"to": p.to, "amount": str(p.amount)} for p in os_.payouts],
+            "payouts": [{"to": p.to, "amount": str(p.amount)} for p in os_.paid(batch.members)],
             "slashes": out_slashes,
             "challenges": [{"validator": v.validator, "upheld": v.upheld} for v in batch.verdicts],
             "rejected": rejected,
