@@ -9,13 +9,7 @@ import {RewardMultisig} from "../../contracts/RewardMultisig.sol";
 import {IOrderBook} from "../../contracts/interfaces/IOrderBook.sol";
 import {IStakeRegistry} from "../../contracts/interfaces/IStakeRegistry.sol";
 import {IChallengeManager} from "../../contracts/interfaces/IChallengeManager.sol";
-import {
-    Settlement,
-    OrderSettlement,
-    Payout,
-    Slash,
-    ChallengeVerdict
-} from "../../contracts/interfaces/ISettlement.sol";
+import {Settlement, OrderSettlement, Payout, Slash, ChallengeVerdict} from "../../contracts/interfaces/ISettlement.sol";
 import {PoTSystem} from "../utils/PoTFixture.sol";
 import {CheatCodes} from "../utils/Test.sol";
 
@@ -59,8 +53,8 @@ contract Handler is CheatCodes {
     uint256 public outsiderMoves;
     /// @notice Orders this handler settled or reclaimed: they must never be open again.
     mapping(uint256 => bool) public closed;
-    /// @notice How often each action took effect (not just got called): shows that a campaign
-    ///         reaches the deep states (reveals, verdicts, withdrawals), not only early returns.
+    /// @notice How often each action took effect, not just got called (early returns do not
+    ///         count): test_handlerActionsTakeEffect checks every action can still happen.
     mapping(bytes32 => uint256) public done;
 
     constructor(PoTSystem sys_, address holder) {
@@ -114,9 +108,14 @@ contract Handler is CheatCodes {
 
     // ---------------------------------------------------------------- orders
 
-    function placeOrder(uint256 clientSeed, uint256 reward, uint256 train, uint256 reveal, uint256 validate, uint256 window)
-        external
-    {
+    function placeOrder(
+        uint256 clientSeed,
+        uint256 reward,
+        uint256 train,
+        uint256 reveal,
+        uint256 validate,
+        uint256 window
+    ) external {
         address client = _clients[clientSeed % _clients.length];
         uint256 id = orders.orderCount() + 1;
         IOrderBook.OrderParams memory p = IOrderBook.OrderParams({
@@ -142,8 +141,8 @@ contract Handler is CheatCodes {
     function reclaim(uint256 orderSeed) external {
         (uint256 id, IOrderBook.Order memory o) = _pickOrder(orderSeed);
         if (id == 0 || o.status != IOrderBook.Status.Open) return;
-        uint64 at = orders.reclaimableAt(id);
-        if (block.timestamp < at) vm.warp(at);
+        uint64 due = orders.reclaimableAt(id);
+        if (block.timestamp < due) vm.warp(due);
         vm.prank(o.client);
         orders.reclaim(id);
         ++done["reclaim"];
@@ -230,8 +229,8 @@ contract Handler is CheatCodes {
         (uint256 id, address who) = _pickChallenge(seed);
         if (id == 0 || !_unresolved(id, who)) return;
         (,, uint64 end) = _challengeWindows(orders.getOrder(id));
-        uint64 at = end + orders.settlementGrace();
-        if (block.timestamp < at) vm.warp(at);
+        uint64 due = end + orders.settlementGrace();
+        if (block.timestamp < due) vm.warp(due);
         vm.prank(who);
         challenges.reclaimStake(id);
         ++done["reclaimChallengeStake"];
@@ -249,7 +248,8 @@ contract Handler is CheatCodes {
         external
     {
         // Every other call settles a challenged order, so that verdicts execute as well.
-        (uint256 id, IOrderBook.Order memory o) = orderSeed % 2 == 0 ? _pickChallengedOrder(orderSeed >> 1) : _pickOrder(orderSeed);
+        (uint256 id, IOrderBook.Order memory o) =
+            orderSeed % 2 == 0 ? _pickChallengedOrder(orderSeed >> 1) : _pickOrder(orderSeed);
         if (id == 0 || o.status != IOrderBook.Status.Open) return;
         _warpToSettlement(id, o);
         Settlement memory batch = _batch(id, o, winnerSeed, taxBps, slashSeed, slashAmount);
@@ -376,7 +376,11 @@ contract Handler is CheatCodes {
 
     /// @dev A verdict for every unresolved challenge on the order; `bits` decides which are upheld
     ///      (a rejected one names the winner as the validator, who gets half the cStake).
-    function _verdicts(uint256 id, address validator, uint256 bits) internal view returns (ChallengeVerdict[] memory v) {
+    function _verdicts(uint256 id, address validator, uint256 bits)
+        internal
+        view
+        returns (ChallengeVerdict[] memory v)
+    {
         uint256 open;
         for (uint256 i; i < _stakers.length; ++i) {
             if (_unresolved(id, _stakers[i])) ++open;

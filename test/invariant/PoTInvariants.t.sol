@@ -39,6 +39,58 @@ contract PoTInvariants is Test {
         targetSelector(FuzzSelector(address(handler), selectors));
     }
 
+    /// @notice The handler's actions take effect on a scripted path (not only early returns), so
+    ///         a contract change that makes one of them skip silently cannot leave the campaign
+    ///         passing vacuously.
+    function test_handlerActionsTakeEffect() public {
+        handler.register(0, 15, 0); // staker0: every role
+        handler.register(1, 4, 0); // staker1: verifier
+        handler.placeOrder(0, 100 ether, 1 hours, 600, 1 hours, 1 hours); // order 1
+        handler.commitChallenge(0, 0); // releases order 1's test data, staker0 challenges
+        handler.commitChallenge(0, 1); // staker1 challenges
+        handler.revealChallenge(0); // staker1 reveals
+        handler.settle(0, 2, 1_000, 0, 10 ether); // staker2 wins, staker0 slashed, both verdicts
+        handler.settleAgain(0, 0);
+        handler.placeOrder(1, 50 ether, 1 hours, 600, 1 hours, 1 hours); // order 2
+        handler.settleWithTooFewSignatures(0, 0);
+        handler.settleWrongTotal(0, 0, 1, true);
+        handler.settleWrongTotal(0, 0, 1, false);
+        handler.outsiderMovesMoney(0, 3);
+        handler.reclaim(0); // order 2 back to its client
+        handler.placeOrder(2, 70 ether, 1 hours, 600, 1 hours, 1 hours); // order 3
+        handler.commitChallenge(0, 1);
+        handler.reclaimChallengeStake(0); // no verdict came: staker1 takes its cStake back
+        handler.addStake(1, 5 ether);
+        handler.requestUnregister(1);
+        handler.withdraw(1);
+
+        string[13] memory actions = [
+            "placeOrder",
+            "releaseTestData",
+            "commitChallenge",
+            "revealChallenge",
+            "settle",
+            "slash",
+            "verdict",
+            "reclaim",
+            "reclaimChallengeStake",
+            "register",
+            "addStake",
+            "requestUnregister",
+            "withdraw"
+        ];
+        uint256[13] memory expected = [uint256(3), 2, 3, 1, 1, 1, 2, 1, 1, 2, 1, 1, 1];
+        for (uint256 i; i < actions.length; ++i) {
+            assertEq(handler.done(bytes32(bytes(actions[i]))), expected[i], actions[i]);
+        }
+        invariant_orderBookHoldsExactlyTheOpenEscrow();
+        invariant_stakeRegistryHoldsExactlyTheStakes();
+        invariant_challengeManagerHoldsExactlyTheUnresolvedStakes();
+        invariant_supplyStaysWithKnownAccounts();
+        invariant_noMoneyMovesWithoutTheCommittee();
+        invariant_escrowLeavesOnceAndExactly();
+    }
+
     /// @notice OrderBook: token balance == sum of the rewards of open orders.
     function invariant_orderBookHoldsExactlyTheOpenEscrow() public view {
         uint256 open;

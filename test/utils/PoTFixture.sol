@@ -52,7 +52,11 @@ contract PoTSystem is CheatCodes {
         stakes = new StakeRegistry(IERC20(address(token)), predicted, mins, UNBONDING);
         orders = new OrderBook(IERC20(address(token)), predicted, MIN_REVEAL, GRACE);
         challenges = new ChallengeManager(
-            IERC20(address(token)), IOrderBook(address(orders)), IStakeRegistry(address(stakes)), predicted, CHALLENGE_STAKE
+            IERC20(address(token)),
+            IOrderBook(address(orders)),
+            IStakeRegistry(address(stakes)),
+            predicted,
+            CHALLENGE_STAKE
         );
         multisig = new RewardMultisig(
             IOrderBook(address(orders)),

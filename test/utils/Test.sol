@@ -29,14 +29,11 @@ interface Vm {
 
     function assertTrue(bool condition, string calldata err) external pure;
     function assertFalse(bool condition, string calldata err) external pure;
-    function assertEq(bool left, bool right, string calldata err) external pure;
     function assertEq(uint256 left, uint256 right, string calldata err) external pure;
     function assertEq(address left, address right, string calldata err) external pure;
     function assertEq(bytes32 left, bytes32 right, string calldata err) external pure;
     function assertEq(string calldata left, string calldata right, string calldata err) external pure;
-    function assertNotEq(uint256 left, uint256 right, string calldata err) external pure;
     function assertLe(uint256 left, uint256 right, string calldata err) external pure;
-    function assertGe(uint256 left, uint256 right, string calldata err) external pure;
 }
 
 /// @notice `vm` and `bound` for every contract a test deploys (invariant handlers included).
@@ -94,10 +91,6 @@ abstract contract Test is CheatCodes {
         vm.assertFalse(c, err);
     }
 
-    function assertEq(bool a, bool b) internal pure {
-        vm.assertEq(a, b, "");
-    }
-
     function assertEq(uint256 a, uint256 b) internal pure {
         vm.assertEq(a, b, "");
     }
@@ -122,16 +115,8 @@ abstract contract Test is CheatCodes {
         vm.assertEq(a, b, "");
     }
 
-    function assertNotEq(uint256 a, uint256 b) internal pure {
-        vm.assertNotEq(a, b, "");
-    }
-
     function assertLe(uint256 a, uint256 b, string memory err) internal pure {
         vm.assertLe(a, b, err);
-    }
-
-    function assertGe(uint256 a, uint256 b, string memory err) internal pure {
-        vm.assertGe(a, b, err);
     }
 
     // ---------------------------------------------------------------- invariant targets
