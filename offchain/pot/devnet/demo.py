@@ -44,7 +44,7 @@ PPM = 1_000_000
 DEMO_CONFIG = dict(
     aggregators=4, miners=2, validators=2, verifiers=1, clients=1, workers=False, poll_interval=0.5,
     fund=1_000 * TOKEN, min_stake=10 * TOKEN, challenge_stake=5 * TOKEN, min_reveal_duration=3,
-    unbonding_period=60, settlement_grace=600, startup_timeout=120.0)
+    unbonding_period=3600, settlement_grace=600, max_order_lifetime=1800, startup_timeout=120.0)
 ORDER = dict(dataset="digits", arch="mlp", model={"hidden": [64]}, epochs=20, batch_size=64, lr=3e-3,
              reward=100 * TOKEN, train_duration=20, validate_duration=10, challenge_duration=10,
              reveal_duration=8)
