@@ -242,7 +242,8 @@
     for (const r of rows) for (const g of r.segs) { lo = Math.min(lo, g.start); hi = Math.max(hi, g.end); }
     const now = ledgerNow();
     if (!isFinite(lo)) { lo = now - 60; hi = now + 60; }
-    hi = Math.max(hi, now);
+    // the axis runs to now only while an order still runs: closed ones keep their bars readable
+    if (rows.some((r) => r.open)) hi = Math.max(hi, now);
     const span = Math.max(hi - lo, 10);
     lo -= span * 0.02; hi += span * 0.02;
     const x = (t) => left + ((t - lo) / (hi - lo)) * (W - left - right);
@@ -268,10 +269,11 @@
       }
     });
     svg.append(s("line", { class: "axis", x1: left, x2: W - right, y1: H - axisH, y2: H - axisH }));
-    svg.append(s("line", { class: "now", x1: x(now), x2: x(now), y1: top - 4, y2: H - axisH }));
+    const showNow = now >= lo && now <= hi;
+    if (showNow) svg.append(s("line", { class: "now", x1: x(now), x2: x(now), y1: top - 4, y2: H - axisH }));
     const used = new Set(rows.flatMap((r) => r.segs.map((g) => g.phase)));
     return h("figure", { class: "chart" }, svg,
-      h("figcaption", null, `${caption}. The dashed line is the ledger's time now.`),
+      h("figcaption", null, showNow ? `${caption}. The dashed line is the ledger's time now.` : `${caption}.`),
       legend(PHASES.map((p) => p[0]).filter((p) => used.has(p))));
   }
 
@@ -313,6 +315,7 @@
   function orderGantt(orders, caption) {
     const rows = orders.slice().reverse().map((o) => ({
       label: `Order ${o.order.orderId}`, phase: o.status === "open" ? o.phase : o.status, segs: segments(o.timeline),
+      open: o.status === "open" && !o.cancelled,
     }));
     return gantt(rows, caption);
   }
@@ -490,7 +493,8 @@
             ["Placed", when(o.t0)],
             ["Settlement", nonceLink(cyc.nonce)],
           ]),
-          section("Timeline", gantt([{ label: `Order ${id}`, phase: cyc.phase, segs: segments(tl) }],
+          section("Timeline", gantt([{ label: `Order ${id}`, phase: cyc.phase, segs: segments(tl),
+            open: cyc.status === "open" && !cyc.cancelled }],
             `Windows of order ${id}`), phaseList(cyc)),
           section("Claims", table("Claims", ["Miner", "Commitment", ["Ledger seq", "num"]],
             cyc.claims.map((c) => [addr(c.miner), hexCode(c.commitment), num(c.seq)]))),
