@@ -50,20 +50,12 @@ def orders(ledger: Ledger, *, limit: int | None = None, phase_filter: str | None
            now: int | None = None) -> list[dict[str, Any]]:
     """Without a filter: the paper's FetchOrders (orders in training, best reward per second of
     training first, as ``Ledger.fetch_orders`` sorts them). With ``phase_filter``: orders still in
-    their cycle in that phase (``"active"``: every one of them), by order id."""
+    their cycle in that phase (``"active"``: every one of them), newest first as ``GET /v1/orders``."""
     if phase_filter is None or phase_filter == Phase.TRAINING.value:
         return [order_entry(ledger, o.order_id, now) for o in ledger.fetch_orders(limit=limit, now=now)]
-    out = []
-    for key in sorted(ledger.s["orders"], key=int):
-        rec = ledger.s["orders"][key]
-        if rec["status"] not in ACTIVE_STATUSES or rec["cancelled"]:
-            continue
-        entry = order_entry(ledger, int(key), now)
-        if phase_filter == "active" or entry["phase"] == phase_filter:
-            out.append(entry)
-        if limit is not None and len(out) >= limit:
-            break
-    return out
+    now = ledger.time if now is None else now
+    keys = _matching(ledger, sorted(ledger.s["orders"], key=int, reverse=True), now, phase_filter, None, None, None)
+    return [order_entry(ledger, int(k), now) for k in keys[:limit]]
 
 
 def cycle(ledger: Ledger, order_id: int) -> dict[str, Any]:
@@ -247,6 +239,11 @@ def _order_matches(ledger: Ledger, key: str, now: int, phase_filter: str | None,
     return True
 
 
+def _matching(ledger: Ledger, keys: list[str], now: int, phase_filter: str | None, status: str | None,
+              client: str | None, miner: str | None) -> list[str]:
+    return [k for k in keys if _order_matches(ledger, k, now, phase_filter, status, client, miner)]
+
+
 def list_orders(ledger: Ledger, *, phase_filter: str | None = None, status: str | None = None,
                 client: str | None = None, miner: str | None = None, limit: int | None = None,
                 cursor: int | None = None, sort: str = "newest", now: int | None = None) -> dict[str, Any]:
@@ -259,7 +256,7 @@ def list_orders(ledger: Ledger, *, phase_filter: str | None = None, status: str 
         keys = [str(oid) for oid in ranked]
     else:
         keys = sorted(ledger.s["orders"], key=int, reverse=True)
-    matching = [k for k in keys if _order_matches(ledger, k, now, phase_filter, status, client, miner)]
+    matching = _matching(ledger, keys, now, phase_filter, status, client, miner)
     total = len(matching)
     if cursor is not None:
         matching = [k for k in matching if int(k) < cursor]

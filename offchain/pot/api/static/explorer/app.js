@@ -279,7 +279,7 @@
 
   // One bar per item (gas per settlement), value labels on the bars
   function bars(items, caption, unit) {
-    const W = 960, left = 8, top = 22, H = 210, bottom = 28;
+    const W = 960, left = 8, top = 22, H = 180, bottom = 28;
     const max = Math.max(1, ...items.map((i) => i.value || 0));
     const bw = Math.min(90, (W - left * 2) / Math.max(items.length, 1));
     const titleId = uid("bt"), descId = uid("bd");
@@ -334,7 +334,7 @@
     return table(caption, ["Settlement", "Orders", ["Paid", "num"], "Signatures", "State", "Transaction",
       ["Gas", "num"]], settlements.map((x, i) => [
       nonceLink(x.nonce), x.orderIds.map((id, j) => [j ? ", " : "", h("a", { href: `#/orders/${id}` }, String(id))]),
-      pot(x.total), `${x.signatures} of ${x.threshold}`,
+      pot(x.total), `${x.signatures} (${x.threshold} needed)`,
       x.executed ? h("span", { class: "badge ok" }, "executed") : h("span", { class: "badge warn" }, "pending"),
       x.txHash ? hexCode(x.txHash, 6) : "–", rs[i] ? num(rs[i].gasUsed) : "–"]));
   }
@@ -389,11 +389,11 @@
           section("Recent orders",
             orders.orders.length ? orderGantt(orders.orders, "Phases of the most recent orders") : null,
             ordersTable(orders.orders, "Most recent orders"),
-            h("p", null, h("a", { href: "#/orders" }, `All ${num(orders.total)} orders`))),
+            h("p", null, h("a", { href: "#/orders" }, `All orders (${num(orders.total)})`))),
           section("Settlements",
             gas.some((g) => g.value != null) ? bars(gas, "Gas used by each executed settlement transaction", "gas") : null,
             await settlementsTable(settlements.settlements, "Most recent settlements"),
-            h("p", null, h("a", { href: "#/settlements" }, `All ${num(settlements.total)} settlements`))),
+            h("p", null, h("a", { href: "#/settlements" }, `All settlements (${num(settlements.total)})`))),
         ];
       },
     };
