@@ -39,7 +39,7 @@ min_reveal_duration = 2
 model = { hidden = [16] }
 epochs = 3
 train_duration = 30
-validate_duration = 10
+validate_duration = 15
 challenge_duration = 2
 reveal_duration = 4
 [miner]
@@ -195,4 +195,6 @@ def test_explorer_shows_a_devnet_order_settle(tmp_path):
         print(f"explorer browser test: {time.monotonic() - t_start:.0f}s wall")
     finally:
         down = pot("devnet", "down", "--dir", str(root), "--timeout", "10")
+        if (root / "logs").exists():   # the nodes' logs go with the screenshots
+            shutil.copytree(root / "logs", ARTIFACTS / "logs", dirs_exist_ok=True)
         assert down.returncode == 0, down.stdout + down.stderr

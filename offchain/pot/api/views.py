@@ -196,11 +196,20 @@ def _same(a: str, b: str) -> bool:
     return a.lower() == b.lower()
 
 
-def _settlement_of(ledger: Ledger, rec: dict[str, Any]) -> tuple[dict[str, Any] | None, Settlement | None]:
+def _settlement_of(ledger: Ledger, rec: dict[str, Any],
+                   parsed: dict[int, Settlement] | None = None) -> tuple[dict[str, Any] | None, Settlement | None]:
+    """The order's settlement record and batch; ``parsed`` keeps batches already parsed (one batch
+    settles up to a hundred orders: a scan over orders parses each once)."""
     if rec["nonce"] is None:
         return None, None
     st = ledger.s["settlements"].get(str(rec["nonce"]))
-    return (st, settlement_from_json(st["settlement"])) if st else (None, None)
+    if st is None:
+        return None, None
+    if parsed is None:
+        return st, settlement_from_json(st["settlement"])
+    if rec["nonce"] not in parsed:
+        parsed[rec["nonce"]] = settlement_from_json(st["settlement"])
+    return st, parsed[rec["nonce"]]
 
 
 def order_summary(ledger: Ledger, order_id: int, now: int | None = None) -> dict[str, Any]:
@@ -369,10 +378,11 @@ def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
     members = ledger.config.committee
     orders, earnings, slashes = [], [], []
     earned = pending = slashed = 0
+    parsed: dict[int, Settlement] = {}
     for key in sorted(ledger.s["orders"], key=int, reverse=True):
         rec = ledger.s["orders"][key]
         order = ledger.order(int(key))
-        st, settlement = _settlement_of(ledger, rec)
+        st, settlement = _settlement_of(ledger, rec, parsed)
         roles = _roles_in(rec, order, settlement.members if settlement else (), address)
         if not roles:
             continue
