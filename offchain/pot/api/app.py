@@ -23,10 +23,8 @@ answers 4xx with the ledger's reason (name and wire code) and its text.
 from __future__ import annotations
 
 import re
-from typing import Any
-
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response

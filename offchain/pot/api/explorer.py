@@ -21,6 +21,7 @@ state.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -139,8 +140,6 @@ class Peers:
                         raise ValueError(f"answer larger than {PEER_MAX_BYTES} bytes")
                 if r.status_code != 200:
                     raise ValueError(f"HTTP {r.status_code}")
-            import json
-
             info = json.loads(body)
         except (httpx.HTTPError, ValueError) as exc:
             return {"url": url, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
