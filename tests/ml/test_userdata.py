@@ -43,8 +43,9 @@ def test_image_folder(rgb_folder):
 def test_grey_images_get_one_channel_unless_asked(tmp_path):
     root = write_shape_images(tmp_path / "shapes", per_class=3, size=8)
     u = load(root, image_size=(8, 8))
-    assert u.data.x.shape == (12, 1, 8, 8) and u.classes == ["circle", "cross", "square", "stripes"]
-    assert load(root, image_size=(8, 8), channels=3).data.x.shape == (12, 3, 8, 8)
+    assert u.data.x.shape == (18, 1, 8, 8)
+    assert u.classes == ["circle", "cross", "diagonal", "ring", "square", "stripes"]
+    assert load(root, image_size=(8, 8), channels=3).data.x.shape == (18, 3, 8, 8)
 
 
 @pytest.mark.parametrize("make, match", [
@@ -123,7 +124,7 @@ def test_build_task_from_own_images_and_text(tmp_path):
     built = build_task(ClientConfig(data=str(root), image_size=8, arch="cnn", model={"channels": [4], "hidden": 8}))
     assert built.spec.model["in_shape"] == [1, 8, 8] and built.spec.metric == "classification-accuracy-v2"
     test = Dataset.from_bytes(built.test_bytes)
-    assert built.spec.test_samples == len(test.y) == 8 and test.x.dtype == np.uint8
+    assert built.spec.test_samples == len(test.y) == 12 and test.x.dtype == np.uint8  # 2 of 6 per class
     (tmp_path / "book.txt").write_bytes(grammar_text(5000))
     lm = build_task(ClientConfig(data=str(tmp_path / "book.txt"), context=16, model={"dim": 8, "heads": 2}))
     assert lm.spec.model["arch"] == "gpt" and lm.spec.metric == "lm-bits-per-byte-v1"
