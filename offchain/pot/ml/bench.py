@@ -291,6 +291,8 @@ def command(device: str | None, models: tuple[str, ...], seconds: float, rounds:
     if rounds < 1:
         raise click.BadParameter("at least one round", param_hint="--rounds")
     console = Console()
+    if not console.is_terminal:
+        console.width = 140  # a log or a pipe: keep the table on one line per model
     table = Table(title="pot bench train: miner vs plain PyTorch (median of interleaved rounds)")
     for col in ("model", "params", "device", "plain /s", "miner /s", "miner/plain", "PoT work", "model selection",
                 "scoring (reference)"):
