@@ -67,14 +67,14 @@ def test_data_must_fit_the_model(digits_seq):
 
 def test_model_selection_uses_the_validation_function(digits):
     """The holdout score a miner commits by is the order's validation function on the file it commits."""
-    from pot.ml.train import MAX_HOLDOUT_OPS, _split
+    from pot.ml.train import MAX_HOLDOUT_OPS, holdout_split
     from pot.ml.validation import eval_ops
 
     data = Dataset.from_bytes(digits[0])
     cfg = model_config_for("digits", "mlp", hidden=[16])
     seen = []
     res = train(build_model(cfg, seed=0), data, TrainHints(epochs=3), on_improve=seen.append, progress=False, seed=4)
-    _, hold = _split(data, TrainHints().holdout_fraction, 4)
+    _, hold = holdout_split(data, TrainHints().holdout_fraction, 4)
     holdout = data.subset(hold[: MAX_HOLDOUT_OPS // eval_ops(cfg, 1)]).to_bytes()
     for c in seen:
         assert c.holdout_score == score(c.model_bytes, holdout, "classification-accuracy-v2")

@@ -112,9 +112,9 @@ def _plain_loop(model, x, y, epochs: int, batch_size: int, lr: float, device, se
     """The baseline: the miner's batches, forward, backward, step; nothing else. Returns samples."""
     import torch
 
-    from pot.ml.train import _amp_dtype, _epoch_batches, _loss, model_input
+    from pot.ml.train import amp_dtype, epoch_batches, model_input, training_loss
 
-    amp = _amp_dtype(device)
+    amp = amp_dtype(device)
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
@@ -122,11 +122,11 @@ def _plain_loop(model, x, y, epochs: int, batch_size: int, lr: float, device, se
         x, y = x.pin_memory(), y.pin_memory()
     samples = 0
     for epoch in range(epochs):
-        for idx in _epoch_batches(len(y), batch_size, seed, epoch, 0, 1):
+        for idx in epoch_batches(len(y), batch_size, seed, epoch, 0, 1):
             xb = model_input(x[idx].to(device, non_blocking=True), tokens)
             yb = y[idx].to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=amp or torch.float16, enabled=amp is not None):
-                loss = _loss(model(xb), yb)
+                loss = training_loss(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -161,7 +161,7 @@ def _run(dev, model_name: str, seconds: float, rounds: int, commit_interval_s: f
 
     from pot.ml.archs import REGISTRY, build_model, param_shapes
     from pot.ml.spec import TrainHints
-    from pot.ml.train import Checkpoint, _split, train
+    from pot.ml.train import Checkpoint, holdout_split, train
     from pot.ml.validation import eval_ops, for_arch, score
 
     m = MODELS[model_name]
@@ -169,7 +169,7 @@ def _run(dev, model_name: str, seconds: float, rounds: int, commit_interval_s: f
     tokens = REGISTRY[cfg["arch"]].tokens
     per_sample = data.x.shape[1] if tokens else 1
     metric = for_arch(cfg["arch"])
-    fit_idx, _ = _split(data, TrainHints().holdout_fraction, 0)
+    fit_idx, _ = holdout_split(data, TrainHints().holdout_fraction, 0)
     x_fit = torch.from_numpy(np.array(data.x[fit_idx]))
     y_fit = torch.from_numpy(np.array(data.y[fit_idx], dtype=np.int64))
     clock = _Clock(dev)

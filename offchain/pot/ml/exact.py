@@ -127,6 +127,12 @@ class Backend:
     def concat(self, arrays: list[Any], axis: int) -> Any:
         raise NotImplementedError
 
+    def stack(self, arrays: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
     def permute(self, a: Any, axes: tuple[int, ...]) -> Any:
         raise NotImplementedError
 
@@ -373,12 +379,6 @@ class Backend:
         b = self.maximum(x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2])
         return self.contiguous(self.maximum(a, b))
 
-    def stack(self, arrays: list[Any]) -> Any:
-        raise NotImplementedError
-
-    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
-        raise NotImplementedError
-
 
 class NumpyBackend(Backend):
     """The reference implementation: numpy float64 ufuncs (IEEE binary64, one thread)."""
@@ -483,8 +483,9 @@ class NumpyBackend(Backend):
 
 class TorchBackend(Backend):
     """The same definition on torch float64 tensors (CPU or CUDA): a second implementation,
-    and the fast one on a GPU. torch's add/sub/mul/div/sqrt kernels are elementwise and
-    correctly rounded on CPU and CUDA alike; every operation here is a separate kernel call."""
+    and the fast one on a GPU. torch's add/sub/mul/div kernels are elementwise and correctly
+    rounded on CPU and CUDA alike (its sqrt is not, on CPUs: it is never called); every
+    operation here is a separate kernel call."""
 
     name = "torch"
 

@@ -130,7 +130,7 @@ def _make_optimizer(params, hints: TrainHints) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=hints.lr, momentum=0.9, weight_decay=hints.weight_decay)
 
 
-def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[torch.Tensor]:
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n, generator=g)
     if world > 1:
@@ -148,7 +148,7 @@ def model_input(xb: torch.Tensor, tokens: bool) -> torch.Tensor:
     return xb
 
 
-def _loss(out: torch.Tensor, yb: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def training_loss(out: torch.Tensor, yb: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy over classes, or over every position of a language model's window."""
     if out.dim() == 3:
         return nn.functional.cross_entropy(out.float().flatten(0, 1), yb.flatten(), reduction=reduction)
@@ -165,13 +165,13 @@ def _holdout_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: to
         yb = y[i : i + 256].to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=amp or torch.float16, enabled=amp is not None):
             out = model(xb)
-        loss_sum += float(_loss(out, yb, "sum"))
+        loss_sum += float(training_loss(out, yb, "sum"))
         count += yb.numel()
     model.train()
     return loss_sum / count
 
 
-def _split(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit, holdout) indices: stratified by class, or random windows for a language model."""
     if not data.tokens:
         return stratified_split(data.y, fraction, seed)
@@ -180,7 +180,7 @@ def _split(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(perm[n:]), np.sort(perm[:n])
 
 
-def _amp_dtype(dev: torch.device) -> torch.dtype | None:
+def amp_dtype(dev: torch.device) -> torch.dtype | None:
     """bfloat16 where the GPU has it (no loss scaling needed), else float16; None on the CPU."""
     if dev.type != "cuda":
         return None
@@ -264,12 +264,12 @@ def train(
     world = dist.get_world_size() if ddp else 1
     dev = pick_device(device)
     cuda = dev.type == "cuda"
-    amp = _amp_dtype(dev)
+    amp = amp_dtype(dev)
     if cuda:
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True  # miners want speed; the exact scoring path does not use cuDNN
 
-    fit_idx, hold_idx = _split(data, hints.holdout_fraction, seed)
+    fit_idx, hold_idx = holdout_split(data, hints.holdout_fraction, seed)
     if len(hold_idx) == 0 or len(fit_idx) < world:
         raise ValueError(f"{len(data.y)} samples are too few to hold out {hints.holdout_fraction:.0%} and train")
     # the exact scoring of the holdout is bounded in cost; the float loss uses all of it
@@ -363,7 +363,7 @@ def train(
     epoch = 0
     try:
         for epoch in range(hints.epochs):
-            batches = _epoch_batches(n_fit, hints.batch_size, seed, epoch, rank, world)
+            batches = epoch_batches(n_fit, hints.batch_size, seed, epoch, rank, world)
             if cuda:
                 # a DataLoader pins each gathered batch in its own thread, so host-to-device copies overlap compute
                 loader = DataLoader(_Batches(x_fit, y_fit), sampler=batches, batch_size=None, pin_memory=True)
@@ -377,7 +377,7 @@ def train(
                 xb = model_input(xb.to(dev, non_blocking=True), tokens)
                 yb = yb.to(dev, non_blocking=True)
                 with torch.autocast(device_type=dev.type, dtype=amp or torch.float16, enabled=amp is not None):
-                    loss = _loss(net(xb), yb)
+                    loss = training_loss(net(xb), yb)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
