@@ -136,6 +136,7 @@ class Aggregator:
         self._ready_since: dict[int, float] = {}
         self._sent: set[tuple[int, str, int]] = set()
         self._verified: set[tuple[int, bytes]] = set()
+        self.scorer = None
         self.stats: dict[str, Any] = {"submitted": 0, "attested": 0, "verify_results": 0, "settlements": []}
 
     # --- setup -----------------------------------------------------------------------------
@@ -187,6 +188,9 @@ class Aggregator:
         from pot.storage import open_store
 
         cfg = self.cfg
+        # first: the scoring process imports PyTorch while the rest starts, not at the first PoT.Verify
+        self.store = open_store(cfg.store)
+        self.scorer = Scorer(self.store)
         if self.account is None:
             self.account = await asyncio.to_thread(cfg.load_account)
         self.address = self.account.address
@@ -210,8 +214,6 @@ class Aggregator:
         await self.node.start()
         log.info("listening pbft=%s:%d seq=%d ledger_seq=%d members=%d threshold=%d", *cfg.pbft[cfg.replica_id],
                  self.node.replica.last_exec, self.ledger.seq, cfg.n, self.ledger_config.threshold)
-        self.store = open_store(cfg.store)
-        self.scorer = Scorer(self.store)
         from pot.chain.events import EventFollower
 
         self.follower = EventFollower(self.w3, self.deployment, confirmations=cfg.confirmations)
@@ -260,6 +262,8 @@ class Aggregator:
             await self.node.close()
         if self.ledger is not None:
             self.ledger.close()
+        if self.scorer is not None:
+            self.scorer.close()
         log.info("stopped")
 
     # --- pot.api.Node ----------------------------------------------------------------------
@@ -401,7 +405,7 @@ class Aggregator:
     async def _verify(self) -> None:
         from pot.protocol import codec
         from pot.protocol import types as T
-        from pot.roles.scoring import Unavailable
+        from pot.protocol.scoring import Abstain, Invalid
 
         for p in self.ledger.pending_verifications():
             key = (p["orderId"], p["mid"])
@@ -409,11 +413,16 @@ class Aggregator:
                 continue
             if p["modelCid"] is None or p["testCid"] is None:
                 continue
-            try:
-                score, note = await self.scorer.score(p["mid"], p["modelCid"], p["testCid"], p["modelType"])
-            except Unavailable as exc:
-                log.warning("order=%d PoT.Verify of %s waits: %s", p["orderId"], p["mid"].hex()[:16], exc)
+            # in the scoring process: this loop (PBFT, the API) never waits on PyTorch
+            outcome = await self.scorer.score(p["mid"], p["modelCid"], p["testCid"], p["modelType"], p["specCid"])
+            if isinstance(outcome, Abstain):
+                log.warning("order=%d PoT.Verify of %s abstains%s: %s", p["orderId"], p["mid"].hex()[:16],
+                            " (will retry)" if outcome.retry else "", outcome.reason)
+                if not outcome.retry:
+                    self._verified.add(key)  # no VerifyResult from this replica; the others decide
                 continue
+            score = outcome.score
+            note = outcome.reason if isinstance(outcome, Invalid) else ""
             log.info("order=%d PoT.Verify mid=%s score=%d%s", p["orderId"], p["mid"].hex()[:16], score,
                      f" ({note})" if note else "")
             msg = T.VerifyResult(p["orderId"], p["mid"], score, self.address).sign(self.domain, self.key)
