@@ -29,11 +29,15 @@ import os
 import resource
 import struct
 import sys
+import time
 import traceback
 from typing import Any, BinaryIO
 
-from pot.ml.datasets import MAX_DATASET_BYTES, DatasetError
-from pot.ml.modelfile import MAX_MODEL_BYTES, ModelFileError, read_header
+import numpy as np
+
+from pot.ml.archs import build_model
+from pot.ml.datasets import MAX_DATASET_BYTES, Dataset, DatasetError
+from pot.ml.modelfile import MAX_MODEL_BYTES, ModelFileError, read_header, save_model
 from pot.ml.spec import MAX_SPEC_BYTES, SpecError, TaskSpec
 from pot.ml.validation import ValidationError, score
 from pot.protocol.scoring import Abstain, Invalid, Outcome, Scored
@@ -74,6 +78,17 @@ def score_model(model_bytes: bytes, test_bytes: bytes, spec: TaskSpec) -> Outcom
     except Exception as exc:  # noqa: BLE001 - not a verdict on the model: PyTorch's own OOM is a RuntimeError
         log.error("scoring failed:\n%s", traceback.format_exc())
         return Abstain(f"scoring failed on this machine: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def warm_up() -> float:
+    """Score a tiny model once; seconds it took. The first evaluation imports more of PyTorch
+    lazily (``torch.use_deterministic_algorithms`` pulls in ``torch._inductor``: seconds on a busy
+    machine), which belongs to the start of the worker, not to its first validation window."""
+    t = time.monotonic()
+    tiny = {"arch": "mlp", "in_shape": [4], "num_classes": 2, "hidden": [2]}
+    data = Dataset(np.zeros((2, 4), np.float32), np.array([0, 1], np.int64)).to_bytes()
+    score(save_model(build_model(tiny, seed=0)), data)
+    return time.monotonic() - t
 
 
 def hello() -> dict[str, Any]:
@@ -147,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the frames
+    log.debug("warm-up took %.2fs", warm_up())
     if args.memory_mb > 0:
         limit_memory(args.memory_mb * 1024 * 1024)
     write_frame(out, json.dumps(hello()).encode())

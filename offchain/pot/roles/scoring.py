@@ -132,6 +132,10 @@ class ScoringProcess:
             except BlockingIOError:
                 continue
             if not chunk:
+                try:
+                    self._proc.wait(timeout=2)  # reaped, so that the signal can be named
+                except subprocess.TimeoutExpired:
+                    pass
                 raise self._fail("the scoring process died", retry)
             buf += chunk
         return bytes(buf)
