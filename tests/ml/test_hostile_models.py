@@ -142,3 +142,39 @@ def test_hostile_specs_are_spec_errors(model, match):
     text = json.dumps({**d, "model": CNN}).replace('"num_classes": 10', '"num_classes": ' + "1" * 5000)
     with pytest.raises(SpecError, match="number longer"):
         TaskSpec.from_json(text)
+
+
+def _pot(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pot.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_pot_model_inspect(tmp_path):
+    model = build_model(CNN, seed=4)
+    good = tmp_path / "good.safetensors"
+    good.write_bytes(save_model(model))
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(TaskSpec(model=CNN, train_data_cid="c").to_json())
+    other = tmp_path / "other.json"
+    other.write_bytes(TaskSpec(model=model_config_for("digits", "mlp"), train_data_cid="c").to_json())
+
+    res = _pot("model", "inspect", str(good), "--spec", str(spec), "--json")
+    assert res.returncode == 0, res.stderr
+    found = json.loads(res.stdout)
+    assert found["arch"] == "cnn" and found["config"] == model.pot_config
+    assert found["parameters"] == sum(p.numel() for p in model.parameters())
+    assert found["mid"] == "0x" + __import__("hashlib").sha256(good.read_bytes()).hexdigest()
+    assert found["spec"]["matches"] is True
+    res = _pot("model", "inspect", str(good))
+    assert res.returncode == 0 and "parameters  13,706 in 8 tensors" in res.stdout, res.stdout
+
+    deep = tmp_path / "deep.safetensors"
+    deep.write_bytes(with_header(b"[" * 200_000))
+    deep_spec = tmp_path / "deep.json"
+    deep_spec.write_bytes(b"[" * 60_000)
+    for args, says in [((str(deep),), "header is nested deeper than 3 levels"),
+                       ((str(good), "--spec", str(other)), "model is a 'cnn'; the order's spec asks for a 'mlp'"),
+                       ((str(good), "--spec", str(deep_spec)), "task spec is nested deeper")]:
+        res = _pot("model", "inspect", *args)
+        assert res.returncode == 1 and res.stdout == "", res
+        [line] = res.stderr.strip().splitlines()  # one clear line, no traceback
+        assert says in line, line

@@ -45,6 +45,7 @@ from pot.protocol.scoring import to_json as outcome_json
 
 log = logging.getLogger("pot.ml.scoring")
 
+SCORING_NICENESS = 5
 #: Largest frame the child reads: a model, a test set, or a request.
 MAX_FRAME = max(MAX_MODEL_BYTES, MAX_DATASET_BYTES) + 1024
 
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the frames
+    # batch work: on a shared machine a replica's PBFT timers and API answers go first
+    os.nice(SCORING_NICENESS)
     log.debug("warm-up took %.2fs", warm_up())
     if args.memory_mb > 0:
         limit_memory(args.memory_mb * 1024 * 1024)

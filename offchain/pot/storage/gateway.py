@@ -151,6 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         except DeadlineExceeded as exc:
             return self._send_error(504, str(exc))
         except ClientGone:
+            log.debug("client went away before %s was answered", self.path)
             self.close_connection = True
             return None
         except (BrokenPipeError, ConnectionResetError):
