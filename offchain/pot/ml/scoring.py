@@ -45,7 +45,7 @@ from pot.protocol.scoring import to_json as outcome_json
 
 log = logging.getLogger("pot.ml.scoring")
 
-SCORING_NICENESS = 5
+SCORING_NICENESS = 10
 #: Largest frame the child reads: a model, a test set, or a request.
 MAX_FRAME = max(MAX_MODEL_BYTES, MAX_DATASET_BYTES) + 1024
 

@@ -188,9 +188,6 @@ class Aggregator:
         from pot.storage import open_store
 
         cfg = self.cfg
-        # first: the scoring process imports PyTorch while the rest starts, not at the first PoT.Verify
-        self.store = open_store(cfg.store)
-        self.scorer = Scorer(self.store)
         if self.account is None:
             self.account = await asyncio.to_thread(cfg.load_account)
         self.address = self.account.address
@@ -214,6 +211,10 @@ class Aggregator:
         await self.node.start()
         log.info("listening pbft=%s:%d seq=%d ledger_seq=%d members=%d threshold=%d", *cfg.pbft[cfg.replica_id],
                  self.node.replica.last_exec, self.ledger.seq, cfg.n, self.ledger_config.threshold)
+        self.store = open_store(cfg.store)
+        # PoT.Verify scores in a process of its own, started at the first one: PyTorch is never
+        # imported here, so neither PBFT nor the API ever waits on it
+        self.scorer = Scorer(self.store, start=False)
         from pot.chain.events import EventFollower
 
         self.follower = EventFollower(self.w3, self.deployment, confirmations=cfg.confirmations)

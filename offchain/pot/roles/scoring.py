@@ -58,7 +58,7 @@ class ScorerFailed(RuntimeError):
 class ScoringProcess:
     """``python -m pot.ml.scoring`` as a child: one request at a time, from any thread."""
 
-    def __init__(self, limits: ScoringLimits = ScoringLimits()) -> None:
+    def __init__(self, limits: ScoringLimits = ScoringLimits(), *, start: bool = True) -> None:
         self.limits = limits
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
@@ -66,7 +66,8 @@ class ScoringProcess:
         self._started = 0.0
         self.test_digest: str | None = None  # the test set the current child holds
         self.restarts = 0
-        self.start()
+        if start:
+            self.start()
 
     def start(self) -> None:
         """Spawn the child now (it imports PyTorch in the background)."""
@@ -201,11 +202,13 @@ def _kill(proc: subprocess.Popen) -> None:
 class Scorer:
     """Outcomes of revealed models, each computed once per (mid, test set, modelType, spec)."""
 
-    def __init__(self, store, limits: ScoringLimits = ScoringLimits(), *,
-                 process: ScoringProcess | None = None) -> None:
+    def __init__(self, store, limits: ScoringLimits = ScoringLimits(), *, start: bool = True) -> None:
+        """``start``: spawn the scoring process now (a validator, whose first score must fit a
+        window), or at the first score (a committee replica, which rarely scores and whose
+        PBFT timers should not share a small machine's CPU with a PyTorch import at start)."""
         self.store = store
         self.limits = limits
-        self.process = process or ScoringProcess(limits)
+        self.process = ScoringProcess(limits, start=start)
         self._test: dict[str, bytes] = {}
         self._specs: dict[tuple[str, str], tuple[bytes, dict[str, Any]] | Invalid] = {}
         self._outcomes: dict[tuple[bytes, str, str, str], Outcome] = {}
