@@ -7,9 +7,9 @@ Each case runs in a fresh process, so imports and memory are counted from a cold
 - first-score: a validator's Scorer is created (the worker starts), then its first model is scored,
   at once and after 10 s (a validation window opens later than the worker starts). Also the
   longest stall of the worker's event loop meanwhile.
-- lstm-64m: an LSTM of 64.2M parameters revealed for a small CNN order: time and peak memory
-  (the worker and its children) until the Scorer's answer.
-- big-file: a 700 MiB file revealed as a model: time and peak memory until the answer.
+- lstm-64m: an LSTM of 64.2M parameters revealed for a small CNN order: time until the Scorer's
+  answer, and how much the peak memory (VmHWM) of the worker and of its scoring process grew.
+- big-file: a 700 MiB file revealed as a model: the same.
 - diamond-car: a 90 KB CAR whose DAG links one node 1,000 times, twice over: import, then a read.
 - endless-500: an IPFS node answering 500 with an endless body, read with a 1 MiB size limit:
   bytes the node got out before the reader quit, and time.
@@ -107,36 +107,59 @@ def case_first_score(wait: float) -> str:
     """)
 
 
+PREP_BIG = """
+import hashlib, json, os, sys
+from pot.ml import TaskSpec, build_model, make_dataset, model_config_for, save_model
+from pot.storage import EmbeddedStore
+store = EmbeddedStore(sys.argv[1])
+_, test = make_dataset("digits", seed=0)
+cfg = model_config_for("digits", "cnn")
+if sys.argv[2] == "lstm":
+    lstm = {"arch": "lstm", "in_shape": [8, 8], "num_classes": 10, "hidden": 1790, "layers": 3}
+    data = save_model(build_model(lstm, seed=None))
+else:
+    data = os.urandom(700 * 1024 * 1024)
+print(json.dumps({"test": store.add_bytes(test),
+                  "spec": store.add_bytes(TaskSpec(model=cfg, train_data_cid="x").to_json()),
+                  "model": store.add_bytes(data), "mid": hashlib.sha256(data).hexdigest(),
+                  "bytes": len(data)}))
+"""
+
+
 def case_big(kind: str) -> str:
-    return SETUP + FILES + textwrap.dedent(f"""
+    return SETUP + textwrap.dedent(f"""
+        import subprocess
+        # another process fills the store: this one's memory is the scoring path's alone
         d = tempfile.mkdtemp()
-        prepare(d, {"'lstm'" if kind == "lstm" else ""})
-        store = EmbeddedStore(d + "/store")
-        test_cid = store.add_bytes(open(d + "/test.npz", "rb").read())
-        spec_cid = store.add_bytes(open(d + "/spec.json", "rb").read())
-        if {kind!r} == "lstm":
-            data = open(d + "/lstm.safetensors", "rb").read()
-        else:
-            data = os.urandom(700 * 1024 * 1024)
-        cid = store.add_bytes(data)
-        mid = hashlib.sha256(data).digest()
-        del data
-        base = peak_mb()
+        ids = json.loads(subprocess.run([sys.executable, "-c", {PREP_BIG!r}, d, {kind!r}], check=True,
+                                        capture_output=True, text=True).stdout)
+        store = EmbeddedStore(d)
+
+        def hwm_mb(pid="self"):
+            with open(f"/proc/{{pid}}/status") as f:
+                return round(next(int(x.split()[1]) for x in f if x.startswith("VmHWM:")) / 1024, 1)
 
         async def main():
             scorer = Scorer(store)
-            if hasattr(scorer, "process"):
+            child = getattr(getattr(scorer, "process", None), "pid", None)
+            if child is not None:
                 await asyncio.to_thread(scorer.process.hello)  # started with the worker, not measured
+            before = {{"worker": hwm_mb(), "scorer": hwm_mb(child) if child else 0.0}}
             t = time.monotonic()
-            args = (mid, cid, test_cid, "classification-accuracy-v1") + ((spec_cid,) if NEW else ())
+            args = (bytes.fromhex(ids["mid"]), ids["model"], ids["test"], "classification-accuracy-v1")
+            args += (ids["spec"],) if NEW else ()
             try:
                 out = repr(await scorer.score(*args))[:160]
             except Exception as exc:
                 out = f"raised {{type(exc).__name__}}: {{str(exc)[:120]}}"
             took = time.monotonic() - t
+            alive = child is not None and os.path.exists(f"/proc/{{child}}")
+            after = {{"worker": hwm_mb(), "scorer": hwm_mb(child) if alive else before["scorer"]}}
             if hasattr(scorer, "close"):
                 scorer.close()
-            print(json.dumps({{"seconds": round(took, 2), "peak_rss_mb": peak_mb(), "rss_before_mb": base,
+            grew = sum(after[k] - before[k] for k in after)
+            print(json.dumps({{"file_mb": round(ids["bytes"] / 2**20, 1), "seconds": round(took, 2),
+                               "peak_growth_mb": round(grew, 1), "before_mb": before, "after_mb": after,
                                "outcome": out}}))
         asyncio.run(main())
     """)

@@ -18,8 +18,10 @@ between versions, which would change every ``mid``.
 The reader accepts only that layout. It checks the header length against the file size and a
 maximum before reading it, every declared tensor size against the data actually present before
 allocating, the architecture against the registry, and the tensor names and shapes against the
-architecture (computed on the meta device). Finally it re-encodes what it parsed and requires the
-same bytes, so a model has exactly one file and one ``mid``. Nothing is ever unpickled.
+architecture (computed on the meta device). Finally it re-encodes the header it parsed and requires
+the same bytes and the exact file size that header implies, so a model has exactly one file and one
+``mid`` (the data section is raw float32 bits, which the writer reproduces as they are). Nothing is
+ever unpickled.
 
 The header is hostile input and JSON is recursive: a header of 200,000 ``[`` once overflowed the C
 stack of ``json.loads`` (``py_ecc`` raises the recursion limit to 100,000, so Python's own guard
@@ -73,7 +75,7 @@ class ModelFileError(ValueError):
 def loads_bounded(text: str, *, max_depth: int, what: str, error: type[ValueError] = ModelFileError,
                   floats: bool = False) -> Any:
     """``json.loads`` for hostile text whose shape is known: nesting at most ``max_depth``, numbers
-    of at most 20 characters (32 with ``floats``), no NaN or duplicate keys, floats only when
+    of at most 20 characters (40 with ``floats``), no NaN or duplicate keys, floats only when
     asked. Refuses with ``error`` (never a RecursionError, a crash or another exception type)."""
     # Strings are cut out first so that brackets inside them do not count. Where this scan and
     # json's tokenizer could disagree (a malformed string), json itself raises at that string,

@@ -45,7 +45,6 @@ from pot.protocol.scoring import to_json as outcome_json
 
 log = logging.getLogger("pot.ml.scoring")
 
-SCORING_NICENESS = 10
 #: Largest frame the child reads: a model, a test set, or a request.
 MAX_FRAME = max(MAX_MODEL_BYTES, MAX_DATASET_BYTES) + 1024
 
@@ -159,12 +158,13 @@ def limit_memory(budget_bytes: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pot.ml.scoring", description=__doc__.splitlines()[0])
     ap.add_argument("--memory-mb", type=int, default=0, help="address space allowed beyond the start (0: none)")
+    ap.add_argument("--nice", type=int, default=0, help="lower this process's priority by so much")
     args = ap.parse_args(argv)
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the frames
-    # batch work: on a shared machine a replica's PBFT timers and API answers go first
-    os.nice(SCORING_NICENESS)
+    if args.nice:
+        os.nice(args.nice)
     log.debug("warm-up took %.2fs", warm_up())
     if args.memory_mb > 0:
         limit_memory(args.memory_mb * 1024 * 1024)

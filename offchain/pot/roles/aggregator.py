@@ -184,7 +184,7 @@ class Aggregator:
         from pot.pbft.node import CommitteeConfig, ReplicaNode
         from pot.pbft.replica import ReplicaConfig
         from pot.pbft.storage import FileStore
-        from pot.roles.scoring import Scorer
+        from pot.roles.scoring import Scorer, ScoringLimits
         from pot.storage import open_store
 
         cfg = self.cfg
@@ -214,7 +214,7 @@ class Aggregator:
         self.store = open_store(cfg.store)
         # PoT.Verify scores in a process of its own, started at the first one: PyTorch is never
         # imported here, so neither PBFT nor the API ever waits on it
-        self.scorer = Scorer(self.store, start=False)
+        self.scorer = Scorer(self.store, ScoringLimits(nice=10), start=False)
         from pot.chain.events import EventFollower
 
         self.follower = EventFollower(self.w3, self.deployment, confirmations=cfg.confirmations)

@@ -44,6 +44,9 @@ class ScoringLimits:
     timeout_s: float = 300.0
     #: seconds the scoring process may take to start (import PyTorch) on a busy machine
     startup_s: float = 120.0
+    #: niceness of the scoring process: a committee replica's scoring yields to its PBFT timers
+    #: and API on a shared machine; a validator's is the work it is there for
+    nice: int = 0
 
 
 class ScorerFailed(RuntimeError):
@@ -71,7 +74,8 @@ class ScoringProcess:
 
     def start(self) -> None:
         """Spawn the child now (it imports PyTorch in the background)."""
-        cmd = [sys.executable, "-m", "pot.ml.scoring", "--memory-mb", str(self.limits.memory_mb)]
+        cmd = [sys.executable, "-m", "pot.ml.scoring", "--memory-mb", str(self.limits.memory_mb),
+               "--nice", str(self.limits.nice)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         for f in (self._proc.stdin, self._proc.stdout):
             os.set_blocking(f.fileno(), False)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -119,7 +119,7 @@ class EmbeddedStore(ContentStore):
         return str(root)
 
     def stream(self, cid: str, *, max_size: int | None = None, deadline: float | None = None,
-               check=None) -> Iterator[bytes]:
+               check: Callable[[], None] | None = None) -> Iterator[bytes]:
         """``check``: called now and then during the walk; it may raise to stop it (the gateway's
         "is the client still there?")."""
         limit = self._limit(max_size)

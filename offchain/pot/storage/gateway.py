@@ -36,11 +36,11 @@ from .embedded import EmbeddedStore
 from .errors import CorruptObject, DeadlineExceeded, InvalidCid, NotFound, StorageError, TooLarge, Unsupported
 from .unixfs import WalkLimits, get_verified_block, iter_blocks
 
+log = logging.getLogger("pot.storage.gateway")
+
 
 class ClientGone(StorageError):
     """The client closed its connection: whatever was being read for it is abandoned."""
-
-log = logging.getLogger("pot.storage.gateway")
 
 
 class _Handler(BaseHTTPRequestHandler):
