@@ -54,8 +54,8 @@ N_MEMBERS = 30
 VALIDATOR_POOL = 10
 UNIT = 10**18
 ANVIL_CHAIN_ID = 31337
-#: paper-path payouts a member takes part in at most (the function table's and FULL's 2 x 3 x 2)
-PAPER_PATH_TXS = 13
+#: about what a run spends and lends to its accounts, in gas (checked against the key's balance)
+RUN_GAS = {"full": 400_000_000, "quick": 120_000_000}
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def return_funds(chain: Chain, w3) -> int:
 
 # --- deployments ---------------------------------------------------------------------------------
 
-def _setup(chain: Chain, n_members: int = N_MEMBERS, threshold: int = 21, *, fund_members: bool = False):
+def _setup(chain: Chain, n_members: int = N_MEMBERS, threshold: int = 21, *, paper_payouts: int = 0):
     from pot.chain.anvil import Anvil
     from pot.chain.clients import Contracts
     from pot.chain.deployment import DeployParams, deploy
@@ -235,10 +235,10 @@ def _setup(chain: Chain, n_members: int = N_MEMBERS, threshold: int = 21, *, fun
         env = _Env(chain, node, w3, dep, members, [Sender(w3, m) for m in members], Contracts(w3, d))
         if chain.cheats:
             _fund_eth(env, members, 0)
-        elif fund_members:
+        elif paper_payouts:
             # member 0 proposes every paper-path payout (batch calldata), every member confirms it
-            _fund_eth(env, members[:1], PAPER_PATH_TXS * 700_000)
-            _fund_eth(env, members[1:], PAPER_PATH_TXS * 80_000)
+            _fund_eth(env, members[:1], paper_payouts * 700_000)
+            _fund_eth(env, members[1:], paper_payouts * 80_000)
         env.c.token.approve(dep, d.order_book, 2**96 - 1)
         return env
     except BaseException:
@@ -482,7 +482,8 @@ def run(chain: Chain, scope: Scope = FULL, progress=None) -> dict:
     """Measure everything in ``scope``; returns the figures (``functions``, ``payout``, ``settlement``)."""
     say = progress or (lambda _msg: None)
     settlement = settlements(chain, scope, say)
-    env = _setup(chain, threshold=21, fund_members=True)
+    # the function table's paper-path payout, then one per k, batch and kind of recipient
+    env = _setup(chain, threshold=21, paper_payouts=1 + 2 * len(scope.ks) * len(scope.batches))
     try:
         say("functions")
         functions, user = function_gas(env)
@@ -675,28 +676,38 @@ def command(url, url_alias, keystore, json_path, csv_path, plot_dir, base_path, 
         from pot.chain.sender import connect
 
         price, source = connect(url).eth.gas_price / 1e9, "chain (eth_gasPrice at the start)"
+    from web3.exceptions import Web3RPCError
+
     t0 = time.monotonic()
-    spent = None
-    key_before = None
-    w3 = None
+    scope = QUICK if quick else FULL
+    spent = key_before = w3 = None
     if not chain.cheats:
         from pot.chain.sender import connect
 
         w3 = connect(chain.url)
         key_before = w3.eth.get_balance(chain.account.address)
+        need = RUN_GAS[scope.name] * w3.eth.gas_price
+        if key_before < need:
+            raise BenchError(f"{chain.account.address} holds {key_before / 1e18:.6f} of the chain's native token; "
+                             f"the {scope.name} bench needs about {need / 1e18:.6f} ({RUN_GAS[scope.name]:,} gas at "
+                             f"{w3.eth.gas_price / 1e9:g} gwei, most of it paid back at the end): fund the key")
     try:
         with Console(stderr=True).status("measuring gas...") as status:
-            figures = run(chain, QUICK if quick else FULL, progress=lambda m: status.update(f"measuring gas: {m}"))
+            figures = run(chain, scope, progress=lambda m: status.update(f"measuring gas: {m}"))
     except (ConnectionError, TimeoutError) as exc:
         raise BenchError(f"the chain stopped answering: {exc}") from None
-    except ValueError as exc:  # JSON-RPC errors: insufficient funds, gas price too low, ...
+    except (ValueError, RuntimeError, Web3RPCError) as exc:  # refused: insufficient funds, gas price, ...
         raise BenchError(f"the chain refused a transaction: {exc}") from None
     finally:
         if w3 is not None:
-            returned = return_funds(chain, w3)
-            spent = key_before - w3.eth.get_balance(chain.account.address)
-            console.print(f"returned {returned / 1e18:.6f} to {chain.account.address}; the run cost "
-                          f"{spent / 1e18:.6f} of the chain's native token")
+            try:
+                returned = return_funds(chain, w3)
+                spent = key_before - w3.eth.get_balance(chain.account.address)
+                console.print(f"returned {returned / 1e18:.6f} to {chain.account.address}; the run cost "
+                              f"{spent / 1e18:.6f} of the chain's native token")
+            except Exception as exc:  # noqa: BLE001 - never hide the run's own error behind this one
+                console.print(f"[red]could not return what the bench accounts hold ({exc}); their keys derive "
+                              "from yours, so the next run with this key pays it back[/red]")
     doc: dict[str, Any] = {
         "date": now.isoformat().replace("+00:00", "Z"),
         "chain": info,
