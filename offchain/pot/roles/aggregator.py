@@ -227,7 +227,7 @@ class Aggregator:
 
         from pot.api.app import create_app
 
-        config = uvicorn.Config(create_app(self), host=self.cfg.api_host, port=self.cfg.api_port,
+        config = uvicorn.Config(create_app(self, peers=self.cfg.api_urls, rpc_url=self.cfg.rpc_url), host=self.cfg.api_host, port=self.cfg.api_port,
                                 log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         # the process owns SIGINT/SIGTERM (graceful stop of everything, not just the API)
