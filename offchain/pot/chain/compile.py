@@ -24,7 +24,10 @@ SETTINGS: dict[str, Any] = {
     "evmVersion": "cancun",
     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
     "metadata": {"bytecodeHash": "none", "appendCBOR": False},
-    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+    # devdoc/userdoc are the NatSpec dApps read (`pot contracts export`); asking for them changes
+    # no bytecode (scripts/forge-check.sh compares forge's bytecode with these artifacts)
+    "outputSelection": {"*": {"*": ["abi", "devdoc", "userdoc", "evm.bytecode.object",
+                                    "evm.deployedBytecode.object"]}},
 }
 
 #: Contracts exported for users (the test ones go to artifacts/test/).
@@ -133,6 +136,8 @@ def compile_contracts(force: bool = False, out_dir: Path | None = None) -> Compi
                 "contractName": name,
                 "sourceName": source,
                 "abi": c["abi"],
+                "devdoc": c.get("devdoc", {}),
+                "userdoc": c.get("userdoc", {}),
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
                 "compiler": {"version": version, "settings": SETTINGS},
