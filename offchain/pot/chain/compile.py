@@ -75,7 +75,11 @@ def _stamp(root: Path, sources: dict[str, Path]) -> str:
     h.update(json.dumps(SETTINGS, sort_keys=True).encode())
     lock = root / "package-lock.json"
     if lock.exists():
-        h.update(lock.read_bytes())  # pins solc and OpenZeppelin versions
+        # the compiler and the imported library, not the whole lockfile: an unrelated dev
+        # dependency (a browser-test tool) must not make the artifacts look stale
+        packages = json.loads(lock.read_text()).get("packages", {})
+        for dep in ("node_modules/solc", "node_modules/@openzeppelin/contracts"):
+            h.update(json.dumps(packages.get(dep, {}).get("version")).encode())
     h.update(os.environ.get("POT_SOLC", "").encode())
     for name, path in sources.items():
         h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
