@@ -1,12 +1,14 @@
 """Rewrite the README's benchmark tables from the JSON the benchmarks wrote (docs/bench/*.json).
 
-    .venv/bin/pot bench gas   --json docs/bench/gas.json
+    .venv/bin/pot bench gas   --json docs/bench/gas.json --plot docs/bench
     .venv/bin/pot bench pbft  --json docs/bench/pbft.json
     .venv/bin/pot bench train --json docs/bench          (train-<model>.json for every architecture)
     .venv/bin/python scripts/bench_tables.py
 
 Each table sits between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->` in README.md, so
-the README shows exactly what the last run measured.
+the README shows exactly what the last run measured. `pot bench gas` without --json writes a new
+bench-gas-<date>-<time>.json in the working directory instead (gitignored): the published
+docs/bench/gas.json changes only when it is named.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def gas_tables(d: dict) -> str:
         for r in d["settlement"]:
             out.append(f"| {r['n']} | {r['k']} | {r['orders']} | {r['winners']} | {r['payouts']:,} | "
                        f"{r['transfers']:,} | {r['gas']:,} | {r['gas_per_order']:,} |")
+    if d.get("chain") and d.get("build"):
+        ch, b = d["chain"], d["build"]
+        out += ["", f"Measured {d['date']} on {ch['client_version']} (chain id {ch['chain_id']}, {ch['hardfork']}), "
+                f"contracts at commit `{(b['commit'] or '?')[:10]}`{' with local changes' if b.get('dirty') else ''}, "
+                f"solc {b['solc'].split('+')[0]}, optimizer {b['settings']['optimizer']['runs']:,} runs, "
+                f"EVM {b['settings']['evmVersion']}."]
     return "\n".join(out)
 
 

@@ -136,6 +136,7 @@ class Aggregator:
         self._ready_since: dict[int, float] = {}
         self._sent: set[tuple[int, str, Any]] = set()
         self._verified: set[tuple[int, bytes]] = set()
+        self.scorer = None
         self.stats: dict[str, Any] = {"submitted": 0, "attested": 0, "verify_results": 0, "settlements": []}
 
     # --- setup -----------------------------------------------------------------------------
@@ -183,7 +184,7 @@ class Aggregator:
         from pot.pbft.node import CommitteeConfig, ReplicaNode
         from pot.pbft.replica import ReplicaConfig
         from pot.pbft.storage import FileStore
-        from pot.roles.scoring import Scorer
+        from pot.roles.scoring import Scorer, ScoringLimits
         from pot.storage import open_store
 
         cfg = self.cfg
@@ -211,7 +212,9 @@ class Aggregator:
         log.info("listening pbft=%s:%d seq=%d ledger_seq=%d members=%d threshold=%d", *cfg.pbft[cfg.replica_id],
                  self.node.replica.last_exec, self.ledger.seq, cfg.n, self.ledger_config.threshold)
         self.store = open_store(cfg.store)
-        self.scorer = Scorer(self.store)
+        # PoT.Verify scores in a process of its own, started at the first one: PyTorch is never
+        # imported here, so neither PBFT nor the API ever waits on it
+        self.scorer = Scorer(self.store, ScoringLimits(nice=10), start=False)
         from pot.chain.events import EventFollower
 
         self.follower = EventFollower(self.w3, self.deployment, confirmations=cfg.confirmations)
@@ -260,6 +263,8 @@ class Aggregator:
             await self.node.close()
         if self.ledger is not None:
             self.ledger.close()
+        if self.scorer is not None:
+            self.scorer.close()
         log.info("stopped")
 
     # --- pot.api.Node ----------------------------------------------------------------------
@@ -401,7 +406,7 @@ class Aggregator:
     async def _verify(self) -> None:
         from pot.protocol import codec
         from pot.protocol import types as T
-        from pot.roles.scoring import Unavailable
+        from pot.protocol.scoring import Abstain, Invalid
 
         for p in self.ledger.pending_verifications():
             key = (p["orderId"], p["mid"])
@@ -409,11 +414,16 @@ class Aggregator:
                 continue
             if p["modelCid"] is None or p["testCid"] is None:
                 continue
-            try:
-                score, note = await self.scorer.score(p["mid"], p["modelCid"], p["testCid"], p["modelType"])
-            except Unavailable as exc:
-                log.warning("order=%d PoT.Verify of %s waits: %s", p["orderId"], p["mid"].hex()[:16], exc)
+            # in the scoring process: this loop (PBFT, the API) never waits on PyTorch
+            outcome = await self.scorer.score(p["mid"], p["modelCid"], p["testCid"], p["modelType"], p["specCid"])
+            if isinstance(outcome, Abstain):
+                log.warning("order=%d PoT.Verify of %s abstains%s: %s", p["orderId"], p["mid"].hex()[:16],
+                            " (will retry)" if outcome.retry else "", outcome.reason)
+                if not outcome.retry:
+                    self._verified.add(key)  # no VerifyResult from this replica; the others decide
                 continue
+            score = outcome.score
+            note = outcome.reason if isinstance(outcome, Invalid) else ""
             log.info("order=%d PoT.Verify mid=%s score=%d%s", p["orderId"], p["mid"].hex()[:16], score,
                      f" ({note})" if note else "")
             msg = T.VerifyResult(p["orderId"], p["mid"], score, self.address).sign(self.domain, self.key)
