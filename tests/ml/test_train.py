@@ -1,3 +1,4 @@
+import math
 import time
 
 import pytest
@@ -56,7 +57,8 @@ def test_several_evaluations_per_epoch(digits):
 def test_model_selection_keeps_to_its_share_of_the_time(digits):
     """Evaluations past max_eval_share are skipped, but the last model is still scored."""
     res = train(build_model(model_config_for("digits", "mlp")), Dataset.from_bytes(digits[0]),
-                TrainHints(epochs=6, batch_size=32), evals_per_epoch=4, max_eval_share=0.0, progress=False)
+                TrainHints(epochs=6, batch_size=32), evals_per_epoch=4, max_eval_share=0.0,
+                eval_interval_s=math.inf, progress=False)
     assert [e for e, _, _ in res.history] == [0, 5]  # the first, then only the final one
 
 
