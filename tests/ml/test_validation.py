@@ -317,3 +317,26 @@ def test_score_does_not_touch_torch_settings(trained, digits):
     score(trained, digits[1])
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
 
+
+
+def test_memory_of_a_scoring_stays_within_its_budget(monkeypatch):
+    """Samples are evaluated a few at a time when they are big: a long-context GPT's attention
+    would otherwise take chunk x heads x T^2 doubles at once, past a scoring process's limit."""
+    import tracemalloc
+
+    import pot.ml.validation as V
+
+    cfg = {"arch": "gpt", "in_shape": [128], "num_classes": 256, "dim": 32, "heads": 8, "layers": 1, "mlp": 64}
+    arrays, cfg = decode(save_model(build_model(cfg, seed=0)))
+    tok = np.random.default_rng(0).integers(0, 256, (40, 129)).astype(np.uint8)
+    data = Dataset(tok[:, :-1], tok[:, 1:].astype(np.int64))
+    scores, peaks = [], []
+    for budget in (10**12, 32 * 1024**2):
+        monkeypatch.setattr(V, "EVAL_MEMORY_BYTES", budget)
+        tracemalloc.start()
+        scores.append(V.evaluate(get(LM), cfg, arrays, data))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[0] > 200 * 1024**2  # all 40 windows at once
+    assert peaks[1] < 48 * 1024**2  # a chunk of the budget's size (plus the logits kept for the metric)
+    assert scores[0] == scores[1]

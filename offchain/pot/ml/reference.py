@@ -7,7 +7,9 @@ validators score. Weights come straight from a model file (float32, converted ex
 float64); inputs are float32 features, uint8 images (divided by 255, correctly rounded) or byte
 tokens.
 
-:func:`sample_cost` counts the basic operations one sample costs, for the validation budget.
+:func:`sample_cost` counts the basic operations one sample costs, for the validation budget;
+:func:`sample_bytes` bounds the memory one sample's intermediates take, so that the number of
+samples evaluated at once keeps a scoring process within its memory limit.
 """
 
 from __future__ import annotations
@@ -208,3 +210,35 @@ def sample_cost(cfg: dict) -> int:
     else:  # pragma: no cover - every registered architecture has a cost
         raise ValueError(f"no cost model for architecture {arch!r}")
     return 2 * ops
+
+
+def sample_bytes(cfg: dict) -> int:
+    """About the largest memory (bytes) one sample's intermediates take at once in the reference:
+    the biggest activation, convolution patches or attention matrix, times the temporaries an
+    elementwise function or a matrix product keeps alive (measured: up to about twelve)."""
+    arch = cfg["arch"]
+    f64, temps = 8, 12
+    if arch == "mlp":
+        biggest = max([math.prod(cfg["in_shape"]), *cfg["hidden"], cfg["num_classes"]])
+    elif arch == "cnn":
+        c, h, w = cfg["in_shape"]
+        k = cfg["kernel"]
+        biggest = 0
+        for out in cfg["channels"]:
+            biggest = max(biggest, (2 * c * k * k + out) * h * w)
+            if h >= 2 and w >= 2:
+                h, w = h // 2, w // 2
+            c = out
+    elif arch == "lstm":
+        steps, feats = cfg["in_shape"]
+        biggest = steps * (4 * cfg["hidden"] + feats + cfg["hidden"])
+    elif arch == "resnet":
+        c, h, w = cfg["in_shape"]
+        widest = max(c, *cfg["widths"])
+        biggest = (2 * 9 * widest + widest) * h * w
+    elif arch == "gpt":
+        (t,) = cfg["in_shape"]
+        biggest = max(cfg["heads"] * t * t, t * cfg["num_classes"], t * cfg["mlp"], 3 * t * cfg["dim"])
+    else:  # pragma: no cover - every registered architecture has a size
+        raise ValueError(f"no memory model for architecture {arch!r}")
+    return biggest * f64 * temps

@@ -42,7 +42,7 @@ from pot.ml.archs import check_config
 from pot.ml.datasets import MAX_DATASET_BYTES, Dataset
 from pot.ml.exact import INV_LN2, Backend, backend
 from pot.ml.modelfile import MAX_MODEL_BYTES, decode
-from pot.ml.reference import forward, prepare, sample_cost
+from pot.ml.reference import forward, prepare, sample_bytes, sample_cost
 
 PPM = 1_000_000
 DEFAULT = "classification-accuracy-v2"
@@ -53,8 +53,10 @@ DEFAULT = "classification-accuracy-v2"
 MAX_EVAL_OPS = 60 * 10**9
 #: What the budget assumes the reference validator does per second (the slow end of the range).
 REFERENCE_OPS_PER_S = 5 * 10**8
-#: Samples per chunk of the forward pass (memory only: samples never interact).
+#: Samples per chunk of the forward pass (memory only: samples never interact), and the memory
+#: a chunk's intermediates may take: well inside a scoring process's limit (4 GiB by default).
 EVAL_CHUNK = 256
+EVAL_MEMORY_BYTES = 512 * 1024**2
 #: lm-bits-per-byte: a position costs at most this many bits; losses are counted in 2**-32 bits.
 MAX_BITS = 64
 LOSS_SCALE = 2.0**32
@@ -203,6 +205,7 @@ def evaluate(fn: ValidationFunction, cfg: dict, arrays: Mapping[str, np.ndarray]
     """Score weights ``arrays`` (name -> float32 array) of architecture ``cfg`` on ``data``."""
     check_fits(fn, cfg, data)
     B = backend(impl, device)
+    chunk = max(1, min(chunk, EVAL_MEMORY_BYTES // sample_bytes(cfg)))
     result = fn.evaluate(B, cfg, prepare(B, arrays), data, chunk)
     if not isinstance(result, int) or not 0 <= result <= fn.max_score:
         raise AssertionError(f"validation function {fn.name!r} returned {result!r}")
