@@ -340,3 +340,15 @@ def test_memory_of_a_scoring_stays_within_its_budget(monkeypatch):
     assert peaks[0] > 200 * 1024**2  # all 40 windows at once
     assert peaks[1] < 48 * 1024**2  # a chunk of the budget's size (plus the logits kept for the metric)
     assert scores[0] == scores[1]
+
+
+def test_the_scoring_entry_point_scores_a_language_model():
+    """Validators score through pot.ml.scoring: an lm-bits-per-byte score (above 1,000,000) is a
+    Scored outcome, not a failure of the machine."""
+    from pot.ml import TaskSpec
+    from pot.ml.scoring import score_model
+    from pot.protocol.scoring import Scored
+
+    spec = TaskSpec(model=bm.TINY_GPT, train_data_cid="bafy-text", metric=LM)
+    out = score_model(bm.unigram_gpt(), bm.text_windows(), spec)
+    assert out == Scored(score(bm.unigram_gpt(), bm.text_windows(), LM)) and out.score > 1_000_000
