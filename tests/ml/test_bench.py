@@ -15,10 +15,12 @@ def test_bench_train_writes_the_agreed_json(tmp_path):
     assert "miner/plain" in r.output and "process CPU time" in r.output
     d = json.loads(out.read_text())
     assert list(d) == ["device", "model", "params", "unit", "clock", "rounds", "epochs_per_round", "plain_per_s",
-                       "pot_per_s", "ratio", "pot_overhead_pct", "eval_pct", "validation_s", "validation_samples"]
+                       "pot_per_s", "ratio", "pot_overhead_pct", "eval_pct", "validation_s", "validation_samples",
+                       "plain_rounds", "pot_rounds"]
     assert d["device"] == "cpu" and d["model"] == "mlp" and d["unit"] == "samples" and d["rounds"] == 2
     assert d["plain_per_s"] > 0 and d["pot_per_s"] > 0 and d["ratio"] > 0 and 0 <= d["pot_overhead_pct"] < 100
     assert d["validation_samples"] == 450 and d["validation_s"] > 0
+    assert len(d["plain_rounds"]) == len(d["pot_rounds"]) == 2
 
 
 def test_bench_language_model_counts_tokens():

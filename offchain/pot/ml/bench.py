@@ -266,7 +266,11 @@ def summary_json(r: dict[str, Any]) -> dict[str, Any]:
     """What docs/bench/train-*.json keep (the README table reads it)."""
     keys = ("device", "model", "params", "unit", "clock", "rounds", "epochs_per_round", "plain_per_s", "pot_per_s",
             "ratio", "pot_overhead_pct", "eval_pct", "validation_s", "validation_samples")
-    return {k: (round(r[k], 4) if isinstance(r[k], float) else r[k]) for k in keys}
+    out = {k: (round(r[k], 4) if isinstance(r[k], float) else r[k]) for k in keys}
+    # every round's rate, in the order run: the spread says how much to trust the medians
+    out["plain_rounds"] = [round(x, 1) for x in r["plain_rounds"]]
+    out["pot_rounds"] = [round(x, 1) for x in r["pot_rounds"]]
+    return out
 
 
 @click.command("train")
