@@ -44,7 +44,7 @@ STATUS_OF_REASON: dict[Reason, int] = {
     Reason.UNKNOWN_ORDER: 404, Reason.UNKNOWN_MODEL: 404, Reason.UNKNOWN_NONCE: 404,
     Reason.REPLAY: 409, Reason.DUPLICATE: 409, Reason.ORDER_CLOSED: 409, Reason.NOT_PENDING: 409,
     Reason.WRONG_WINDOW: 422, Reason.COMMITMENT_MISMATCH: 422, Reason.NO_COMMITMENT: 422,
-    Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413,
+    Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413, Reason.FAILED: 500,
 }
 PHASES = [p.value for p in Phase] + ["active"]
 
