@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from pot.protocol.timeline import Phase, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger("pot.ledger")
 
 
 def _h(b: bytes) -> str:
@@ -129,8 +132,12 @@ class Ledger:
         self._orders: dict[str, T.Order] = {}
         self.s = _empty_state()
         self._db: sqlite3.Connection | None = None
+        # rollback point of a failed op: a state and the accepted ops since (see _rollback)
+        self._base = b""
+        self._journal: list[tuple[Any, int]] = []
         if path is not None:
             self._open(path)
+        self._rebase()
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -163,6 +170,23 @@ class Ledger:
             raise ValueError("unsupported ledger state version")
         self.s = state
         self._orders = {k: codec.from_json(r["order"]) for k, r in state["orders"].items()}
+        self._rebase()
+
+    def _rebase(self) -> None:
+        self._base = _canonical(self.s)
+        self._journal = []
+
+    def _rollback(self) -> None:
+        """Back to the state before the op that just failed: the base state plus the accepted ops
+        since, replayed (apply is deterministic). Costs nothing until an op fails."""
+        journal = self._journal
+        self.s = json.loads(self._base)
+        self._orders = {k: codec.from_json(r["order"]) for k, r in self.s["orders"].items()}
+        self._journal = []
+        for op, t in journal:
+            res = self._apply(op, t)
+            if not res.ok:
+                raise RuntimeError(f"ledger rollback diverged: {res.text}")
 
     def close(self) -> None:
         if self._db is not None:
@@ -201,6 +225,8 @@ class Ledger:
                 accepted.append((self.s["seq"], raw if raw is not None else codec.encode(item)))
         if self._db is not None and accepted:
             self._persist(accepted, ledger_time)
+        if len(self._journal) >= self._checkpoint_every:
+            self._rebase()
         return results
 
     def _persist(self, accepted: list[tuple[int, bytes]], ledger_time: int) -> None:
@@ -248,8 +274,16 @@ class Ledger:
             res = handler(self, op, t)  # handlers check everything before they mutate
         except _Reject as rej:
             return rej.result
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave half an op behind
+            # every replica fails alike (apply is deterministic), so all of them refuse the op
+            # and carry on from the same state instead of stopping at this batch
+            log.exception("%s failed inside the ledger at time %d; rolled back", type(op).__name__, t)
+            self._rollback()
+            return Result.rejected(Reason.FAILED, f"{type(op).__name__} failed inside the ledger and changed "
+                                   f"nothing: {type(exc).__name__}: {exc}")
         self.s["time"] = t
         self.s["seq"] += 1
+        self._journal.append((op, t))
         return res
 
     # --- helpers --------------------------------------------------------------------------
