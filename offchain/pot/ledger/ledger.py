@@ -14,6 +14,7 @@ of one (``apply`` is deterministic, so replay rebuilds exactly what was there).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from pot.ledger.draft import DraftDict
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.committee import max_faulty
@@ -37,6 +39,15 @@ from pot.protocol.types import Reason, Result
 SCHEMA_VERSION = 1
 
 log = logging.getLogger("pot.ledger")
+
+#: Refusals ``precheck`` gives that the ledger would give to the same op at any later time
+#: (windows only close, seen messages stay seen, closed orders stay closed, signatures and
+#: authorisations do not change), or that only a fact the sender must bring first can lift (its
+#: stake, its order in the ledger): the API refuses these before consensus. The others (no
+#: commitment yet, unknown model or nonce, ...) may still change while the op waits in PBFT.
+FINAL_REASONS = frozenset({
+    Reason.MALFORMED, Reason.BAD_SIGNATURE, Reason.WRONG_WINDOW, Reason.UNKNOWN_ORDER, Reason.NOT_ENOUGH_STAKE,
+    Reason.REPLAY, Reason.NOT_AUTHORIZED, Reason.DUPLICATE, Reason.ORDER_CLOSED, Reason.INVALID, Reason.TOO_LARGE})
 
 
 def _h(b: bytes) -> str:
@@ -120,6 +131,9 @@ class _Reject(Exception):
 class Ledger:
     """The global ledger. ``path=None`` keeps it in memory only (simulations, tests)."""
 
+    #: precheck: a window not open yet is taken as open (the op may execute later)
+    _optimistic_windows = False
+
     def __init__(self, config: LedgerConfig, path: str | None = None, *, checkpoint_every: int = 256,
                  write_hook: Callable[[str], None] | None = None) -> None:
         self.config = config
@@ -201,6 +215,19 @@ class Ledger:
     def apply(self, op: T.Op, ledger_time: int) -> Result:
         """Apply one op at ``ledger_time`` (the PBFT batch time, seconds) and persist it."""
         return self.apply_many([op], ledger_time)[0]
+
+    def precheck(self, op: T.Op, ledger_time: int) -> Result:
+        """What ``apply`` would answer for ``op`` at ``ledger_time`` or later, changing nothing: the
+        same handlers run on a copy-on-write view of the state. A window that has not opened yet
+        counts as open, so a refusal here in ``FINAL_REASONS`` is one the ledger would also give
+        when the op executes (the API uses it to refuse before consensus)."""
+        scratch = copy.copy(self)
+        scratch.s = DraftDict(self.s)
+        scratch._orders = DraftDict(self._orders)
+        scratch._db = None
+        scratch._journal = []
+        scratch._optimistic_windows = True
+        return scratch._apply(op, max(int(ledger_time), self.s["time"]))
 
     def apply_many(self, ops: Sequence[T.Op | bytes], ledger_time: int) -> list[Result]:
         """Apply a batch in order at one ledger time, as one durable transaction.
@@ -306,9 +333,9 @@ class Ledger:
                           f"(needs {need}, has {have})")
         return node
 
-    @staticmethod
-    def _window(t: int, start: int | None, end: int | None, what: str) -> None:
-        if start is None or t < start or (end is not None and t >= end):
+    def _window(self, t: int, start: int | None, end: int | None, what: str) -> None:
+        closed = end is not None and t >= end
+        if closed or (not self._optimistic_windows and (start is None or t < start)):
             raise _Reject(Reason.WRONG_WINDOW, f"{what} window is [{start}, {end}), ledger time is {t}")
 
     @staticmethod
