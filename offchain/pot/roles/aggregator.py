@@ -228,7 +228,10 @@ class Aggregator(Settler):
 
         from pot.api.app import create_app
 
-        config = uvicorn.Config(create_app(self), host=self.cfg.api_host, port=self.cfg.api_port,
+        from pot.api.admission import AdmissionLimits
+
+        app = create_app(self, limits=AdmissionLimits.from_dict(self.cfg.admission))
+        config = uvicorn.Config(app, host=self.cfg.api_host, port=self.cfg.api_port,
                                 log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         # the process owns SIGINT/SIGTERM (graceful stop of everything, not just the API)

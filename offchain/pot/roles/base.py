@@ -23,6 +23,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from pot.api.client import RateLimited
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
 from pot.protocol.timeline import Phase, phase
@@ -301,6 +302,17 @@ def key_order(key: str) -> int | None:
         return None
 
 
+#: Refusals that waiting a few seconds does not change (the signer's stake, a closed or unknown
+#: order, a message the ledger can never take): the same message is not sent again for a while,
+#: 5 s doubling to a minute. A slashed validator used to resend its reveal every second.
+HOLD_OFF_REASONS = frozenset({T.Reason.NOT_ENOUGH_STAKE, T.Reason.NOT_AUTHORIZED, T.Reason.BAD_SIGNATURE,
+                              T.Reason.ORDER_CLOSED, T.Reason.UNKNOWN_ORDER, T.Reason.INVALID,
+                              T.Reason.MALFORMED, T.Reason.TOO_LARGE})
+HOLD_FIRST_S, HOLD_MAX_S = 5.0, 60.0
+#: the longest a worker honours a replica's Retry-After
+MAX_QUIET_S = 60.0
+
+
 class Worker:
     """Base of the role workers. Subclasses implement ``_step``."""
 
@@ -337,6 +349,9 @@ class Worker:
         self._new: list[Event] = []
         self._phases: dict[int, Phase] = {}
         self._staked = False
+        #: message digest -> (not before, refusals so far, the refusal): see HOLD_OFF_REASONS
+        self._holds: dict[bytes, tuple[float, int, T.Result]] = {}
+        self._quiet_until = 0.0
         #: secrets and progress that must survive a restart (in memory only without a state_dir)
         self.state = StateDir.for_worker(config, self.role, self.address, domain)
 
@@ -364,12 +379,36 @@ class Worker:
         return ph
 
     async def send(self, kind: str, message: T.Message, order_id: int, **data: Any) -> T.Result:
-        """Sign, submit, and report the ledger's answer as ``kind`` or ``rejected``."""
-        result = await self.gateway.submit(message.sign(self.domain, self.key))
+        """Sign, submit, and report the ledger's answer as ``kind`` or ``rejected``.
+
+        A message refused for a reason that time does not change (``HOLD_OFF_REASONS``) is not sent
+        again until its hold expires: the last refusal is returned instead, without an event.
+        ``RateLimited`` when the committee asked this worker to slow down (nothing is sent until
+        its Retry-After has passed)."""
+        now = time.monotonic()
+        if now < self._quiet_until:
+            raise RateLimited("committee", "backing off after HTTP 429", self._quiet_until - now)
+        signed = message.sign(self.domain, self.key)
+        ident = message.digest(self.domain)
+        hold = self._holds.get(ident)
+        if hold is not None and now < hold[0]:
+            return hold[2]
+        try:
+            result = await self.gateway.submit(signed)
+        except RateLimited as exc:
+            self._quiet_until = time.monotonic() + min(exc.retry_after, MAX_QUIET_S)
+            self.emit("rate-limited", order_id, what=kind, retry_after=exc.retry_after)
+            raise
         if result.ok:
+            self._holds.pop(ident, None)
             self.emit(kind, order_id, **data)
-        else:
-            self.emit("rejected", order_id, what=kind, reason=result.reason_enum.name, text=result.text)
+            return result
+        self.emit("rejected", order_id, what=kind, reason=result.reason_enum.name, text=result.text)
+        if result.reason_enum in HOLD_OFF_REASONS:
+            tries = 1 if hold is None else hold[1] + 1
+            self._holds[ident] = (time.monotonic() + min(HOLD_MAX_S, HOLD_FIRST_S * 2 ** (tries - 1)), tries, result)
+            if len(self._holds) > 4096:
+                self._holds = {k: v for k, v in self._holds.items() if v[0] > now}
         return result
 
     # -- stake ----------------------------------------------------------------------------------
@@ -415,7 +454,8 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - a worker outlives one bad tick
                 self.emit("error", None, error=f"{type(exc).__name__}: {exc}")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+                await asyncio.wait_for(stop.wait(), timeout=max(self.poll_interval,
+                                                                self._quiet_until - time.monotonic()))
             except TimeoutError:
                 pass
         await self.close()
