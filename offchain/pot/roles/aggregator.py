@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pot.roles.base import quiet_libraries
+from pot.roles.binding import bind_data_dir, deployment_identity
 from pot.roles.settler import Settler
 from pot.roles.aggregator_config import (AggregatorConfig, AggregatorConfigError, committee_keys,
                                          load_aggregator_config, local_committee_configs)
@@ -178,6 +179,7 @@ class Aggregator(Settler):
                                           tuple(members), params, threshold=int(ms.threshold()),
                                           attested_chain_events=True)
         self.members = members
+        self.identity = deployment_identity(self.w3, self.deployment)
 
     async def start(self) -> None:
         from pot.ledger import Ledger
@@ -196,6 +198,8 @@ class Aggregator(Settler):
         self.domain = self.ledger_config.message_domain
         self.multisig_domain = self.ledger_config.multisig_domain
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        # before the PBFT log is opened: another deployment's log must never be replayed here
+        bind_data_dir(cfg.data_dir, self.identity)
         # The PBFT log (checkpoint + committed batches) is the replica's durable truth; the
         # SQLite ledger is rebuilt from it at every start, so the two can never disagree.
         for suffix in ("", "-wal", "-shm"):
@@ -264,7 +268,8 @@ class Aggregator(Settler):
             await self.node.close()
         if self.ledger is not None:
             self.ledger.close()
-        log.info("stopped")
+        if self.node is not None:
+            log.info("stopped")
 
     # --- pot.api.Node ----------------------------------------------------------------------
 
