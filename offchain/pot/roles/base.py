@@ -16,8 +16,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from pot.api.client import RateLimited
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
 from pot.protocol.timeline import Phase, phase
+from pot.roles.events import Event, EventCallback, Kind
 from pot.roles.gateway import Gateway
 
 log = logging.getLogger("pot.roles")
@@ -50,31 +50,6 @@ class OffsetClock:
 
     def advance(self, seconds: int) -> None:
         self.offset += int(seconds)
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something a worker did or saw; the demo prints these, tests assert on them."""
-    role: str
-    address: str
-    kind: str
-    order_id: int | None
-    time: int
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        order = f" order={self.order_id}" if self.order_id is not None else ""
-        fields = " ".join(f"{k}={_fmt(v)}" for k, v in self.data.items())
-        return f"{self.role} {self.address[:10]}{order} {self.kind}" + (f" {fields}" if fields else "")
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (bytes, bytearray)):
-        return "0x" + bytes(v).hex()[:16] + "…"
-    return str(v)
-
-
-EventCallback = Callable[[Event], Awaitable[None] | None]
 
 
 class ChainAccess:
@@ -357,11 +332,12 @@ class Worker:
 
     # -- events ---------------------------------------------------------------------------------
 
-    def emit(self, kind: str, order_id: int | None = None, **data: Any) -> Event:
-        ev = Event(self.role, self.address, kind, order_id, self.clock(), data)
+    def emit(self, kind: Kind, order_id: int | None = None, *, exc: BaseException | None = None,
+             **data: Any) -> Event:
+        ev = Event(self.role, self.address, Kind(kind), order_id, self.clock(), data, exc)
         self.events.append(ev)
         self._new.append(ev)
-        level = logging.WARNING if kind in ("rejected", "error") else logging.INFO
+        level = logging.WARNING if kind in (Kind.REJECTED, Kind.ERROR) else logging.INFO
         log.log(level, "%s", ev, extra={"role": self.role, "node": self.address, "order_id": order_id,
                                         "event": kind})
         if self.on_event is not None:
@@ -375,10 +351,10 @@ class Worker:
         ph = phase(order, t3, self.clock())
         if self._phases.get(order.order_id) is not ph:
             self._phases[order.order_id] = ph
-            self.emit("phase", order.order_id, phase=ph.value)
+            self.emit(Kind.PHASE, order.order_id, phase=ph.value)
         return ph
 
-    async def send(self, kind: str, message: T.Message, order_id: int, **data: Any) -> T.Result:
+    async def send(self, kind: Kind, message: T.Message, order_id: int, **data: Any) -> T.Result:
         """Sign, submit, and report the ledger's answer as ``kind`` or ``rejected``.
 
         A message refused for a reason that time does not change (``HOLD_OFF_REASONS``) is not sent
@@ -397,13 +373,14 @@ class Worker:
             result = await self.gateway.submit(signed)
         except RateLimited as exc:
             self._quiet_until = time.monotonic() + min(exc.retry_after, MAX_QUIET_S)
-            self.emit("rate-limited", order_id, what=kind, retry_after=exc.retry_after)
+            self.emit(Kind.RATE_LIMITED, order_id, exc=exc, what=kind, retry_after=exc.retry_after)
             raise
         if result.ok:
             self._holds.pop(ident, None)
             self.emit(kind, order_id, **data)
             return result
-        self.emit("rejected", order_id, what=kind, reason=result.reason_enum.name, text=result.text)
+        self.emit(Kind.REJECTED, order_id, what=kind, message=type(message).__name__,
+                  reason=result.reason_enum.name, text=result.text)
         if result.reason_enum in HOLD_OFF_REASONS:
             tries = 1 if hold is None else hold[1] + 1
             self._holds[ident] = (time.monotonic() + min(HOLD_MAX_S, HOLD_FIRST_S * 2 ** (tries - 1)), tries, result)
@@ -426,7 +403,7 @@ class Worker:
                 if amount:
                     await self.chain.call(c.token.ensure_allowance, self.chain.sender, c.stakes.address, amount)
                 await self.chain.call(c.stakes.register, self.chain.sender, self.stake_role, amount)
-                self.emit("staked", None, role=self.stake_role, amount=amount)
+                self.emit(Kind.STAKED, None, role=self.stake_role, amount=amount)
         node = await self.gateway.node_info(self.address)
         self._staked = bool(node and node["roles"] & self.stake_role)
         return self._staked
@@ -445,21 +422,21 @@ class Worker:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Step every ``poll_interval`` seconds until ``stop`` is set; a failed step is logged and
         retried (the network, the chain and storage all have bad moments)."""
-        self.emit("started")
+        self.emit(Kind.STARTED)
         while not stop.is_set():
             try:
                 await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a worker outlives one bad tick
-                self.emit("error", None, error=f"{type(exc).__name__}: {exc}")
+                self.emit(Kind.ERROR, None, exc=exc, error=f"{type(exc).__name__}: {exc}")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=max(self.poll_interval,
                                                                 self._quiet_until - time.monotonic()))
             except TimeoutError:
                 pass
         await self.close()
-        self.emit("stopped")
+        self.emit(Kind.STOPPED)
 
     async def close(self) -> None:
         await self.gateway.aclose()
