@@ -7,11 +7,32 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 log = logging.getLogger("pot.aggregator")
 
 
 class Settler:
+    """``await _settle()`` signs every pending settlement once and, in its turn, lands the ready ones.
+
+    The methods below read only what this constructor sets (a new dependency goes here)."""
+
+    def __init__(self, cfg, *, ledger, ledger_config, contracts, sender, address: str, key: bytes, fire,
+                 stats: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.ledger = ledger
+        self.ledger_config = ledger_config
+        self.multisig_domain = ledger_config.multisig_domain
+        self.contracts = contracts
+        self.sender = sender
+        self.address = address
+        self.key = key
+        self._fire = fire
+        self.stats = stats
+        # settlement bookkeeping (local, advisory: the chain and the ledger decide)
+        self._ready_since: dict[int, float] = {}
+        self._sent: set[tuple[int, str, int]] = set()
+
     async def _settle(self) -> None:
         from pot.protocol import codec
         from pot.protocol import types as T
