@@ -442,12 +442,13 @@ class Worker:
         await self.gateway.aclose()
 
 
-def build_worker(cls: type[Worker], config: Any) -> Worker:
-    """A worker wired from its config: key (keystore or env), chain, content store, committee API."""
+def build_worker(cls: type[Worker], config: Any, account: LocalAccount | None = None) -> Worker:
+    """A worker wired from its config: key (``account``, else keystore or env), chain, content store,
+    committee API."""
     from pot.roles.gateway import HttpGateway
     from pot.storage import open_store
 
-    account = config.load_account()
+    account = account or config.load_account()
     chain = ChainAccess.connect(config.rpc_url, config.deployment, account, config.chain_id)
     return cls(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
                domain=chain.domain, store=open_store(config.store), chain=chain)

@@ -231,9 +231,10 @@ def _standing_score(cyc, mid: bytes) -> int | None:
     return None
 
 
-def build(config: ClientConfig) -> Client:
-    """A client wired to the chain, the store and the committee's API, from its config."""
-    return build_worker(Client, config)
+def build(config: ClientConfig, account=None) -> Client:
+    """A client wired to the chain, the store and the committee's API, from its config (the key:
+    ``account``, else the config's keystore or $POT_PRIVATE_KEY)."""
+    return build_worker(Client, config, account)
 
 
 async def run(config: ClientConfig) -> None:
