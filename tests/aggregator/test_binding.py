@@ -22,7 +22,8 @@ def test_a_replica_refuses_another_deployments_data(anvil, tmp_path):
 
     # the same committee, redeployed: new contracts on the same chain
     params = DeployParams(members=tuple(k.address for k in com.keys), threshold=3, treasury=com.treasury,
-                          min_stakes=(10**19,) * 4, unbonding_period=60, min_reveal_duration=2)
+                          min_stakes=(10**19,) * 4, unbonding_period=7200, max_order_lifetime=1800,
+                          settlement_grace=3600, min_reveal_duration=2)
     other = deploy(com.w3, com.deployer, params).save(tmp_path / "other-deployment.json")
     config = com.paths[0].read_text().replace(str((tmp_path / "a" / "deployment.json").resolve()), str(other))
     assert str(other) in config

@@ -127,7 +127,7 @@ class Aggregator:
                         min_reveal_duration=int(ob.call("minRevealDuration")), **cfg.params)
         self.ledger_config = LedgerConfig(chain_id, self.deployment.order_book, self.deployment.reward_multisig,
                                           tuple(members), params, threshold=int(ms.threshold()),
-                                          attested_chain_events=True)
+                                          attested_chain_events=True, epoch=int(ms.epoch()))
         self.members = members
         self.identity = deployment_identity(self.w3, self.deployment)
 
