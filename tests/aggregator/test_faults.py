@@ -81,9 +81,9 @@ def _known(com, i: int, address: str) -> bool:
 
 
 def test_kill_primary_under_load_then_restart_it(com):
+    raws = _requests(com, 150, "load")  # first: setting the load up takes a few seconds (a stake, an order)
     primary = com.info(1)["primary"]
     live = [i for i in range(com.n) if i != primary]
-    raws = _requests(com, 150, "load")
 
     async def scenario():
         sub = asyncio.create_task(_submit_all(com, raws, live))
