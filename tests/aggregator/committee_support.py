@@ -81,7 +81,11 @@ class Committee:
     def start_all(self) -> None:
         for i in range(self.n):
             self.start(i)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop_all()  # a fixture that fails here never reaches its teardown: no orphans
+            raise
 
     def log(self, i: int) -> str:
         try:
