@@ -1,8 +1,9 @@
 """The aggregator's HTTP API (DESIGN.md §4), as a FastAPI app over a ``Node``.
 
     POST /v1/messages                 submit a signed message (codec wire bytes; raw or hex)
-    GET  /v1/orders                   FetchOrders: orders in training, best reward/second first
-                                      (?phase=<phase>|active for other phases, ?limit=N)
+    GET  /v1/orders                   every order, newest first (?phase, ?status, ?client, ?miner,
+                                      ?limit, ?cursor); ?sort=reward: FetchOrders, orders in
+                                      training, best reward per second first
     GET  /v1/orders/{id}              the order's cycle data
     GET  /v1/orders/{id}/validations  FetchValidations
     GET  /v1/models/{mid}             where a revealed model is stored (its CID)
@@ -12,6 +13,8 @@
     GET  /v1/health                   liveness
     GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
                                       submissions refused or rate-limited before consensus
+    GET  /, /docs, /openapi.json      the explorer, the API reference and its OpenAPI document;
+                                      the explorer's reads are in ``pot.api.explorer``
 
 Every read is a function of the ledger state alone, so honest replicas at the same sequence
 number answer byte for byte alike (``CommitteeClient`` relies on it). A refused submission
@@ -24,13 +27,14 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from eth_utils import is_hex_address
 
-from pot.api import views
+from pot.api import explorer, schemas, views
 from pot.api.admission import AdmissionLimits, TokenBuckets, retry_after
 from pot.api.node import Node, NodeUnavailable
 from pot.ledger.ledger import FINAL_REASONS
@@ -101,9 +105,14 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 
 def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator",
+               peers: Sequence[str] = (), rpc_url: str | None = None,
                limits: AdmissionLimits | None = None) -> FastAPI:
-    """The API over ``node`` (see the module docstring for the endpoints)."""
-    app = FastAPI(title=title, version="1", docs_url="/v1/docs", openapi_url="/v1/openapi.json")
+    """The API over ``node`` (see the module docstring for the endpoints). ``peers`` (every
+    member's API URL) and ``rpc_url`` (this replica's chain node) feed the explorer's committee
+    view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``)."""
+    app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  description="The committee's API: submit signed messages, read the global ledger. "
+                              "Token amounts are integers in wei (18 decimals) and may exceed 2**53.")
     app.state.node = node
     ledger = node.ledger
     hex_limit = 2 * max_message_bytes + 2
@@ -112,7 +121,12 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
     per_sender = TokenBuckets(limits.sender_rate, limits.sender_burst, limits.max_tracked)
     app.state.admission = {"refused": 0, "limited": 0}
 
-    @app.post("/v1/messages")
+    @app.post("/v1/messages", response_model=schemas.SubmitResult,
+              responses={400: {"model": schemas.SubmitResult}, 401: {"model": schemas.SubmitResult},
+                         403: {"model": schemas.SubmitResult}, 409: {"model": schemas.SubmitResult},
+                         413: {"model": schemas.SubmitResult}, 422: {"model": schemas.SubmitResult},
+                         429: {"model": schemas.Error}, 500: {"model": schemas.SubmitResult},
+                         503: {"model": schemas.Error}})
     async def submit(request: Request) -> Response:
         """Submit a signed participant message: the codec's wire bytes as the raw body
         (``application/octet-stream``), as hex text (optionally 0x-prefixed), or as JSON
@@ -175,32 +189,54 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
         return _reply(result, digest)
 
-    @app.get("/v1/orders")
-    async def get_orders(limit: int | None = Query(None, ge=1, le=10_000),
-                         phase: str | None = Query(None)) -> Response:
-        """FetchOrders (orders in training, best reward per second of training first); with
-        ``phase``, the orders still in their cycle in that phase (``active``: all of them)."""
+    @app.get("/v1/orders", response_model=schemas.OrderList, responses={400: {"model": schemas.Error}})
+    async def get_orders(
+            limit: int | None = Query(None, ge=1, le=10_000, description="page size (default: every match)"),
+            phase: str | None = Query(None, description="orders still in their cycle in this phase; "
+                                      "active: all of them"),
+            status: str | None = Query(None, description=" | ".join(views.STATUSES)),
+            client: str | None = Query(None, description="orders this address placed"),
+            miner: str | None = Query(None, description="orders this address claimed"),
+            cursor: int | None = Query(None, ge=1, description="nextCursor of the page before"),
+            sort: Literal["newest", "reward"] = Query("newest", description="reward: the paper's FetchOrders, "
+                                                      "orders in training, best reward per second first")) -> Response:
+        """Every order that passes the filters, newest first (a stable order: pages follow
+        ``nextCursor``), with its phase, when the phase ends, counts, settlement and winner."""
         if phase is not None and phase not in PHASES:
             return _bad_request(f"phase must be one of {PHASES}")
+        if status is not None and status not in views.STATUSES:
+            return _bad_request(f"status must be one of {list(views.STATUSES)}")
+        for name, value in (("client", client), ("miner", miner)):
+            if value is not None and not is_hex_address(value):
+                return _bad_request(f"{name} must be a 20-byte hex address")
+        if sort == "reward" and (cursor is not None or phase not in (None, Phase.TRAINING.value)):
+            return _bad_request("sort=reward ranks the orders in training: no cursor, no other phase")
         return _json({"time": ledger.time, "seq": ledger.seq,
-                      "orders": views.orders(ledger, limit=limit, phase_filter=phase)})
+                      **views.list_orders(ledger, phase_filter=phase, status=status, client=client, miner=miner,
+                                          limit=limit, cursor=cursor, sort=sort)})
 
-    @app.get("/v1/orders/{order_id}")
+    @app.get("/v1/orders/{order_id}", response_model=schemas.OrderCycle, responses={404: {"model": schemas.Error}})
     async def get_order(order_id: int) -> Response:
+        """The order cycle data: the order, its phase and windows, claims, revealed models with
+        their validations, challenges, PoT.Verify state and settlement nonce."""
         try:
             return _json({"time": ledger.time, "seq": ledger.seq, **views.cycle(ledger, order_id)})
         except KeyError:
             return _not_found(f"order {order_id} is not in the ledger")
 
-    @app.get("/v1/orders/{order_id}/validations")
+    @app.get("/v1/orders/{order_id}/validations", response_model=schemas.ValidationList,
+             responses={404: {"model": schemas.Error}})
     async def get_validations(order_id: int) -> Response:
+        """FetchValidations: the order's revealed validations, in ledger order."""
         try:
             return _json({"orderId": order_id, "validations": views.validations(ledger, order_id)})
         except KeyError:
             return _not_found(f"order {order_id} is not in the ledger")
 
-    @app.get("/v1/models/{mid}")
+    @app.get("/v1/models/{mid}", response_model=schemas.ModelLink,
+             responses={400: {"model": schemas.Error}, 404: {"model": schemas.Error}})
     async def get_model(mid: str) -> Response:
+        """Where a revealed model is stored (its CID), by ``mid`` (sha256 of the model file)."""
         try:
             raw = bytes.fromhex(mid[2:] if mid.startswith("0x") else mid)
         except ValueError:
@@ -212,8 +248,10 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _not_found(f"model 0x{raw.hex()} was never revealed")
         return _json({"mid": "0x" + raw.hex(), "cid": cid})
 
-    @app.get("/v1/nodes/{address}")
+    @app.get("/v1/nodes/{address}", response_model=schemas.NodeInfo,
+             responses={400: {"model": schemas.Error}, 404: {"model": schemas.Error}})
     async def get_node(address: str) -> Response:
+        """Roles, stake and locked stake the ledger knows for ``address``."""
         if not is_hex_address(address):
             return _bad_request("address must be a 20-byte hex address")
         info = views.node(ledger, address)
@@ -221,27 +259,33 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _not_found(f"{address} has no stake in the ledger")
         return _json(info)
 
-    @app.get("/v1/settlements/pending")
+    @app.get("/v1/settlements/pending", response_model=schemas.PendingList)
     async def get_pending() -> Response:
+        """Settlements waiting for signatures or execution, with the signatures collected."""
         return _json({"settlements": views.pending_settlements(ledger)})
 
-    @app.get("/v1/settlements/{nonce}")
+    @app.get("/v1/settlements/{nonce}", response_model=schemas.SettlementDoc,
+             responses={404: {"model": schemas.Error}})
     async def get_settlement(nonce: int) -> Response:
+        """One settlement batch, executed or not, with its digest, signers and transaction hash."""
         st = views.settlement(ledger, nonce)
         if st is None:
             return _not_found(f"no settlement with nonce {nonce}")
         return _json(st)
 
-    @app.get("/v1/health")
+    @app.get("/v1/health", responses={200: {"model": schemas.Health}})
     async def health() -> dict[str, Any]:
+        """Liveness, with the ledger's sequence number and time."""
         return {"status": "ok", "seq": ledger.seq, "time": ledger.time}
 
-    @app.get("/v1/info")
+    @app.get("/v1/info", responses={200: {"model": schemas.Info}})
     async def info() -> dict[str, Any]:
+        """This replica: id, view, last executed sequence number, ledger digest, deployment."""
         cfg = ledger.config
         return {**node.info(), "ledgerDigest": "0x" + ledger.digest().hex(), "ledgerSeq": ledger.seq,
                 "ledgerTime": ledger.time, "chainId": cfg.chain_id, "orderBook": cfg.order_book,
                 "rewardMultisig": cfg.reward_multisig, "committee": list(cfg.committee),
                 "threshold": cfg.threshold, "admission": dict(app.state.admission)}
 
+    explorer.install(app, node, peers=peers, rpc_url=rpc_url)
     return app

@@ -77,7 +77,9 @@ class _TypedReads:
         raise NotImplementedError
 
     async def orders(self, *, limit: int | None = None, phase: str | None = None) -> list[views.OrderView]:
-        doc = await self.get_json("/v1/orders", {"limit": limit, "phase": phase})
+        """Without ``phase``: FetchOrders (orders in training, best reward per second first)."""
+        query = {"limit": limit, "phase": phase} if phase else {"limit": limit, "phase": "training", "sort": "reward"}
+        doc = await self.get_json("/v1/orders", query)
         return [views.OrderView.from_json(o) for o in doc["orders"]]
 
     async def fetch_orders(self, limit: int | None = None) -> list[T.Order]:

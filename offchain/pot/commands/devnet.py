@@ -55,6 +55,9 @@ def _print_endpoints(net, state) -> None:
             where += f"  pbft {p['pbft']}"
         click.echo(f"  {p['name']:<13} pid {p['pid']:<7} {p.get('address', '')[:12]:<12} {where}")
     click.echo(f"  logs         {net.logs}/<node>.log")
+    if state.get("api_urls"):
+        # every aggregator serves the explorer; the first is as good as any
+        click.echo(f"  explorer     {state['api_urls'][0]}/   (API reference: {state['api_urls'][0]}/docs)")
     for name, path in state.get("clients", {}).items():
         key = next(a for n, a in json.loads((net.root / "accounts.json").read_text())["accounts"].items()
                    if n == name)["key"]
@@ -91,6 +94,8 @@ def status(root, as_json) -> None:
         return
     chain = st["chain"]
     click.echo(f"chain {chain['url']}: " + (f"block {chain['block']}" if "block" in chain else chain["error"]))
+    if st.get("api_urls"):
+        click.echo(f"explorer {st['api_urls'][0]}/")
     for p in st["processes"]:
         line = f"  {p['name']:<13} pid {p['pid']:<7} {'alive' if p['alive'] else 'DEAD ':<5}"
         info = p.get("info")

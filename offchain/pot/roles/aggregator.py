@@ -169,7 +169,8 @@ class Aggregator:
         await self._serve_api()
 
     async def _serve_api(self) -> None:
-        app = create_app(self.node, limits=AdmissionLimits.from_dict(self.cfg.admission))
+        app = create_app(self.node, peers=self.cfg.api_urls, rpc_url=self.cfg.rpc_url,
+                         limits=AdmissionLimits.from_dict(self.cfg.admission))
         config = uvicorn.Config(app, host=self.cfg.api_host, port=self.cfg.api_port,
                                 log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
