@@ -47,7 +47,7 @@ from pot.roles.base import quiet_libraries
 from pot.roles.binding import bind_data_dir, deployment_identity
 from pot.roles.committee import CommitteeNode, CommitteeStateMachine, verify_request
 from pot.roles.pot_verify import PotVerify
-from pot.roles.scoring import Scorer
+from pot.roles.scoring import Scorer, ScoringLimits
 from pot.roles.settler import Settler
 from pot.storage import open_store
 
@@ -98,6 +98,7 @@ class Aggregator:
         self.node: CommitteeNode | None = None
         self.ledger = None
         self.settler: Settler | None = None
+        self.scorer: Scorer | None = None
         self._tasks: list[asyncio.Task] = []
         self._server: uvicorn.Server | None = None
         self.stats: dict[str, Any] = {"attested": 0, "verify_results": 0, "settlements": []}
@@ -158,7 +159,10 @@ class Aggregator:
         self.attester = Attester(w3=self.w3, deployment=self.deployment, ledger=self.ledger, domain=domain,
                                  address=address, key=key, fire=self._fire, confirmations=cfg.confirmations,
                                  stats=self.stats)
-        self.verifier = PotVerify(ledger=self.ledger, scorer=Scorer(open_store(cfg.store)), domain=domain,
+        # PoT.Verify scores in a process of its own, started at the first one: PyTorch is never
+        # imported here, so neither PBFT nor the API ever waits on it
+        self.scorer = Scorer(open_store(cfg.store), ScoringLimits(nice=10), start=False)
+        self.verifier = PotVerify(ledger=self.ledger, scorer=self.scorer, domain=domain,
                                   address=address, key=key, fire=self._fire, stats=self.stats)
         self.settler = self._settler()
         self._tasks = [asyncio.create_task(self._loop(name, fn, interval), name=name) for name, fn, interval in (
@@ -190,6 +194,8 @@ class Aggregator:
             if t.get_name() != "api":
                 t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.scorer is not None:
+            self.scorer.close()
         if self.node is not None:
             status = await self.node.close()
             if status is not None:

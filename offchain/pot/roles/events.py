@@ -23,6 +23,7 @@ class Kind(enum.StrEnum):
     RATE_LIMITED = "rate-limited"  # the committee asked the worker to slow down (HTTP 429)
     ERROR = "error"                # a step failed; ``exc`` says how
     UNAVAILABLE = "unavailable"    # a model or test set could not be fetched yet
+    ABSTAIN = "abstain"            # this machine could not score a model (resource failure): no score sent
     MISSED = "missed"
     # client
     ORDER_PLACED = "order-placed"

@@ -11,7 +11,8 @@ from pot.ledger import Ledger
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
-from pot.roles.scoring import Scorer, Unavailable
+from pot.protocol.scoring import Abstain, Invalid
+from pot.roles.scoring import Scorer
 
 log = logging.getLogger("pot.aggregator")
 
@@ -37,11 +38,16 @@ class PotVerify:
                 continue
             if p["modelCid"] is None or p["testCid"] is None:
                 continue
-            try:
-                score, note = await self.scorer.score(p["mid"], p["modelCid"], p["testCid"], p["modelType"])
-            except Unavailable as exc:
-                log.warning("order=%d PoT.Verify of %s waits: %s", p["orderId"], p["mid"].hex()[:16], exc)
+            # in the scoring process: this loop (PBFT, the API) never waits on PyTorch
+            outcome = await self.scorer.score(p["mid"], p["modelCid"], p["testCid"], p["modelType"], p["specCid"])
+            if isinstance(outcome, Abstain):
+                log.warning("order=%d PoT.Verify of %s abstains%s: %s", p["orderId"], p["mid"].hex()[:16],
+                            " (will retry)" if outcome.retry else "", outcome.reason)
+                if not outcome.retry:
+                    self._verified.add(key)  # no VerifyResult from this replica; the others decide
                 continue
+            score = outcome.score
+            note = outcome.reason if isinstance(outcome, Invalid) else ""
             log.info("order=%d PoT.Verify mid=%s score=%d%s", p["orderId"], p["mid"].hex()[:16], score,
                      f" ({note})" if note else "")
             msg = T.VerifyResult(p["orderId"], p["mid"], score, self.address).sign(self.domain, self._key)

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 from pot.protocol import types as T
 from pot.protocol.ids import challenge_commitment, vid
+from pot.protocol.scoring import Abstain
 from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import VerifierConfig
 from pot.roles.events import Kind
-from pot.roles.scoring import Scorer, Unavailable
+from pot.roles.scoring import Scorer
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Verifier(Worker):
         super().__init__(config, **kw)
         if self.chain is None:
             raise ValueError("a verifier challenges on-chain: it needs chain access")
-        self.scorer = Scorer(self.store)
+        self.scorer = Scorer(self.store, self.config.scoring_limits)
         self.challenges: dict[int, OpenChallenge] = {}
         self.checked: set[int] = set()
         self.done_orders: set[int] = set()
@@ -109,11 +110,13 @@ class Verifier(Worker):
             m = cyc.model(v.mid)
             if m is None:
                 continue
-            try:
-                mine, _note = await self.scorer.score(v.mid, m.model_cid, cyc.test_cid, cyc.order.model_type_name)
-            except Unavailable as exc:
-                self.emit(Kind.UNAVAILABLE, oid, mid=v.mid, error=str(exc))
+            outcome = await self.scorer.score(v.mid, m.model_cid, cyc.test_cid, cyc.order.model_type_name,
+                                              cyc.order.spec_cid)
+            if isinstance(outcome, Abstain):
+                # a challenge stakes cStake on the recomputed score: never on one we do not have
+                self.emit(Kind.ABSTAIN, oid, mid=v.mid, reason=outcome.reason, retry=outcome.retry)
                 continue
+            mine = outcome.score
             if oid not in self.checked:
                 self.emit(Kind.CHECKED, oid, validator=v.validator, mid=v.mid, reported=v.score, recomputed=mine)
             if mine != v.score:
@@ -184,6 +187,10 @@ class Verifier(Worker):
         ch.revealed = True
         self._save_order(order_id)
         self.emit(Kind.CHALLENGE_REVEAL, order_id, vid=ch.vid, validator=ch.validator, tx=res.tx_hash)
+
+    async def close(self) -> None:
+        self.scorer.close()
+        await super().close()
 
     async def _step(self) -> None:
         if not await self.ensure_staked():
