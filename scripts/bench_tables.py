@@ -3,6 +3,7 @@
     .venv/bin/pot bench gas   --json docs/bench/gas.json --plot docs/bench
     .venv/bin/pot bench pbft  --json docs/bench/pbft.json
     .venv/bin/pot bench train --json docs/bench          (train-<model>.json for every architecture)
+    .venv/bin/pot bench soak  --json docs/bench/soak.json
     .venv/bin/python scripts/bench_tables.py
 
 Each table sits between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->` in README.md, so
@@ -86,6 +87,26 @@ def train_table(runs: list[dict]) -> str:
     return "\n".join(out)
 
 
+def soak_table(d: dict) -> str:
+    def f(x):
+        return "–" if x is None else f"{x:.1f}"
+
+    out = ["| phase | orders | settled | settle p50 (s) | settle p95 (s) | after last window p50 (s) "
+           "| after last window p95 (s) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for phase in ("baseline", "faulted"):
+        s = d[phase]
+        out.append(f"| {'fault-free' if phase == 'baseline' else 'faults'} | {s['orders']} | {s['settled']} | "
+                   f"{f(s['latency_p50_s'])} | {f(s['latency_p95_s'])} | {f(s['committee_latency_p50_s'])} | "
+                   f"{f(s['committee_latency_p95_s'])} |")
+    c = d["config"]
+    out += ["", f"{c['duration_s']:.0f} s of faults after {c['baseline_s']:.0f} s without, one order every "
+                f"{c['order_every_s']:g} s: p95 ratio {f(d['p95_ratio'])} (target ≤ {c['target_ratio']:g}); "
+                f"{d['settled']} of {d['orders']} orders settled; every honest worker in every order: "
+                f"{'yes' if d['every_honest_worker_in_every_order'] else 'no'}; view changes {d['view_changes']}; "
+                f"ledger digests equal: {'yes' if d['digests'].get('equal') else 'no'}."]
+    return "\n".join(out)
+
+
 def replace(doc: str, name: str, body: str) -> str:
     begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
     if begin not in doc:
@@ -105,6 +126,8 @@ def main() -> None:
     runs = [json.loads(p.read_text()) for p in sorted(BENCH.glob("train-*.json"))]
     if runs:
         doc = replace(doc, "train", train_table(runs))
+    if (BENCH / "soak.json").exists():
+        doc = replace(doc, "soak", soak_table(json.loads((BENCH / "soak.json").read_text())))
     readme.write_text(doc)
 
 

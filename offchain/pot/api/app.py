@@ -11,18 +11,22 @@
     GET  /v1/settlements/pending      settlements waiting for signatures or execution
     GET  /v1/settlements/{nonce}      one settlement, executed or not
     GET  /v1/health                   liveness
-    GET  /v1/info                     replica id, view, last executed sequence, ledger digest
+    GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
+                                      submissions refused or rate-limited before consensus
     GET  /, /docs, /openapi.json      the explorer, the API reference and its OpenAPI document;
                                       the explorer's reads are in ``pot.api.explorer``
 
 Every read is a function of the ledger state alone, so honest replicas at the same sequence
 number answer byte for byte alike (``CommitteeClient`` relies on it). A refused submission
-answers 4xx with the ledger's reason (name and wire code) and its text.
+answers 4xx with the ledger's reason (name and wire code) and its text. What the ledger would
+refuse for sure is refused before it costs the committee a PBFT round, and each connection and
+each signer has a rate limit (429 with ``Retry-After``): see ``pot.api.admission``.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -31,7 +35,9 @@ from fastapi.responses import JSONResponse, Response
 from eth_utils import is_hex_address
 
 from pot.api import explorer, schemas, views
+from pot.api.admission import AdmissionLimits, TokenBuckets, retry_after
 from pot.api.node import Node, NodeUnavailable
+from pot.ledger.ledger import FINAL_REASONS
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.timeline import Phase
@@ -48,7 +54,7 @@ STATUS_OF_REASON: dict[Reason, int] = {
     Reason.UNKNOWN_ORDER: 404, Reason.UNKNOWN_MODEL: 404, Reason.UNKNOWN_NONCE: 404,
     Reason.REPLAY: 409, Reason.DUPLICATE: 409, Reason.ORDER_CLOSED: 409, Reason.NOT_PENDING: 409,
     Reason.WRONG_WINDOW: 422, Reason.COMMITMENT_MISMATCH: 422, Reason.NO_COMMITMENT: 422,
-    Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413,
+    Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413, Reason.FAILED: 500,
 }
 PHASES = [p.value for p in Phase] + ["active"]
 
@@ -64,6 +70,11 @@ def _reply(result: T.Result, digest: str | None = None) -> JSONResponse:
 
 def _refuse(reason: Reason, text: str) -> JSONResponse:
     return _reply(T.Result.rejected(reason, text))
+
+
+def _too_many(wait: float, detail: str) -> JSONResponse:
+    return JSONResponse({"error": "rate-limited", "detail": detail, "retryAfter": wait}, status_code=429,
+                        headers={"Retry-After": retry_after(wait)})
 
 
 def _not_found(what: str) -> JSONResponse:
@@ -94,26 +105,36 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 
 def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator",
-               peers: Sequence[str] = (), rpc_url: str | None = None) -> FastAPI:
+               peers: Sequence[str] = (), rpc_url: str | None = None,
+               limits: AdmissionLimits | None = None) -> FastAPI:
     """The API over ``node`` (see the module docstring for the endpoints). ``peers`` (every
     member's API URL) and ``rpc_url`` (this replica's chain node) feed the explorer's committee
-    view and settlement receipts."""
+    view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``)."""
     app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   description="The committee's API: submit signed messages, read the global ledger. "
                               "Token amounts are integers in wei (18 decimals) and may exceed 2**53.")
     app.state.node = node
     ledger = node.ledger
     hex_limit = 2 * max_message_bytes + 2
+    limits = limits or AdmissionLimits()
+    per_connection = TokenBuckets(limits.connection_rate, limits.connection_burst, limits.max_tracked)
+    per_sender = TokenBuckets(limits.sender_rate, limits.sender_burst, limits.max_tracked)
+    app.state.admission = {"refused": 0, "limited": 0}
 
     @app.post("/v1/messages", response_model=schemas.SubmitResult,
               responses={400: {"model": schemas.SubmitResult}, 401: {"model": schemas.SubmitResult},
                          403: {"model": schemas.SubmitResult}, 409: {"model": schemas.SubmitResult},
                          413: {"model": schemas.SubmitResult}, 422: {"model": schemas.SubmitResult},
+                         429: {"model": schemas.Error}, 500: {"model": schemas.SubmitResult},
                          503: {"model": schemas.Error}})
     async def submit(request: Request) -> Response:
         """Submit a signed participant message: the codec's wire bytes as the raw body
         (``application/octet-stream``), as hex text (optionally 0x-prefixed), or as JSON
         ``{"message": "0x…"}``."""
+        wait = per_connection.take(request.client, time.monotonic()) if request.client else 0.0
+        if wait:
+            app.state.admission["limited"] += 1
+            return _too_many(wait, "too many submissions on this connection")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await _read_body(request, max_message_bytes if ctype == "application/octet-stream"
                                 else hex_limit + 32)
@@ -153,6 +174,15 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _reply(T.Result.rejected(Reason.BAD_SIGNATURE, f"signature is not {op.message.signer}'s for "
                                             f"chain {ledger.config.chain_id}, OrderBook "
                                             f"{ledger.config.order_book}"), digest)
+        # what the ledger would refuse for sure never costs the committee a PBFT round
+        pre = ledger.precheck(op, ledger.time)
+        if not pre.ok and pre.reason_enum in FINAL_REASONS:
+            app.state.admission["refused"] += 1
+            return _reply(pre, digest)
+        wait = per_sender.take(op.message.signer, time.monotonic())
+        if wait:
+            app.state.admission["limited"] += 1
+            return _too_many(wait, f"too many messages from {op.message.signer}")
         try:
             result = await node.submit(raw)
         except NodeUnavailable as exc:
@@ -255,7 +285,7 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
         return {**node.info(), "ledgerDigest": "0x" + ledger.digest().hex(), "ledgerSeq": ledger.seq,
                 "ledgerTime": ledger.time, "chainId": cfg.chain_id, "orderBook": cfg.order_book,
                 "rewardMultisig": cfg.reward_multisig, "committee": list(cfg.committee),
-                "threshold": cfg.threshold}
+                "threshold": cfg.threshold, "admission": dict(app.state.admission)}
 
     explorer.install(app, node, peers=peers, rpc_url=rpc_url)
     return app
