@@ -165,3 +165,22 @@ def test_written_dataset_round_trips(rgb_folder):
     train, _ = split(load(rgb_folder, image_size=(4, 4)), 0.4)
     back = Dataset.from_bytes(train.to_bytes())
     assert back.x.dtype == np.uint8 and np.array_equal(back.x, train.x) and np.array_equal(back.y, train.y)
+
+
+@pytest.mark.parametrize("kind,arch", [("images", "resnet"), ("text", "gpt")])
+def test_the_devnet_client_config_takes_own_files(tmp_path, kind, arch):
+    """`pot devnet up` prints `pot client place-order --config client-1.toml`; adding --data to it
+    (docs/DATA.md) must order the model that fits the data. Its [client] table pinned an MLP,
+    and text was refused ("text data trains a language model (--arch gpt), not 'mlp'")."""
+    from pot.devnet.network import load_devnet_config
+    from pot.roles.config import load_config
+
+    if kind == "images":
+        data = write_shape_images(tmp_path / "shapes", per_class=4, size=8)
+    else:
+        data = tmp_path / "book.txt"
+        data.write_bytes(grammar_text(4_000))
+    table = load_devnet_config().roles["client"]
+    cfg = load_config(ClientConfig, env={}, **{**table, "data": str(data), "image_size": 8, "context": 16,
+                                              "validate_duration": 900})
+    assert build_task(cfg).spec.model["arch"] == arch
