@@ -244,6 +244,42 @@ contract StakeRegistryTest is Test {
         }
     }
 
+    /// @notice A validator who reveals for an order using the whole lifetime allowed and asks to
+    ///         leave at once can withdraw only after the order's reclaim time (the last moment
+    ///         its settlement, and the slash in it, is due).
+    function test_exposedValidatorStaysUntilItsOrderIsDue() public {
+        OrderBook orders = sys.orders();
+        address client = makeAddr("client");
+        vm.prank(holder);
+        token.transfer(client, 100 ether);
+        vm.prank(client);
+        token.approve(address(orders), type(uint256).max);
+        uint32 reveal = 600;
+        uint32 challenge = uint32(sys.MAX_LIFETIME() - 2 hours - 4 * reveal);
+        vm.prank(client);
+        uint256 id = orders.placeOrder(
+            IOrderBook.OrderParams({
+                reward: 100 ether,
+                trainDuration: 1 hours,
+                validateDuration: 1 hours,
+                challengeDuration: challenge,
+                revealDuration: reveal,
+                modelType: bytes32("m"),
+                testCommitment: keccak256(abi.encode(client, keccak256(bytes("t")), bytes32(0))),
+                specCid: "spec"
+            })
+        );
+        (, uint64 revealEnd,,,) = orders.windows(id);
+        vm.warp(revealEnd);
+        vm.prank(client);
+        orders.releaseTestData(id, "t", bytes32(0));
+        _register(VALIDATOR, min); // reveals a validation now, then leaves
+        vm.prank(alice);
+        stakes.requestUnregister();
+        assertEq(orders.reclaimableAt(id), block.timestamp + sys.MAX_LIFETIME() - 1 hours - 2 * reveal + sys.GRACE());
+        assertLt(orders.reclaimableAt(id), stakes.stakerOf(alice).unbondingEnd, "stake leaves before the order is due");
+    }
+
     /// @notice A validator exposed to an order placed under a long lifetime must not get its
     ///         stake out before that order's reclaim time, whatever the committee does to the
     ///         parameters meanwhile. The bound is checked against the current parameters only:
@@ -251,7 +287,7 @@ contract StakeRegistryTest is Test {
     ///         placed under the old bound is open, and its validator walks away a week before the
     ///         order's settlement is due.
     function test_lowerUnbondingLeavesOpenExposureCovered() public {
-        vm.skip(true, "gap reported to the lead: the exposure bound ignores orders already open");
+        vm.skip(true, "known gap: the exposure bound ignores orders already open; remove this skip with the fix");
         OrderBook orders = sys.orders();
         address client = makeAddr("client");
         vm.prank(holder);

@@ -55,11 +55,15 @@ contract Handler is SettlementModel {
         address challenger;
     }
 
-    /// @notice A validation a staker revealed for an order: a wrong one may be slashed by the
-    ///         order's settlement, so the stake must still be there until the order's reclaim time.
+    /// @notice A validation a staker revealed for an order: if wrong, the order's settlement may
+    ///         slash `amount`, so that much must stay staked (less what slashes took since,
+    ///         `slashedBefore` being the staker's slashed total at the reveal) until the order's
+    ///         last window plus its grace.
     struct Exposure {
         address staker;
         uint256 orderId;
+        uint256 amount;
+        uint256 slashedBefore;
     }
 
     /// @notice A paper-path proposal: the batch, and the approvals by member position.
@@ -88,6 +92,8 @@ contract Handler is SettlementModel {
     uint256 public nonce;
     /// @notice settlementGrace of each order when it was placed (the order keeps it).
     mapping(uint256 => uint256) public graceOf;
+    /// @notice Stake each account lost to slashes, ever.
+    mapping(address => uint256) public slashedFrom;
     /// @notice Orders settled or reclaimed: never open again.
     mapping(uint256 => bool) public closed;
     /// @notice How often each action took effect (early returns do not count), and each attack
@@ -301,7 +307,7 @@ contract Handler is SettlementModel {
     /// @notice A validator reveals a validation for an open order (off-chain; the ledger accepts
     ///         it only from an account holding VALIDATOR and not unbonding), inside the
     ///         validation windows; the test data is released first when still due.
-    function revealValidation(uint256 orderSeed, uint256 stakerSeed) external {
+    function revealValidation(uint256 orderSeed, uint256 stakerSeed, uint256 amount) external {
         (uint256 id, IOrderBook.Order memory o) = _pickOrder(orderSeed, VALIDATING);
         if (id == 0 || o.status != IOrderBook.Status.Open) return;
         if (o.t3 == 0) {
@@ -312,10 +318,45 @@ contract Handler is SettlementModel {
         for (uint256 i; i < _stakers.length; ++i) {
             address who = _stakers[(stakerSeed % _stakers.length + i) % _stakers.length];
             if (stakes.hasRoles(who, VALIDATOR)) {
-                _exposures.push(Exposure(who, id));
+                _pruneExposures();
+                amount = bound(amount, 1, stakes.stakerOf(who).stake);
+                _exposures.push(Exposure(who, id, amount, slashedFrom[who]));
                 ++done["revealValidation"];
                 return;
             }
+        }
+    }
+
+    /// @notice The first exposure not covered while its order can still be settled in time
+    ///         (open, before its last window plus its grace): the staker's stake plus what slashes
+    ///         took since the reveal is below the exposed amount. Empty when there is none.
+    function uncoveredExposure() external view returns (string memory) {
+        for (uint256 i; i < _exposures.length; ++i) {
+            Exposure memory e = _exposures[i];
+            if (!_exposed(e)) continue;
+            uint256 covered = stakes.stakerOf(e.staker).stake + slashedFrom[e.staker] - e.slashedBefore;
+            if (covered < e.amount) {
+                return string.concat(
+                    "stake of ", vm.toString(e.staker), " below its exposure to order ", vm.toString(e.orderId)
+                );
+            }
+        }
+        return "";
+    }
+
+    function _exposed(Exposure memory e) internal view returns (bool) {
+        IOrderBook.Order memory o = orders.getOrder(e.orderId);
+        return o.status == IOrderBook.Status.Open && block.timestamp <= _finalizable(o) + graceOf[e.orderId];
+    }
+
+    /// @dev Drops exposures whose order's last window plus grace has passed (the withdrawal
+    ///         check would pass them anyway).
+    function _pruneExposures() internal {
+        for (uint256 i = _exposures.length; i > 0; --i) {
+            uint256 id = _exposures[i - 1].orderId;
+            if (block.timestamp <= _finalizable(orders.getOrder(id)) + graceOf[id]) continue;
+            _exposures[i - 1] = _exposures[_exposures.length - 1];
+            _exposures.pop();
         }
     }
 
@@ -1058,6 +1099,9 @@ contract Handler is SettlementModel {
 
     function _executedBatch(Settlement memory b, Plan memory p) internal {
         _executed.push(abi.encode(b));
+        for (uint256 i; i < _accounts.length; ++i) {
+            slashedFrom[_accounts[i]] += p.stakeBefore[i] - p.stake[i];
+        }
         for (uint256 i; i < b.orders.length; ++i) {
             if (p.applies[i]) {
                 closed[b.orders[i].orderId] = true;

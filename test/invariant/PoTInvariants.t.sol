@@ -66,7 +66,7 @@ contract PoTInvariants is Test {
         handler.register(1, 4, 0); // staker1: verifier
         handler.register(2, 2, 0); // staker2: validator
         handler.placeOrder(0, 100 ether, 3601, 600, 1 hours, 1 hours); // order 1
-        handler.revealValidation(0, 2); // releases order 1's test data; staker2 exposed
+        handler.revealValidation(0, 2, 50 ether); // releases order 1's test data; staker2 exposes 50
         handler.commitChallenge(0, 0); // staker0 challenges
         handler.commitChallenge(0, 1); // staker1 challenges
         handler.revealChallenge(0);
@@ -186,6 +186,7 @@ contract PoTInvariants is Test {
         _challengeManagerHoldsExactlyTheUnresolvedStakes();
         _supplyStaysWithKnownAccounts();
         _closedOrdersStayClosed();
+        _exposedStakeStays();
         _noAttackWentThrough();
     }
 
@@ -258,6 +259,15 @@ contract PoTInvariants is Test {
                 assertTrue(sys.orders().getOrder(id).status != IOrderBook.Status.Open, "closed order open again");
             }
         }
+    }
+
+    // ---------------------------------------------------------------- stake never below what is exposed
+
+    /// @notice While an order a validator revealed for can still be settled in time, the stake
+    ///         it exposed is still there (or was taken by a slash); locked <= stake is checked with
+    ///         the StakeRegistry balance. (A withdrawal is also checked when it happens: Handler.withdraw.)
+    function _exposedStakeStays() internal view {
+        assertEq(handler.uncoveredExposure(), "", "exposed stake left");
     }
 
     // ---------------------------------------------------------------- attacks

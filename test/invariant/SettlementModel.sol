@@ -43,6 +43,7 @@ abstract contract SettlementModel is CheatCodes {
         bool reverts;
         uint256[] before;
         int256[] delta;
+        uint256[] stakeBefore;
         /// @dev each account's stake as the batch's slashes leave it
         uint256[] stake;
         IOrderBook.Status[] statusBefore;
@@ -86,9 +87,11 @@ abstract contract SettlementModel is CheatCodes {
         p.before = new uint256[](n);
         p.delta = new int256[](n);
         p.stake = new uint256[](n);
+        p.stakeBefore = new uint256[](n);
         for (uint256 i; i < n; ++i) {
             p.before[i] = token.balanceOf(_accounts[i]);
             p.stake[i] = stakes.stakerOf(_accounts[i]).stake;
+            p.stakeBefore[i] = p.stake[i];
         }
         p.statusBefore = new IOrderBook.Status[](b.orders.length);
         p.applies = new bool[](b.orders.length);
@@ -243,11 +246,17 @@ abstract contract SettlementModel is CheatCodes {
 
     /// @notice The chain did exactly what `p` predicted for `b`: every known account's balance
     ///         moved by its delta (so no order paid twice, no skipped order paid, the merged
-    ///         payouts exact), and every order named is settled iff it applied.
+    ///         payouts exact), every stake is what the slashes left, and every order named is
+    ///         settled iff it applied.
     function _check(Plan memory p, Settlement memory b, string memory what) internal view {
         for (uint256 i; i < _accounts.length; ++i) {
             int256 moved = int256(token.balanceOf(_accounts[i])) - int256(p.before[i]);
             vm.assertEq(moved, p.delta[i], string.concat(what, ": balance change of ", vm.toString(_accounts[i])));
+            vm.assertEq(
+                stakes.stakerOf(_accounts[i]).stake,
+                p.stake[i],
+                string.concat(what, ": stake of ", vm.toString(_accounts[i]))
+            );
         }
         for (uint256 i; i < b.orders.length; ++i) {
             IOrderBook.Status expected = p.statusBefore[i];

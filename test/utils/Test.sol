@@ -89,6 +89,8 @@ abstract contract Test is CheatCodes {
     FuzzSelector[] private _targetSelectors;
 
     // ---------------------------------------------------------------- assertions
+    // Never start a message with "skip": forge reports a test that reverts with a reason
+    // starting so as skipped (vm.skip's convention), so such an assertion would hide a failure.
 
     function assertTrue(bool c) internal pure {
         vm.assertTrue(c, "");
