@@ -273,21 +273,45 @@ contract Handler is SettlementModel {
         ++done["addStake"];
     }
 
+    /// @notice A staker asks to leave; half the time the one that revealed a validation last
+    ///         (the exposure the unbonding period must outlast).
     function requestUnregister(uint256 stakerSeed) external {
         address who = _stakers[stakerSeed % _stakers.length];
+        if (stakerSeed % 2 == 0 && _exposures.length != 0) who = _exposures[_exposures.length - 1].staker;
         IStakeRegistry.Staker memory s = stakes.stakerOf(who);
         if (s.roles == 0 || s.unbondingEnd != 0) return;
+        _requestUnregister(who);
+    }
+
+    /// @dev Asks to leave; the unbonding must outlast every order the staker validated (the
+    ///      withdrawal is checked too, when it comes: this catches a short period even if no
+    ///      withdrawal follows in time).
+    function _requestUnregister(address who) internal {
         vm.prank(who);
         stakes.requestUnregister();
         ++done["requestUnregister"];
+        uint256 end = stakes.stakerOf(who).unbondingEnd;
+        for (uint256 i; i < _exposures.length; ++i) {
+            Exposure memory e = _exposures[i];
+            if (e.staker != who || !_exposed(e)) continue;
+            ++done["requestUnregister while exposed"];
+            if (end <= _finalizable(orders.getOrder(e.orderId)) + graceOf[e.orderId]) {
+                _breach("an exposed staker's unbonding ends before its order is due");
+            }
+        }
     }
 
     /// @notice The staker withdraws as early as the contract lets it; then no order it revealed
     ///         a validation for may still be settled by the rules: its last window plus its
     ///         grace must lie before now (maxOrderLifetime + settlementGrace < unbondingPeriod).
     function withdraw(uint256 stakerSeed) external {
-        address who = _stakers[stakerSeed % _stakers.length];
-        IStakeRegistry.Staker memory s = stakes.stakerOf(who);
+        address who;
+        IStakeRegistry.Staker memory s;
+        for (uint256 i; i < _stakers.length; ++i) {
+            who = _stakers[(stakerSeed % _stakers.length + i) % _stakers.length];
+            s = stakes.stakerOf(who);
+            if (s.unbondingEnd != 0 && s.locked == 0) break;
+        }
         if (s.unbondingEnd == 0 || s.locked != 0) return;
         if (block.timestamp < s.unbondingEnd) vm.warp(s.unbondingEnd);
         vm.prank(who);
@@ -306,25 +330,41 @@ contract Handler is SettlementModel {
 
     /// @notice A validator reveals a validation for an open order (off-chain; the ledger accepts
     ///         it only from an account holding VALIDATOR and not unbonding), inside the
-    ///         validation windows; the test data is released first when still due.
-    function revealValidation(uint256 orderSeed, uint256 stakerSeed, uint256 amount) external {
+    ///         validation windows; the test data is released first when still due. With `andLeave`
+    ///         it asks to leave at once (issue 9, attack 2: reveal a wrong validation, then
+    ///         withdraw before the settlement that slashes it).
+    function revealValidation(uint256 orderSeed, uint256 stakerSeed, uint256 amount, bool andLeave) external {
         (uint256 id, IOrderBook.Order memory o) = _pickOrder(orderSeed, VALIDATING);
-        if (id == 0 || o.status != IOrderBook.Status.Open) return;
+        if (id == 0) return;
+        address who = _validator(stakerSeed);
+        if (who == address(0)) return;
         if (o.t3 == 0) {
             if (!_release(id, o)) return;
             o = orders.getOrder(id);
         }
         if (block.timestamp >= uint256(o.t3) + o.validateDuration + o.revealDuration) return;
+        _pruneExposures();
+        amount = bound(amount, 1, stakes.stakerOf(who).stake);
+        _exposures.push(Exposure(who, id, amount, slashedFrom[who]));
+        ++done["revealValidation"];
+        if (andLeave) _requestUnregister(who);
+    }
+
+    /// @dev A staker holding VALIDATOR, from `seed` on; when none does, the seeded staker joins
+    ///      as one if it can (not unbonding).
+    function _validator(uint256 seed) internal returns (address) {
         for (uint256 i; i < _stakers.length; ++i) {
-            address who = _stakers[(stakerSeed % _stakers.length + i) % _stakers.length];
-            if (stakes.hasRoles(who, VALIDATOR)) {
-                _pruneExposures();
-                amount = bound(amount, 1, stakes.stakerOf(who).stake);
-                _exposures.push(Exposure(who, id, amount, slashedFrom[who]));
-                ++done["revealValidation"];
-                return;
-            }
+            address who = _stakers[(seed % _stakers.length + i) % _stakers.length];
+            if (stakes.hasRoles(who, VALIDATOR)) return who;
         }
+        address joining = _stakers[seed % _stakers.length];
+        IStakeRegistry.Staker memory s = stakes.stakerOf(joining);
+        if (s.unbondingEnd != 0) return address(0);
+        uint256 required = stakes.requiredStake(s.roles | VALIDATOR);
+        vm.prank(joining);
+        stakes.register(VALIDATOR, required > s.stake ? required - s.stake : 0);
+        ++done["register"];
+        return joining;
     }
 
     /// @notice The first exposure not covered while its order can still be settled in time
@@ -1011,8 +1051,9 @@ contract Handler is SettlementModel {
         }
     }
 
-    /// @dev 0-2 slashes for one order whose windows ended: of a staker (sometimes of an account
-    ///      with no stake), up to twice its stake, to the treasury, a hunter, or (rarely) 0.
+    /// @dev 0-2 slashes for one order whose windows ended (one of the batch's, else a recent
+    ///      one): of a staker (a sixth of them the one with the most stake locked, a sixth an
+    ///      account with no stake), up to twice its stake, to the treasury, a hunter, or (rarely) 0.
     function _addSlashes(Builder memory bld, uint256[] memory ids, uint256 seed, uint256 amount) internal view {
         if (seed % 3 == 0) return;
         uint256 orderId;
@@ -1020,11 +1061,15 @@ contract Handler is SettlementModel {
             IOrderBook.Order memory o = orders.getOrder(ids[i]);
             if (o.status != IOrderBook.Status.None && block.timestamp >= _finalizable(o)) orderId = ids[i];
         }
+        uint256 count = orders.orderCount();
+        for (uint256 id = count; id > 0 && id + RECENT > count && orderId == 0; --id) {
+            if (block.timestamp >= _finalizable(orders.getOrder(id))) orderId = id;
+        }
         if (orderId == 0) return;
         uint256 n = 1 + (seed >> 2) % 2;
         for (uint256 j; j < n; ++j) {
             uint256 r = seed >> (8 + 16 * j);
-            address staker = r % 6 == 5 ? _clients[r % 3] : _stakers[r % 5];
+            address staker = r % 6 == 5 ? _clients[r % 3] : r % 6 == 4 ? _mostLocked() : _stakers[r % 5];
             uint256 stake = stakes.stakerOf(staker).stake;
             address to = (r >> 8) % 8 == 0
                 ? address(0)
@@ -1127,6 +1172,16 @@ contract Handler is SettlementModel {
     function _breach(string memory what) internal {
         ++breaches;
         if (bytes(firstBreach).length == 0) firstBreach = what;
+    }
+
+    /// @dev The staker with the most stake locked (staker 4 when none has any).
+    function _mostLocked() internal view returns (address who) {
+        uint256 most;
+        who = _stakers[4];
+        for (uint256 i; i < _stakers.length; ++i) {
+            uint256 locked = stakes.stakerOf(_stakers[i]).locked;
+            if (locked > most) (who, most) = (_stakers[i], locked);
+        }
     }
 
     /// @dev The largest lifetime + grace among open orders: the unbonding period must stay above.

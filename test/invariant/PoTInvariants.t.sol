@@ -23,7 +23,7 @@ contract PoTInvariants is Test {
         sys = new PoTSystem(address(this));
         handler = new Handler(sys, address(this));
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](30);
+        bytes4[] memory selectors = new bytes4[](31);
         selectors[0] = Handler.warp.selector;
         selectors[1] = Handler.placeOrder.selector;
         selectors[2] = Handler.placeBadOrder.selector;
@@ -55,6 +55,8 @@ contract PoTInvariants is Test {
         selectors[28] = Handler.outsiderMovesMoney.selector;
         // Twice: a proposal needs k confirmations before the other calls make it stale.
         selectors[29] = Handler.confirmReward.selector;
+        // Twice: the exposure checks need a validation before its staker leaves.
+        selectors[30] = Handler.revealValidation.selector;
         targetSelector(FuzzSelector(address(handler), selectors));
     }
 
@@ -66,7 +68,7 @@ contract PoTInvariants is Test {
         handler.register(1, 4, 0); // staker1: verifier
         handler.register(2, 2, 0); // staker2: validator
         handler.placeOrder(0, 100 ether, 3601, 600, 1 hours, 1 hours); // order 1
-        handler.revealValidation(0, 2, 50 ether); // releases order 1's test data; staker2 exposes 50
+        handler.revealValidation(0, 2, 50 ether, false); // releases order 1's test data; staker2 exposes 50
         handler.commitChallenge(0, 0); // staker0 challenges
         handler.commitChallenge(0, 1); // staker1 challenges
         handler.revealChallenge(0);
@@ -79,7 +81,7 @@ contract PoTInvariants is Test {
         handler.lockStake(2, 7, true);
         // order 1: one item, valid, time moved to its end; staker2 slashed to the treasury;
         // verdicts on both challenges (one listed twice)
-        handler.settle((2 << 8) | (6 << 24), 1_000, (514 << 8) | 1, 10 ether);
+        handler.settle((2 << 8) | (6 << 24), 1_000, (512 << 8) | 2, 10 ether);
         handler.placeOrder(1, 50 ether, 3601, 600, 1 hours, 1 hours); // order 2
         handler.placeBadOrder(0, 1, false);
         handler.placeBadOrder(0, 1, true);
@@ -116,13 +118,15 @@ contract PoTInvariants is Test {
         handler.changeParams(0, 5 days);
         handler.changeParams(2, 20 days + 1);
         handler.addStake(1, 5 ether);
+        handler.placeOrder(2, 10 ether, 3601, 600, 1 hours, 1 hours);
+        handler.revealValidation(0, 3, 1 ether, true); // staker0 (a validator) validates and leaves
         handler.requestUnregister(2);
         handler.withdraw(2); // staker2, exposed to order 1, which is settled long ago
         handler.placeOrder(1, 60 ether, 3601, 600, 1 hours, 1 hours);
         handler.warp(3601);
         handler.settle((2 << 8) | (22 << 24), 0, 0, 0); // a whole refund at trainEnd, no test data
 
-        string[47] memory actions = [
+        string[48] memory actions = [
             "placeOrder",
             "attack:placeBadOrder",
             "releaseTestData",
@@ -131,6 +135,7 @@ contract PoTInvariants is Test {
             "register",
             "addStake",
             "requestUnregister",
+            "requestUnregister while exposed",
             "withdraw",
             "revealValidation",
             "commitChallenge",
