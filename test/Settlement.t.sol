@@ -521,13 +521,10 @@ contract SettlementTest is PoTTest {
         assertEq(token.balanceOf(address(stakes)), left, "StakeRegistry balance");
     }
 
-    // ---------------------------------------------------------------- gaps (see the test names)
-
-    /// @notice A slash waits for its order's last window; a slash naming no order (0) should be
-    ///         refused like one naming an unknown order. RewardMultisig._settle starts
-    ///         `checkedOrder` at 0, so a slash for order 0 skips the time check and executes.
+    /// @notice A slash waits for its order's last window; a slash naming no order (0) is refused
+    ///         like one naming an unknown order (RewardMultisig._settle started `checkedOrder` at
+    ///         0, so a first slash for order 0 skipped the time check and executed).
     function test_slashNamingOrderZeroIsRefused() public {
-        vm.skip(true, "known gap: a slash naming order 0 skips the time check; remove this skip with the fix");
         address v = makeAddr("validator");
         _fund(v, 1_000 ether);
         vm.prank(v);

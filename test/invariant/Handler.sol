@@ -92,6 +92,10 @@ contract Handler is SettlementModel {
     uint256 public nonce;
     /// @notice settlementGrace of each order when it was placed (the order keeps it).
     mapping(uint256 => uint256) public graceOf;
+    /// @notice The latest reclaim time any order placed under earlier lifetime and grace bounds
+    ///         may have: placed before the change, at t0 <= then, its windows end by then + the
+    ///         old lifetime. The unbonding period may not be lowered to end before it.
+    uint256 public earlierReclaimBound;
     /// @notice Stake each account lost to slashes, ever.
     mapping(address => uint256) public slashedFrom;
     /// @notice Orders settled or reclaimed: never open again.
@@ -770,10 +774,10 @@ contract Handler is SettlementModel {
 
     /// @notice Changes maxOrderLifetime, settlementGrace or unbondingPeriod through executeAction.
     ///         A change must go through exactly when maxOrderLifetime + settlementGrace stays below
-    ///         the unbonding period (and the period within 365 days); one that breaks the bound
-    ///         executing is a breach. The period is lowered only while it stays above every open
-    ///         order's own lifetime + grace: the contracts check the bound against the current
-    ///         parameters only (see StakeRegistryTest.test_lowerUnbondingLeavesOpenExposureCovered).
+    ///         the unbonding period (and the period within 365 days) and a staker asking to leave
+    ///         now would stay past the reclaim time of every order placed under earlier (longer)
+    ///         bounds; one that breaks either executing is a breach, and so is a period that
+    ///         executes and ends before an open order's own reclaim time.
     function changeParams(uint256 which, uint256 value) external {
         uint256 lifetime = orders.maxOrderLifetime();
         uint256 grace = orders.settlementGrace();
@@ -800,20 +804,25 @@ contract Handler is SettlementModel {
             );
         } else {
             value = value % 16 == 0 ? 365 days + (value >> 4) % 2 : bound(value, lifetime + grace - 1 days, 30 days);
-            if (value < unbonding && value <= _openExposure()) return;
-            (target, data, ok) =
-            (
-                address(stakes),
-                abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (value)),
-                lifetime + grace < value && value <= 365 days
-            );
+            ok = lifetime + grace < value && value <= 365 days;
+            if (ok && block.timestamp + value <= earlierReclaimBound) {
+                ok = false;
+                ++done["attack:unbonding < open orders"];
+            }
+            (target, data) = (address(stakes), abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (value)));
         }
         if (ok) {
             sys.act(target, data);
             ++done["changeParams"];
+            if (which != 2) {
+                uint256 end = block.timestamp + lifetime + grace;
+                if (end > earlierReclaimBound) earlierReclaimBound = end;
+            } else if (block.timestamp + value <= _latestOpenReclaim()) {
+                _breach("the unbonding period ends before an open order's reclaim time");
+            }
         } else {
             if (sys.tryAct(target, data)) {
-                _breach("a parameter change broke maxOrderLifetime + settlementGrace < unbondingPeriod");
+                _breach("a parameter change let exposed stake leave before its order is due");
             }
             ++done["attack:bad params"];
         }
@@ -1184,15 +1193,14 @@ contract Handler is SettlementModel {
         }
     }
 
-    /// @dev The largest lifetime + grace among open orders: the unbonding period must stay above.
-    function _openExposure() internal view returns (uint256 most) {
+    /// @dev The latest reclaim time among open orders (each with the grace it was placed with).
+    function _latestOpenReclaim() internal view returns (uint256 latest) {
         uint256 count = orders.orderCount();
         for (uint256 id = 1; id <= count; ++id) {
             IOrderBook.Order memory o = orders.getOrder(id);
             if (o.status != IOrderBook.Status.Open) continue;
-            uint256 l = uint256(o.trainDuration) + o.validateDuration + o.challengeDuration + 4
-                * uint256(o.revealDuration) + graceOf[id];
-            if (l > most) most = l;
+            uint256 due = _finalizable(o) + graceOf[id];
+            if (due > latest) latest = due;
         }
     }
 

@@ -116,6 +116,7 @@ contract PoTInvariants is Test {
         handler.changeMembership(4, 2); // threshold
         handler.changeParams(1, 6 days); // 10 + 6 days of exposure > 14 days of unbonding: refused
         handler.changeParams(0, 5 days);
+        handler.changeParams(2, 8 days + 1); // above 5 + grace, but orders placed under 10 days are open
         handler.changeParams(2, 20 days + 1);
         handler.addStake(1, 5 ether);
         handler.placeOrder(2, 10 ether, 3601, 600, 1 hours, 1 hours);
@@ -126,7 +127,7 @@ contract PoTInvariants is Test {
         handler.warp(3601);
         handler.settle((2 << 8) | (22 << 24), 0, 0, 0); // a whole refund at trainEnd, no test data
 
-        string[48] memory actions = [
+        string[49] memory actions = [
             "placeOrder",
             "attack:placeBadOrder",
             "releaseTestData",
@@ -170,6 +171,7 @@ contract PoTInvariants is Test {
             "setThreshold",
             "changeParams",
             "attack:bad params",
+            "attack:unbonding < open orders",
             "lock",
             "unlock",
             "attack:bad lock",
