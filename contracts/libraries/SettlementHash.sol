@@ -66,23 +66,30 @@ library SettlementHash {
 
     /// @dev EIP-712 hashes an array of atomic values as keccak256 of their 32-byte words, which is
     ///      the calldata array's body: copy it once and hash it, without an element loop.
-    function _hashWords(uint256[] calldata ws) private pure returns (bytes32 h) {
+    function _hashWords(uint256[] calldata ws) private pure returns (bytes32) {
+        uint256 offset;
         assembly ("memory-safe") {
-            let buf := mload(0x40)
-            let len := mul(ws.length, 0x20)
-            calldatacopy(buf, ws.offset, len)
-            h := keccak256(buf, len)
+            offset := ws.offset
         }
+        return _hashCalldata(offset, ws.length);
     }
 
     /// @dev As _hashWords. A dirty address word (upper bits set) hashes differently from the clean
     ///      address the members signed, so it cannot pass the signature check; reading it later as
     ///      an address would revert anyway.
-    function _hashAddresses(address[] calldata xs) private pure returns (bytes32 h) {
+    function _hashAddresses(address[] calldata xs) private pure returns (bytes32) {
+        uint256 offset;
+        assembly ("memory-safe") {
+            offset := xs.offset
+        }
+        return _hashCalldata(offset, xs.length);
+    }
+
+    function _hashCalldata(uint256 offset, uint256 words) private pure returns (bytes32 h) {
         assembly ("memory-safe") {
             let buf := mload(0x40)
-            let len := mul(xs.length, 0x20)
-            calldatacopy(buf, xs.offset, len)
+            let len := shl(5, words)
+            calldatacopy(buf, offset, len)
             h := keccak256(buf, len)
         }
     }
