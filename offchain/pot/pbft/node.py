@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .crypto import Secp256k1Signer, accept_all, devnet_private_key, link_key, public_key
-from .messages import Reply, encode
+from .messages import Reply, batch_digest, encode
 from .replica import Executed, Replica, ReplicaConfig, Send, SendClient, SetTimer
 from .storage import FileStore, MemoryStore, StateMachine
 from .transport import Transport
@@ -167,8 +167,16 @@ async def run(config_path: str, index: int) -> None:
     data_dir = node_cfg.get("data_dir")
     store = FileStore(data_dir.replace("{id}", str(index)), fsync=node_cfg.get("fsync", True)) if data_dir else None
     node = ReplicaNode(committee, index, sk, sm, verifier=verifier, store=store)
-    node.on_executed.append(lambda e: log.info("replica=%d executed seq=%d requests=%d", index, e.seq,
-                                               len(e.requests)))
+    node.on_executed.append(lambda e: log.debug("replica=%d executed seq=%d requests=%d", index, e.seq,
+                                                len(e.requests)))
+    out_dir = Path(data_dir.replace("{id}", str(index))) if data_dir else None
+    if out_dir is not None and node_cfg.get("trace", False):
+        # For the fault tests: one line per batch this replica executed and made durable
+        # ("seq digest"), appended across restarts, so a test compares histories at equal
+        # sequence numbers. Written unbuffered: a kill -9 loses nothing the kernel has.
+        trace = open(out_dir / "executed.trace", "a", buffering=1)
+        node.on_executed.append(lambda e: trace.write(
+            f"{e.seq} {batch_digest(e.timestamp, e.requests).hex()}\n"))
     await node.start()
     log.info("replica=%d listening on %s:%d view=%d last_exec=%d", index, *committee.addresses[index],
              node.replica.view, node.replica.last_exec)
@@ -176,15 +184,29 @@ async def run(config_path: str, index: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if out_dir is not None:
+        loop.add_signal_handler(signal.SIGUSR1, write_status, node, out_dir)
     await stop.wait()
-    if data_dir:
-        # A status file for operators and the fault tests: what this replica executed.
-        import json
-        r = node.replica
-        Path(data_dir.replace("{id}", str(index)), "status.json").write_text(json.dumps(
-            {"id": index, "view": r.view, "last_exec": r.last_exec, "digest": r.digest().hex(),
-             "executed": len(r.executed_ids)}))
+    if out_dir is not None:
+        write_status(node, out_dir)
     await node.close()
+
+
+def write_status(node: ReplicaNode, out_dir: Path) -> None:
+    """``status.json`` (view, sequence numbers, digest) and ``executed.ids`` (every executed
+    request id, 32 bytes each) for operators and the fault tests; on SIGUSR1 and at exit."""
+    import json
+    import os
+
+    r = node.replica
+    ids = out_dir / "executed.ids.tmp"
+    ids.write_bytes(b"".join(sorted(r.executed_ids)))
+    os.replace(ids, out_dir / "executed.ids")
+    tmp = out_dir / "status.json.tmp"
+    tmp.write_text(json.dumps({"id": r.id, "view": r.view, "in_view_change": r.in_view_change,
+                               "last_exec": r.last_exec, "stable": r.h, "digest": r.digest().hex(),
+                               "executed": len(r.executed_ids)}))
+    os.replace(tmp, out_dir / "status.json")
 
 
 def main(argv: list[str] | None = None) -> None:
