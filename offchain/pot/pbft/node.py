@@ -33,7 +33,8 @@ from typing import Any, Callable
 
 from .crypto import Secp256k1Signer, accept_all, devnet_private_key, link_key, public_key
 from .messages import Reply, batch_digest, encode
-from .replica import Executed, Replica, ReplicaConfig, Send, SendClient, SetTimer
+from .replica import (Executed, Replica, ReplicaConfig, RolledBack, Send, SendClient, SetTimer, Suspected,
+                      ViewChanged)
 from .storage import FileStore, MemoryStore, StateMachine
 from .transport import Transport
 
@@ -78,6 +79,7 @@ class ReplicaNode:
         self.on_executed: list[Callable[[Executed], None]] = []
         self.on_reply: list[Callable[[Any, Reply], None]] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._outbox: list = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -88,6 +90,7 @@ class ReplicaNode:
     async def close(self) -> None:
         for h in self._timers.values():
             h.cancel()
+        self._flush_turn()
         await self.transport.close()
         close = getattr(self.replica.store, "close", None)
         if close:
@@ -114,7 +117,29 @@ class ReplicaNode:
     # --- outputs ---
 
     def _run(self, effects: list) -> None:
+        # Timers now; everything another party may see waits for the end of the turn, when the
+        # store is synced (see _flush_turn).
         for e in effects:
+            if type(e) is SetTimer:
+                old = self._timers.pop(e.name, None)
+                if old is not None:
+                    old.cancel()
+                self._timers[e.name] = self.loop.call_later(max(0.0, e.at - time.time()), self._tick, e.name)
+            else:
+                if not self._outbox:
+                    self.loop.call_soon(self._flush_turn)
+                self._outbox.append(e)
+
+    def _flush_turn(self) -> None:
+        """Once per event-loop turn: make every vote, view change and executed batch of the
+        turn durable (one fsync for all of them), then let the turn's messages and replies out.
+        A replica that crashes has said nothing it could forget."""
+        if not self._outbox:
+            return
+        out, self._outbox = self._outbox, []
+        self.replica.store.sync()
+        me = self.index
+        for e in out:
             t = type(e)
             if t is Send:
                 data = encode(e.msg)  # encode once, MAC per link
@@ -122,11 +147,6 @@ class ReplicaNode:
                     self.transport.broadcast(data)
                 else:
                     self.transport.send(e.to, data)
-            elif t is SetTimer:
-                old = self._timers.pop(e.name, None)
-                if old is not None:
-                    old.cancel()
-                self._timers[e.name] = self.loop.call_later(max(0.0, e.at - time.time()), self._tick, e.name)
             elif t is SendClient:
                 if hasattr(e.client, "send_msg"):
                     e.client.send_msg(encode(e.msg))
@@ -135,6 +155,18 @@ class ReplicaNode:
             elif t is Executed:
                 for cb in self.on_executed:
                     cb(e)
+            elif t is ViewChanged:
+                if e.entered:
+                    log.info("replica=%d view %d -> %d entered: %s", me, e.old, e.new, e.why)
+                else:
+                    log.info("replica=%d view %d -> %d view change: %s", me, e.old, e.new, e.why)
+            elif t is Suspected:
+                log.info("replica=%d suspects view %d (primary %d): %s", me, e.view,
+                         e.view % len(self.committee.addresses), e.why)
+            elif t is RolledBack:
+                log.warning("replica=%d history disagreed with the stable checkpoint at seq %d: "
+                            "%d executed batches rolled back, state transferred", me, e.seq, e.batches)
+        self.transport.flush()
 
 
 def _load(target: str):
