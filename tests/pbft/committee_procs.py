@@ -67,6 +67,7 @@ checkpoint_interval = {checkpoint_interval}
 log_size = {log_size}
 """)
         self.view_timeout = view_timeout
+        self.log_size = log_size
         self.procs: list[subprocess.Popen | None] = [None] * n
 
     def dir(self, i: int) -> Path:
@@ -188,8 +189,10 @@ class Load:
     ``acked`` holds each request id some replica answered (a reply means: executed and, the
     replica claims, durable); ``done`` those f+1 replicas answered alike."""
 
-    def __init__(self, base: int, n: int, *, window: int = 16, f: int = 1, prefix: str = "L") -> None:
+    def __init__(self, base: int, n: int, *, window: int = 16, f: int = 1, prefix: str = "L",
+                 size: int = 0) -> None:
         self.base, self.n, self.window, self.f = base, n, window, f
+        self.pad = b"x" * size
         self.prefix = prefix
         self.acked: dict[bytes, tuple[int, int]] = {}  # rid -> (replica, seq) of the first reply
         self.done: set[bytes] = set()
@@ -212,6 +215,15 @@ class Load:
     def outstanding(self) -> int:
         with self._lock:
             return len(self.sent) - len(self.done & self.sent.keys())
+
+    def wait_progress(self, count: int = 20, timeout: float = 30.0) -> None:
+        """Until ``count`` more requests got f+1 replies."""
+        want = len(self.done) + count
+        end = time.monotonic() + timeout
+        while len(self.done) < want:
+            if time.monotonic() > end:
+                raise AssertionError(f"{want - len(self.done)} of {count} requests not committed in {timeout:.0f}s")
+            time.sleep(0.02)
 
     def wait_drained(self, timeout: float) -> None:
         end = time.monotonic() + timeout
@@ -277,7 +289,7 @@ class Load:
                     send(self.sent[rid])
             while not self.paused.is_set() and len(open_) < self.window:
                 self._ctr += 1
-                p = f"{self.prefix}{self._ctr}={random.getrandbits(32)}".encode()
+                p = f"{self.prefix}{self._ctr}={random.getrandbits(32)}".encode() + self.pad
                 rid = hashlib.sha256(p).digest()
                 with self._lock:
                     self.sent[rid] = p

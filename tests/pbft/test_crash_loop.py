@@ -33,7 +33,7 @@ def test_whole_committee_kill_9_loop(tmp_path):
     kills = compared = 0
     t0 = time.monotonic()
     try:
-        load.wait_drained(30)  # the committee is up and committing
+        load.wait_progress()  # the committee is up and committing
         view = 0
         for it in range(LOOPS):
             time.sleep(rng.uniform(0.05, 1.2))  # a different moment of the traffic each time
@@ -52,15 +52,20 @@ def test_whole_committee_kill_9_loop(tmp_path):
                 com.kill(i)
             kills += com.n
             time.sleep(rng.uniform(0.0, 0.3))
+            t_kill = time.monotonic()
             com.start_all()
             # the committee commits again: everything in flight and new requests get f+1 replies
             time.sleep(rng.uniform(0.5, 1.5))
             load.paused.set()
             try:
                 load.wait_drained(60)
+                t_drained = time.monotonic()
                 st = com.converge(30)
             finally:
                 load.paused.clear()
+            print(f"iteration {it:2d} {pattern:18s} drained {t_drained - t_kill:5.1f}s after the restart, "
+                  f"converged at seq {st[0]['last_exec']} view {st[0]['view']} "
+                  f"(+{time.monotonic() - t_drained:.1f}s)", flush=True)
             view = st[0]["view"]
             traces = com.traces()
             bad = diverging_seqs(traces)

@@ -195,6 +195,7 @@ class Replica:
         # View change (§4.4).
         self.view_changes: dict[int, dict[int, ViewChange]] = {}
         self.new_view_msg: NewView | None = None
+        self._nv_sent: dict[tuple[int, int], float] = {}  # (peer, view) -> next time we may re-send
         self.vc_attempts = 0
         self.faulty: set[int] = set()
         # Replicas that want to leave our current view (signed Suspects, ours included), and
@@ -802,7 +803,7 @@ class Replica:
         if self.new_view_msg is not None and self.new_view_msg.view > m.view:
             # The sender is in an earlier view (paused, cut off, restarted): this is how it
             # learns ours, with the proof, and joins it without anyone changing views.
-            self._out.append(Send(sender, self.new_view_msg))
+            self._send_new_view(sender, now)
         if start <= self.h and self.h > 0:
             self._out.append(Send(sender, State(self.h, self.stable_digest, self.stable_snapshot,
                                                 self.stable_proof, self.id)))
@@ -1025,7 +1026,7 @@ class Replica:
             # A replica still asking for a view we are past: it missed the NEW-VIEW; forward it
             # (it is signed by its primary, so any replica may relay it).
             if self.new_view_msg is not None and not self.in_view_change and vc.view <= self.view:
-                self._out.append(Send(sender, self.new_view_msg))
+                self._send_new_view(sender, now)
             if vc.view < self.view or not self.in_view_change:
                 return
         if vc.view > self.view + 4 * self.cfg.n:
@@ -1041,6 +1042,16 @@ class Replica:
             target = min(v for v, _ in others)
             self._start_view_change(target, now, f"{self.cfg.f + 1} replicas moved to view {target} or later")
         self._try_new_view(vc.view, now)
+
+    def _send_new_view(self, to: int, now: float) -> None:
+        # A NEW-VIEW carries 2f+1 view-changes with their certificates (megabytes with big
+        # batches): once per peer and view per few status intervals, however often it asks.
+        key = (to, self.new_view_msg.view)
+        if now >= self._nv_sent.get(key, 0.0):
+            if len(self._nv_sent) > 4 * self.cfg.n:
+                self._nv_sent = {k: t for k, t in self._nv_sent.items() if t > now}
+            self._nv_sent[key] = now + 4 * self.cfg.status_interval
+            self._out.append(Send(to, self.new_view_msg))
 
     def _compute_new_view(self, view: int, vcs: list[ViewChange]) -> tuple[PrePrepare, ...]:
         min_s = max(vc.stable_seq for vc in vcs)
@@ -1172,7 +1183,8 @@ class Replica:
             # Safety net against a lost wake-up: requests waiting at the primary while nothing
             # is in flight (e.g. it caught up by state transfer), with no backup waiting on them.
             self._maybe_propose(now)
-        if self.in_view_change:
+        if self.in_view_change and self._status_ticks % 2 == 0:
+            # (A view-change may be megabytes: re-sent for lost links, not every tick.)
             vc = self.view_changes.get(self.view, {}).get(self.id)
             if vc is not None:
                 self._out.append(Send(None, vc))
