@@ -196,6 +196,7 @@ class Replica:
         self.view_changes: dict[int, dict[int, ViewChange]] = {}
         self.new_view_msg: NewView | None = None
         self._nv_sent: dict[tuple[int, int], float] = {}  # (peer, view) -> next time we may re-send
+        self._valid_vcs: dict[tuple[int, int, bytes], ViewChange] = {}
         self.vc_attempts = 0
         self.faulty: set[int] = set()
         # Replicas that want to leave our current view (signed Suspects, ours included), and
@@ -990,6 +991,20 @@ class Replica:
         self._try_new_view(view, now)
 
     def _valid_view_change(self, vc: ViewChange) -> bool:
+        # The same view-change comes again and again (re-sent, inside every NEW-VIEW that
+        # carries it); its signature binds every byte, so one full check per content is enough.
+        key = (vc.replica, vc.view, vc.sig)
+        seen = self._valid_vcs.get(key)
+        if seen is not None and (seen is vc or seen == vc):
+            return True
+        if not self._check_view_change(vc):
+            return False
+        if len(self._valid_vcs) > 8 * self.cfg.n:
+            self._valid_vcs.clear()
+        self._valid_vcs[key] = vc
+        return True
+
+    def _check_view_change(self, vc: ViewChange) -> bool:
         if not self.signer.verify(vc.replica, vc.signable(), vc.sig):
             return False
         if not self._valid_proof(vc.stable_seq, vc.stable_digest, vc.checkpoint_proof):

@@ -161,7 +161,7 @@ class Simulation:
         if hit is not None and hit[0] is msg:
             return hit[1]
         out = decode(encode(msg))
-        if len(self._wire_cache) > 4096:
+        if len(self._wire_cache) > 65536:
             self._wire_cache.clear()
         self._wire_cache[id(msg)] = (msg, out)
         return out

@@ -281,6 +281,10 @@ class Aggregator:
         if self._stopping or self.node is None:
             raise NodeUnavailable("replica is shutting down")
         rid = request_id(raw)
+        if self.node.replica.has_executed(rid):
+            # A replay: PBFT would answer it with the first result (or, after a restart, not
+            # at all); the sender must learn that it changed nothing.
+            return _replayed()
         fut = asyncio.get_running_loop().create_future()
         self._futures.setdefault(rid, []).append(fut)
         self.stats["submitted"] += 1
@@ -297,6 +301,8 @@ class Aggregator:
                     reply = await asyncio.wait_for(asyncio.shield(fut), min(retry, left))
                     return codec.decode(reply)
                 except TimeoutError:
+                    if self.node.replica.has_executed(rid):
+                        return _replayed()  # it executed here without a reply (state transfer)
                     continue
         finally:
             futs = self._futures.get(rid)
@@ -524,6 +530,13 @@ class Aggregator:
             (self.cfg.data_dir / "settlements.jsonl").open("a").write(json.dumps(entry) + "\n")
         except OSError:
             pass
+
+
+def _replayed():
+    from pot.protocol import types as T
+
+    return T.Result.rejected(T.Reason.REPLAY, "this exact message was already executed by the committee; "
+                             "sending it again changes nothing (sign a new message to change anything)")
 
 
 def _order_of(op) -> str:
