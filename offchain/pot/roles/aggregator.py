@@ -214,7 +214,9 @@ class Aggregator:
         self.scorer = Scorer(self.store)
         from pot.chain.events import EventFollower
 
-        self.follower = EventFollower(self.w3, self.deployment, confirmations=cfg.confirmations)
+        # Its position survives restarts and moves only past events this replica attested.
+        self.follower = EventFollower(self.w3, self.deployment, confirmations=cfg.confirmations,
+                                      state_path=cfg.data_dir / "follower.json")
         self._tasks = [asyncio.create_task(self._loop(name, fn, interval), name=name) for name, fn, interval in (
             ("ticker", self._tick, cfg.tick_interval),
             ("chain", self._follow_chain, cfg.chain_poll_interval),
@@ -367,8 +369,9 @@ class Aggregator:
         from pot.protocol import types as T
         from pot.roles.bridge import ops_from_events
 
-        events = await asyncio.to_thread(self.follower.poll)
+        events, end = await asyncio.to_thread(self.follower.fetch)
         if not events:
+            self.follower.advance(end)
             return
         by_block: dict[int, list] = {}
         for ev in events:
@@ -386,9 +389,13 @@ class Aggregator:
                 self.stats["attested"] += 1
                 log.info("attest block=%d #%d %s%s", block, i, type(op).__name__, _order_of(op))
                 waits.append(self._fire(codec.encode(att), f"attestation block={block} #{i}", timeout=60.0))
-        # the next poll starts after these are in: attestations enter the ledger in chain order
-        if waits:
-            await asyncio.gather(*waits)
+        # the next poll starts after these are in: attestations enter the ledger in chain order;
+        # one that did not commit (the committee is down or changing views) is sent again from
+        # the same block on, never skipped (an error above, e.g. the node no longer serving a
+        # block's state, leaves the position where it was too)
+        results = await asyncio.gather(*waits)
+        if all(r is not None for r in results):
+            self.follower.advance(end)
 
     def _staker_at(self, account: str, block: int) -> tuple[int, int, int]:
         # the registry's state at the event's block: what every replica's node answers alike
