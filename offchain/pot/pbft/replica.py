@@ -734,10 +734,12 @@ class Replica:
         if seq % self.cfg.checkpoint_interval == 0:
             digest = self._checkpoint_digest(seq)
             self.own_ckpts[seq] = (digest, self._snapshot())
+            c = Checkpoint(seq, digest, self.id)
+            c = Checkpoint(seq, digest, self.id, self.signer.sign(c.signable()))
+            self.ckpt_votes.setdefault(seq, {})[self.id] = c
+            # (Replaying our log after a restart: the status tick re-announces it. Peers may
+            # have lost theirs too; without it the watermarks would never move again.)
             if reply:
-                c = Checkpoint(seq, digest, self.id)
-                c = Checkpoint(seq, digest, self.id, self.signer.sign(c.signable()))
-                self.ckpt_votes.setdefault(seq, {})[self.id] = c
                 self._out.append(Send(None, c))
                 self._check_stable(seq, digest)
 
