@@ -286,7 +286,7 @@ class Aggregator:
         if self.node.replica.has_executed(rid):
             # A replay: PBFT would answer it with the first result (or, after a restart, not
             # at all); the sender must learn that it changed nothing.
-            return _replayed()
+            return self._replayed(rid)
         fut = asyncio.get_running_loop().create_future()
         self._futures.setdefault(rid, []).append(fut)
         self.stats["submitted"] += 1
@@ -304,7 +304,9 @@ class Aggregator:
                     return codec.decode(reply)
                 except TimeoutError:
                     if self.node.replica.has_executed(rid):
-                        return _replayed()  # it executed here without a reply (state transfer)
+                        # ours executed: its reply, unless it came by state transfer (none)
+                        rep = self.node.replica.replies.get(rid)
+                        return codec.decode(rep.result) if rep is not None else self._replayed(rid)
                     continue
         finally:
             futs = self._futures.get(rid)
@@ -313,6 +315,18 @@ class Aggregator:
                     futs.remove(fut)
                 if not futs:
                     del self._futures[rid]
+
+    def _replayed(self, rid: bytes):
+        from pot.protocol import codec
+        from pot.protocol import types as T
+
+        rep = self.node.replica.replies.get(rid)
+        then = ""
+        if rep is not None:
+            first = codec.decode(rep.result)
+            then = f" (its result then: {first.reason_enum.name} {first.text})"
+        return T.Result.rejected(T.Reason.REPLAY, "this exact message was already executed by the committee"
+                                 f"{then}; sending it again changes nothing")
 
     def _on_reply(self, client: Any, reply) -> None:
         if client is not self._client:
@@ -537,13 +551,6 @@ class Aggregator:
             (self.cfg.data_dir / "settlements.jsonl").open("a").write(json.dumps(entry) + "\n")
         except OSError:
             pass
-
-
-def _replayed():
-    from pot.protocol import types as T
-
-    return T.Result.rejected(T.Reason.REPLAY, "this exact message was already executed by the committee; "
-                             "sending it again changes nothing (sign a new message to change anything)")
 
 
 def _order_of(op) -> str:
