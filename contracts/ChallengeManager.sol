@@ -12,8 +12,9 @@ import {IStakeRegistry} from "./interfaces/IStakeRegistry.sol";
 /// @title ChallengeManager
 /// @notice Commit-reveal challenges against validations. Guarantees: the token balance of this
 ///         contract equals the sum of unresolved challenge stakes; a stake leaves once, through a
-///         k-approved verdict or, if none came `settlementGrace` after the reveal window, back to
-///         its challenger.
+///         k-approved verdict after the order's challenge reveals ended or, if none came by the
+///         order's reclaim time, back to its challenger. cStake is never zero: a challenge costs
+///         something to lose. A verdict for a stake already gone is skipped, never reverted on.
 contract ChallengeManager is IChallengeManager, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -53,6 +54,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuardTransient {
         orderBook = orderBook_;
         stakeRegistry = stakeRegistry_;
         multisig = multisig_;
+        if (challengeStake_ == 0) revert ZeroChallengeStake();
         challengeStake = challengeStake_;
     }
 
@@ -95,8 +97,8 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuardTransient {
     function reclaimStake(uint256 orderId) external nonReentrant {
         Challenge storage c = _challenges[orderId][msg.sender];
         if (c.status == Status.None || c.status == Status.Resolved) revert NoChallenge(orderId, msg.sender);
-        (,, uint64 revealEnd) = _windows(orderId);
-        uint64 at = revealEnd + orderBook.settlementGrace();
+        // The order's own reclaim time: its grace was fixed when it was placed.
+        uint64 at = orderBook.reclaimableAt(orderId);
         if (block.timestamp < at) revert TooEarly(orderId, uint64(block.timestamp), at);
         uint96 stake = c.stake;
         c.status = Status.Resolved;
@@ -110,15 +112,25 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuardTransient {
         external
         onlyMultisig
         nonReentrant
+        returns (bool resolved)
     {
         Challenge storage c = _challenges[orderId][challenger];
-        if (c.status == Status.None || c.status == Status.Resolved) revert NoChallenge(orderId, challenger);
+        // Reclaimed by its challenger before a late verdict (or never made): nothing to decide,
+        // and the rest of the batch must still apply.
+        if (c.status == Status.None || c.status == Status.Resolved) {
+            emit VerdictSkipped(orderId, challenger);
+            return false;
+        }
         if (treasury == address(0)) revert ZeroAddress();
+        // A verdict before the reveals end would decide a challenge its challenger may still open.
+        (,, uint64 revealEnd) = _windows(orderId);
+        if (block.timestamp < revealEnd) revert TooEarly(orderId, uint64(block.timestamp), revealEnd);
+        resolved = true;
         uint96 stake = c.stake;
         c.status = Status.Resolved;
         c.stake = 0;
         emit ChallengeResolved(orderId, challenger, upheld, validator);
-        if (stake == 0) return;
+        if (stake == 0) return true;
         if (upheld) {
             token.safeTransfer(challenger, stake);
         } else {
@@ -135,6 +147,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuardTransient {
 
     /// @inheritdoc IChallengeManager
     function setChallengeStake(uint256 cStake) external onlyMultisig {
+        if (cStake == 0) revert ZeroChallengeStake();
         challengeStake = SafeCast.toUint96(cStake);
         emit ChallengeStakeChanged(cStake);
     }

@@ -15,12 +15,19 @@ import {SettlementHash} from "./libraries/SettlementHash.sol";
 /// @notice The aggregator committee: n members, threshold k. Guarantees: a settlement batch moves
 ///         escrow, stake or challenge stake only after k distinct members approved exactly that
 ///         batch (k EIP-712 signatures in one transaction, or the paper's propose / k confirms /
-///         execute); each nonce executes at most once; signatures are bound to this contract and
-///         chain. Membership, threshold, treasury and every PoT parameter change only under the
+///         execute, where the proposal id is derived from the batch digest, so a confirmation
+///         approves one batch and no id can be squatted); each settlement nonce executes at most
+///         once, and governance actions have their own nonces; every signature and proposal is
+///         bound to this contract, this chain, the membership epoch and a deadline, so nothing
+///         signed before a membership change or long ago can execute. One order, slash or
+///         verdict that can no longer apply is skipped with an event; the rest of the batch
+///         applies. Membership, threshold, treasury and every PoT parameter change only under the
 ///         same threshold (executeAction). This contract never holds tokens.
 contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
-    /// @notice Largest committee: the paper path keeps approvals in a 56-bit field.
-    uint256 public constant MAX_MEMBERS = 56;
+    /// @notice Largest committee: approvals of a paper-path proposal are a 128-bit field.
+    uint256 public constant MAX_MEMBERS = 128;
+
+    uint256 internal constant APPROVALS_MASK = (1 << 128) - 1;
 
     IOrderBook public immutable orderBook;
     IStakeRegistry public immutable stakeRegistry;
@@ -29,26 +36,23 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     // One slot: what every execution reads.
     address public treasury;
     uint8 public threshold;
-    /// @notice Bumped on every membership change; proposals from an older epoch cannot execute
-    ///         because their approval bits index the old member list. 16 bits, incremented
-    ///         unchecked: membership never freezes. It wraps only after 65,536 changes, each a
-    ///         k-of-n executeAction, so a stale proposal could match again only if the committee
-    ///         itself made 65,536 changes while it sat pending (and a k majority can already
-    ///         executeSigned anything).
-    uint16 public epoch;
+    /// @notice Membership epoch: 1 after deployment, bumped on every membership change. A batch or
+    ///         action names the epoch it was signed in and executes only in that epoch.
+    uint32 public epoch;
 
     address[] internal _members;
     /// @dev member => index in _members + 1 (0: not a member)
     mapping(address => uint256) internal _memberPos;
-    /// @dev nonce >> 8 => bitmap; consecutive nonces share a slot, so marking one used is mostly
-    ///      a nonzero-to-nonzero write.
+    /// @dev settlement nonce >> 8 => bitmap; consecutive nonces share a slot, so marking one used
+    ///      is mostly a nonzero-to-nonzero write.
     mapping(uint256 => uint256) internal _usedNonces;
-    /// @dev proposal id (= batch nonce) => digest[255:72] | epoch[71:56] | approvals[55:0].
-    ///      One slot per proposal keeps proposeReward to one fresh SSTORE and lets confirmReward be
-    ///      a warm nonzero-to-nonzero write. The 184-bit digest prefix (its lowest bit forced to 1)
-    ///      leaves a 2^183 second preimage: members confirm only the batch their own ledger
-    ///      computed, so a proposer cannot pick both colliding batches and a birthday search does
-    ///      not apply.
+    /// @dev action nonce >> 8 => bitmap: a space of its own, so governance cannot burn a
+    ///      settlement nonce (or the reverse).
+    mapping(uint256 => uint256) internal _usedActionNonces;
+    /// @dev proposal id (the digest's upper 96 bits) => digest bits [159:64] << 160 | epoch << 128
+    ///      | approvals. One slot per proposal keeps proposeReward to one fresh SSTORE and
+    ///      confirmReward to a warm nonzero-to-nonzero write. The epoch is never 0, so a stored
+    ///      proposal is never 0.
     mapping(uint256 => uint256) internal _proposals;
     /// @notice Protocol parameters the off-chain ledger reads (taxBps, validatorBps, ...).
     mapping(bytes32 => uint256) public params;
@@ -84,6 +88,7 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
             _addMember(members_[i]);
         }
         _setThreshold(threshold_);
+        epoch = 1;
     }
 
     // ---------------------------------------------------------------- the paper's path
@@ -91,23 +96,24 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IRewardMultisig
     function proposeReward(Settlement calldata batch) external returns (uint256 id) {
         if (_memberPos[msg.sender] == 0) revert NotMember(msg.sender);
-        id = batch.nonce;
-        // The id shares RewardConfirmed's single topic with a 160-bit address.
-        if (id >= 1 << 96) revert ProposalIdTooLarge(id);
-        // A used nonce is not checked here: executeReward refuses it, and the read costs 2.1k.
-        if (_proposals[id] != 0) revert AlreadyProposed(id);
+        uint32 e = epoch;
+        _checkFresh(batch.epoch, batch.deadline, e);
         bytes32 digest = _hashTypedDataV4(SettlementHash.hash(batch));
-        // Force a nonzero slot even for the (2^-184) zero prefix: nonzero marks "pending".
-        uint256 prefix = (uint256(digest) >> 72) | 1;
-        _proposals[id] = (prefix << 72) | (uint256(epoch) << 56);
+        id = uint256(digest) >> 160;
+        // The same batch proposed twice (members racing) is refused: confirm the existing one.
+        if (_proposals[id] != 0) revert AlreadyProposed(id);
+        _proposals[id] = (((uint256(digest) >> 64) & ((1 << 96) - 1)) << 160) | (uint256(e) << 128);
         emit RewardProposed(id, msg.sender, digest);
     }
 
     /// @inheritdoc IRewardMultisig
     /// @dev The paper's hot path (k calls per batch), written in assembly to stay under 30k gas:
     ///      21k base + two cold SLOADs (member index, proposal) + one nonzero-to-nonzero SSTORE
-    ///      + an anonymous LOG1 (the id and the member packed in its one topic). Same checks as Solidity would make: member, pending, not twice.
-    ///      A confirmation of a proposal from an older epoch is harmless: executeReward refuses it.
+    ///      + an anonymous LOG1 (the id and the member packed in its one topic). Same checks as
+    ///      Solidity would make: member, pending, not twice. The id is the upper 96 bits of the
+    ///      batch digest, so a confirmation approves the batch the member computed itself: another
+    ///      batch under the same id needs a 96-bit second preimage. A confirmation of a proposal
+    ///      from an older epoch is harmless: executeReward refuses it.
     function confirmReward(uint256 id) external {
         bytes4 notMember = NotMember.selector;
         bytes4 unknown = UnknownProposal.selector;
@@ -148,12 +154,16 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         uint256 p = _proposals[id];
         if (p == 0) revert UnknownProposal(id);
         bytes32 digest = _hashTypedDataV4(SettlementHash.hash(batch));
-        if (batch.nonce != id || ((uint256(digest) >> 72) | 1) != p >> 72) revert BatchMismatch(id);
-        if (uint16(p >> 56) != epoch) revert StaleProposal(id);
-        uint256 approvals = _popcount(p & ((1 << 56) - 1));
+        if (uint256(digest) >> 160 != id || ((uint256(digest) >> 64) & ((1 << 96) - 1)) != p >> 160) {
+            revert BatchMismatch(id);
+        }
+        uint32 e = epoch;
+        // Approval bits index the member list of the epoch they were given in.
+        if (uint32(p >> 128) != e) revert StaleProposal(id);
+        uint256 approvals = _popcount(p & APPROVALS_MASK);
         if (approvals < threshold) revert NotEnoughApprovals(approvals, threshold);
         delete _proposals[id];
-        _settle(batch, digest);
+        _settle(batch, digest, e);
     }
 
     // ---------------------------------------------------------------- one transaction
@@ -162,7 +172,7 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     function executeSigned(Settlement calldata batch, bytes calldata signatures) external nonReentrant {
         bytes32 digest = _hashTypedDataV4(SettlementHash.hash(batch));
         _checkSignatures(digest, signatures);
-        _settle(batch, digest);
+        _settle(batch, digest, epoch);
     }
 
     /// @inheritdoc IRewardMultisig
@@ -172,8 +182,9 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
             target != address(this) && target != address(orderBook) && target != address(stakeRegistry)
                 && target != address(challengeManager)
         ) revert BadTarget(target);
+        _checkFresh(action.epoch, action.deadline, epoch);
         _checkSignatures(_hashTypedDataV4(SettlementHash.hashAction(action)), signatures);
-        _useNonce(action.nonce);
+        _useNonce(_usedActionNonces, action.nonce);
         bytes4 selector = action.data.length >= 4 ? bytes4(action.data[:4]) : bytes4(0);
         emit ActionExecuted(action.nonce, target, selector);
         (bool ok, bytes memory ret) = target.call(action.data);
@@ -185,6 +196,7 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IRewardMultisig
     function addMember(address member) external onlySelf {
         _addMember(member);
+        _nextEpoch();
         // A majority threshold must stay a majority of the larger committee.
         _setThreshold(threshold);
     }
@@ -202,9 +214,7 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         }
         _members.pop();
         delete _memberPos[member];
-        unchecked {
-            ++epoch;
-        }
+        _nextEpoch();
         emit MemberRemoved(member);
     }
 
@@ -249,6 +259,16 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IRewardMultisig
+    function actionNonceUsed(uint256 nonce) public view returns (bool) {
+        return _usedActionNonces[nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    }
+
+    /// @inheritdoc IRewardMultisig
+    function proposalId(Settlement calldata batch) external view returns (uint256) {
+        return uint256(_hashTypedDataV4(SettlementHash.hash(batch))) >> 160;
+    }
+
+    /// @inheritdoc IRewardMultisig
     function members() external view returns (address[] memory) {
         return _members;
     }
@@ -261,7 +281,7 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IRewardMultisig
     function proposalState(uint256 id) external view returns (uint256 approvals, bool exists) {
         uint256 p = _proposals[id];
-        return (_popcount(p & ((1 << 56) - 1)), p != 0);
+        return (_popcount(p & APPROVALS_MASK), p != 0);
     }
 
     /// @notice The EIP-712 domain separator (name "PoT RewardMultisig", version "1").
@@ -272,17 +292,22 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- internals
 
-    function _settle(Settlement calldata batch, bytes32 digest) internal {
-        _useNonce(batch.nonce);
-        emit SettlementExecuted(batch.nonce, digest, batch.orders.length, batch.slashes.length, batch.verdicts.length);
-        uint256 n = batch.orders.length;
-        for (uint256 i; i < n; ++i) {
-            OrderSettlement calldata o = batch.orders[i];
-            orderBook.settle(o.orderId, o.winner, o.winningMid, o.payouts);
-        }
-        n = batch.slashes.length;
+    function _settle(Settlement calldata batch, bytes32 digest, uint32 e) internal {
+        _checkFresh(batch.epoch, batch.deadline, e);
+        _useNonce(_usedNonces, batch.nonce);
+        uint256 applied;
+        if (batch.orders.length != 0) applied = _forwardToOrderBook(batch);
+        uint256 n = batch.slashes.length;
+        uint256 checkedOrder;
         for (uint256 i; i < n; ++i) {
             Slash calldata s = batch.slashes[i];
+            // A slash for a wrong validation waits, like its order, for the challenge reveals
+            // to end (consecutive slashes of one order check once).
+            if (s.orderId != checkedOrder) {
+                uint64 at = orderBook.finalizableAt(s.orderId);
+                if (block.timestamp < at) revert IOrderBook.TooEarly(s.orderId, uint64(block.timestamp), at);
+                checkedOrder = s.orderId;
+            }
             stakeRegistry.slash(s.staker, s.amount, s.to);
         }
         n = batch.verdicts.length;
@@ -293,13 +318,44 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
                 challengeManager.resolve(v.orderId, v.challenger, v.upheld, v.validator, t);
             }
         }
+        emit SettlementExecuted(batch.nonce, digest, applied, batch.slashes.length, batch.verdicts.length);
     }
 
-    function _useNonce(uint256 nonce) internal {
-        uint256 word = _usedNonces[nonce >> 8];
+    /// @dev OrderBook.settle(batch) with the batch's bytes copied from this call's calldata rather
+    ///      than ABI-encoded again (re-encoding nested calldata arrays costs ~1.5k gas per order).
+    ///      A tuple's encoding is position-independent (its offsets are relative to its start), so
+    ///      the bytes from the batch's start to the end of calldata are a valid encoding of it
+    ///      behind a head whose one offset is 0x20; the bytes after it (signatures, if any) are
+    ///      ignored by the decoder. The batch was already decoded and hashed here, so they are the
+    ///      bytes the members signed.
+    function _forwardToOrderBook(Settlement calldata batch) internal returns (uint256 applied) {
+        address target = address(orderBook);
+        bytes4 selector = IOrderBook.settle.selector;
+        assembly ("memory-safe") {
+            let len := sub(calldatasize(), batch)
+            let ptr := mload(0x40)
+            mstore(ptr, selector)
+            mstore(add(ptr, 0x04), 0x20)
+            calldatacopy(add(ptr, 0x24), batch, len)
+            if iszero(call(gas(), target, 0, ptr, add(0x24, len), 0x00, 0x20)) {
+                returndatacopy(ptr, 0, returndatasize())
+                revert(ptr, returndatasize())
+            }
+            if lt(returndatasize(), 0x20) { revert(0, 0) }
+            applied := mload(0x00)
+        }
+    }
+
+    function _useNonce(mapping(uint256 => uint256) storage used, uint256 nonce) internal {
+        uint256 word = used[nonce >> 8];
         uint256 bit = 1 << (nonce & 0xff);
         if (word & bit != 0) revert NonceUsed(nonce);
-        _usedNonces[nonce >> 8] = word | bit;
+        used[nonce >> 8] = word | bit;
+    }
+
+    function _checkFresh(uint256 batchEpoch, uint256 deadline, uint32 e) internal view {
+        if (batchEpoch != e) revert WrongEpoch(batchEpoch, e);
+        if (block.timestamp > deadline) revert Expired(deadline, uint64(block.timestamp));
     }
 
     /// @dev Signatures are concatenated 65-byte r||s||v. Each must recover to a member, members are
@@ -334,14 +390,16 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
 
     function _addMember(address member) internal {
         if (member == address(0)) revert ZeroAddress();
+        // The contracts cannot sign: a member that can never approve only raises what k means.
+        if (
+            member == address(this) || member == address(orderBook) || member == address(stakeRegistry)
+                || member == address(challengeManager)
+        ) revert BadMember(member);
         if (_memberPos[member] != 0) revert AlreadyMember(member);
         uint256 n = _members.length;
         if (n >= MAX_MEMBERS) revert TooManyMembers(n + 1, MAX_MEMBERS);
         _members.push(member);
         _memberPos[member] = n + 1;
-        unchecked {
-            ++epoch;
-        }
         emit MemberAdded(member);
     }
 
@@ -352,6 +410,16 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         if (k == 0 || k > n || 2 * k <= n) revert InvalidThreshold(k, n);
         threshold = uint8(k);
         emit ThresholdChanged(k);
+    }
+
+    /// @dev 32 bits, unchecked, skipping 0 (a stored proposal is nonzero because its epoch is):
+    ///      an epoch repeats only after 2^32 - 1 membership changes.
+    function _nextEpoch() internal {
+        unchecked {
+            uint32 e = epoch + 1;
+            epoch = e == 0 ? 1 : e;
+        }
+        emit EpochChanged(epoch);
     }
 
     function _popcount(uint256 x) internal pure returns (uint256 c) {

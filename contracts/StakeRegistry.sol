@@ -6,11 +6,15 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IStakeRegistry} from "./interfaces/IStakeRegistry.sol";
+import {IOrderBook} from "./interfaces/IOrderBook.sol";
 
 /// @title StakeRegistry
 /// @notice Holds every participant's stake. Guarantees: the token balance of this contract equals
 ///         the sum of all stakes; stake leaves only by its owner's `withdraw` after the unbonding
-///         period (and with nothing locked) or by a `slash` inside a k-approved settlement.
+///         period (and with nothing locked) or by a `slash` inside a k-approved settlement. The
+///         unbonding period stays above OrderBook's `maxOrderLifetime + settlementGrace`, so a
+///         staker who asks to leave right after misbehaving in an order is still here when the
+///         settlement that slashes it is due. A slash takes what is there and never reverts.
 contract StakeRegistry is IStakeRegistry, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -19,10 +23,14 @@ contract StakeRegistry is IStakeRegistry, ReentrancyGuardTransient {
     uint8 public constant VERIFIER = 4;
     uint8 public constant AGGREGATOR = 8;
     uint8 internal constant ALL_ROLES = 15;
+    /// @notice Upper bound of the unbonding period (keeps block.timestamp + period in uint48).
+    uint256 public constant MAX_UNBONDING_PERIOD = 365 days;
 
     IERC20 public immutable token;
     /// @notice RewardMultisig: the only caller of lock/unlock/slash and the parameter setters.
     address public immutable multisig;
+    /// @notice The OrderBook whose order lifetime and grace the unbonding period must exceed.
+    IOrderBook public immutable orderBook;
 
     uint96[4] internal _minStake;
     uint48 public unbondingPeriod;
@@ -35,12 +43,24 @@ contract StakeRegistry is IStakeRegistry, ReentrancyGuardTransient {
 
     /// @param token_ the staked token
     /// @param multisig_ the RewardMultisig (predicted address at deployment)
+    /// @param orderBook_ the OrderBook (predicted address: it is deployed next and checks the
+    ///        exposure bound against this contract's period in its constructor)
     /// @param minStakes minimum stake of MINER, VALIDATOR, VERIFIER, AGGREGATOR
     /// @param unbondingPeriod_ seconds between requestUnregister and withdraw
-    constructor(IERC20 token_, address multisig_, uint96[4] memory minStakes, uint48 unbondingPeriod_) {
-        if (address(token_) == address(0) || multisig_ == address(0)) revert ZeroAddress();
+    constructor(
+        IERC20 token_,
+        address multisig_,
+        IOrderBook orderBook_,
+        uint96[4] memory minStakes,
+        uint48 unbondingPeriod_
+    ) {
+        if (address(token_) == address(0) || multisig_ == address(0) || address(orderBook_) == address(0)) {
+            revert ZeroAddress();
+        }
+        if (unbondingPeriod_ > MAX_UNBONDING_PERIOD) revert UnbondingPeriodTooLong(unbondingPeriod_, MAX_UNBONDING_PERIOD);
         token = token_;
         multisig = multisig_;
+        orderBook = orderBook_;
         _minStake = minStakes;
         unbondingPeriod = unbondingPeriod_;
     }
@@ -121,18 +141,22 @@ contract StakeRegistry is IStakeRegistry, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStakeRegistry
-    function slash(address staker, uint256 amount, address to) external onlyMultisig nonReentrant {
-        if (to == address(0)) revert ZeroAddress();
-        if (amount == 0) revert ZeroAmount();
+    function slash(address staker, uint256 amount, address to) external onlyMultisig nonReentrant returns (uint256 taken) {
         Staker storage s = _stakers[staker];
         uint96 stake = s.stake;
-        if (amount > stake) revert SlashExceedsStake(staker, amount, stake);
-        uint96 left = stake - uint96(amount);
+        // Take what is there: a batch never reverts because a stake shrank (another slash came
+        // first), and a zero receiver would burn, so it takes nothing.
+        taken = to == address(0) ? 0 : (amount < stake ? amount : stake);
+        if (taken == 0) {
+            emit SlashSkipped(staker, to, amount);
+            return 0;
+        }
+        uint96 left = stake - uint96(taken);
         s.stake = left;
-        // A slash eats the locked part first: locking exists to keep slashable stake in place.
+        // Locked stake is part of the stake: what is left stays locked up to what is left.
         if (s.locked > left) s.locked = left;
-        emit Slashed(staker, to, amount);
-        token.safeTransfer(to, amount);
+        emit Slashed(staker, to, taken);
+        token.safeTransfer(to, taken);
     }
 
     /// @inheritdoc IStakeRegistry
@@ -144,7 +168,11 @@ contract StakeRegistry is IStakeRegistry, ReentrancyGuardTransient {
 
     /// @inheritdoc IStakeRegistry
     function setUnbondingPeriod(uint256 period) external onlyMultisig {
-        unbondingPeriod = SafeCast.toUint48(period);
+        if (period > MAX_UNBONDING_PERIOD) revert UnbondingPeriodTooLong(period, MAX_UNBONDING_PERIOD);
+        uint256 lifetime = orderBook.maxOrderLifetime();
+        uint256 grace = orderBook.settlementGrace();
+        if (lifetime + grace >= period) revert IOrderBook.ExposureOutlivesUnbonding(lifetime, grace, period);
+        unbondingPeriod = uint48(period);
         emit UnbondingPeriodChanged(period);
     }
 

@@ -11,6 +11,11 @@ bash tools/ipfs/install.sh
 if [ "${POT_SKIP_APE:-0}" != "1" ]; then
   bash scripts/ape-check.sh
 fi
+# The contracts as a Foundry project: forge build, forge test (fuzz and invariant campaigns),
+# forge snapshot --check, all offline (~1-2 min). POT_SKIP_FORGE=1 skips it.
+if [ "${POT_SKIP_FORGE:-0}" != "1" ]; then
+  bash scripts/forge-check.sh
+fi
 set +e
 .venv/bin/python -m pytest -n 2 --dist loadfile -p no:cacheprovider "$@"
 rc=$?

@@ -43,8 +43,8 @@ def make_system(node, token: str | None = None, n_members: int = 4, k: int = 3):
     members = [Account.from_key(keccak(text=f"test-member-{i}")) for i in range(n_members)]
     treasury = Account.from_key(keccak(text="test-treasury")).address
     params = DeployParams(members=tuple(m.address for m in members), threshold=k, treasury=treasury,
-                          min_stakes=(100, 100, 100, 1000), unbonding_period=1000, min_reveal_duration=10,
-                          settlement_grace=500, challenge_stake=40)
+                          min_stakes=(100, 100, 100, 1000), unbonding_period=2000, min_reveal_duration=10,
+                          settlement_grace=500, max_order_lifetime=1000, challenge_stake=40)
     d = deploy(w3, deployer, params, token=token)
     users = [Sender(w3, key) for key in DEV_KEYS[1:8]]
     c = Contracts(w3, d)

@@ -28,6 +28,7 @@ interface IChallengeManager {
     error TooEarly(uint256 orderId, uint64 now_, uint64 earliest);
     error OnlyMultisig(address caller);
     error ZeroAddress();
+    error ZeroChallengeStake();
 
     /// @notice `challenger` committed a challenge on `orderId`, locking `stake`.
     /// @param orderId the order
@@ -46,6 +47,10 @@ interface IChallengeManager {
     /// @param upheld true: stake returned; false: half to `validator`, half to the treasury
     /// @param validator the challenged validator
     event ChallengeResolved(uint256 indexed orderId, address indexed challenger, bool upheld, address validator);
+    /// @notice A settlement's verdict found no pending challenge (reclaimed or never made).
+    /// @param orderId the order
+    /// @param challenger the verifier
+    event VerdictSkipped(uint256 indexed orderId, address indexed challenger);
     /// @notice No verdict came in time; the challenger took its stake back.
     /// @param orderId the order
     /// @param challenger the verifier
@@ -64,18 +69,23 @@ interface IChallengeManager {
     /// @param vid the challenged validation id
     /// @param salt the commitment's salt
     function revealChallenge(uint256 orderId, bytes32 vid, bytes32 salt) external;
-    /// @notice Take the cStake back when no verdict came `settlementGrace` after challengeRevealEnd.
+    /// @notice Take the cStake back when no verdict came by the order's reclaim time
+    ///         (challengeRevealEnd + the order's settlementGrace).
     /// @param orderId the order
     function reclaimStake(uint256 orderId) external;
-    /// @notice Resolve a challenge (settlement only).
+    /// @notice Resolve a challenge (settlement only), at or after the order's challenge reveals
+    ///         ended; a challenge no longer pending is skipped (VerdictSkipped), not reverted on.
     /// @param orderId the order
     /// @param challenger the verifier
     /// @param upheld the verdict
     /// @param validator receives half the stake when rejected
     /// @param treasury receives the other half when rejected
-    function resolve(uint256 orderId, address challenger, bool upheld, address validator, address treasury) external;
+    /// @return resolved false when skipped
+    function resolve(uint256 orderId, address challenger, bool upheld, address validator, address treasury)
+        external
+        returns (bool resolved);
     /// @notice Set cStake (committee only).
-    /// @param cStake tokens locked per challenge
+    /// @param cStake tokens locked per challenge, nonzero
     function setChallengeStake(uint256 cStake) external;
 
     /// @notice A challenge's record.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Payout} from "./ISettlement.sol";
+import {Settlement} from "./ISettlement.sol";
 
 /// @title Training orders and their escrow.
 interface IOrderBook {
@@ -24,7 +24,8 @@ interface IOrderBook {
         string specCid;
     }
 
-    /// @notice What the chain stores of an order (3 slots); modelType and specCid live in the event.
+    /// @notice An order's record (getOrder); modelType and specCid live in the OrderPlaced event.
+    ///         `settlementGrace` is fixed when the order is placed.
     struct Order {
         address client;
         uint40 t0;
@@ -35,7 +36,17 @@ interface IOrderBook {
         uint32 validateDuration;
         uint32 challengeDuration;
         uint32 revealDuration;
+        uint32 settlementGrace;
         bytes32 testCommitment;
+    }
+
+    /// @notice Why a settlement left an order as it was (the rest of the batch still applied).
+    enum SkipReason {
+        None,
+        NotOpen,
+        PayoutMismatch,
+        WinnerNotPaid,
+        BadRecipient
     }
 
     error ZeroReward();
@@ -47,10 +58,15 @@ interface IOrderBook {
     error OutsideWindow(uint256 orderId, uint64 now_, uint64 start, uint64 end);
     error AlreadyReleased(uint256 orderId);
     error BadTestOpening(uint256 orderId);
-    error PayoutMismatch(uint256 orderId, uint256 total, uint256 escrow);
     error TooEarly(uint256 orderId, uint64 now_, uint64 earliest);
     error OnlyMultisig(address caller);
     error ZeroAddress();
+    error ZeroTestCommitment();
+    error OrderTooLong(uint256 lifetime, uint256 maxOrderLifetime);
+    error BadMembers(uint256 members, uint256 recipients);
+    /// @notice maxOrderLifetime + settlementGrace must stay below the unbonding period, so stake
+    ///         exposed to an order cannot be withdrawn before the settlement that may slash it.
+    error ExposureOutlivesUnbonding(uint256 maxOrderLifetime, uint256 settlementGrace, uint256 unbondingPeriod);
 
     /// @notice A client placed an order and escrowed `reward`.
     /// @param orderId sequential id, from 1
@@ -88,6 +104,10 @@ interface IOrderBook {
     /// @param winningMid sha256 of the winning model file (zero: none)
     /// @param total tokens paid (equals the escrow)
     event OrderSettled(uint256 indexed orderId, address indexed winner, bytes32 winningMid, uint256 total);
+    /// @notice A settlement could not apply to this order and left it as it was.
+    /// @param orderId the order
+    /// @param reason why (already settled or reclaimed, payouts not equal to the escrow, ...)
+    event OrderSkipped(uint256 indexed orderId, SkipReason reason);
     /// @notice The client took its escrow back because no settlement came in time.
     /// @param orderId the order
     /// @param client the client
@@ -96,9 +116,13 @@ interface IOrderBook {
     /// @notice The committee changed the floor of revealDuration.
     /// @param minRevealDuration seconds
     event MinRevealDurationChanged(uint32 minRevealDuration);
-    /// @notice The committee changed how long after the last window a client may reclaim.
+    /// @notice The committee changed how long after the last window a client may reclaim
+    ///         (orders placed from now on; open orders keep theirs).
     /// @param settlementGrace seconds
     event SettlementGraceChanged(uint32 settlementGrace);
+    /// @notice The committee changed the bound on an order's summed windows.
+    /// @param maxOrderLifetime seconds
+    event MaxOrderLifetimeChanged(uint32 maxOrderLifetime);
 
     /// @notice Place an order, pulling `params.reward` from the caller into escrow.
     /// @param params reward, durations, modelType, testCommitment, specCid
@@ -113,18 +137,24 @@ interface IOrderBook {
     ///         after the order's last window (committee dead or silent).
     /// @param orderId the order
     function reclaim(uint256 orderId) external;
-    /// @notice Pay the order's escrow out (RewardMultisig only; payouts sum exactly to the escrow).
-    /// @param orderId the order
-    /// @param winner winning miner or zero
-    /// @param winningMid winning model id or zero
-    /// @param payouts transfers out of the escrow
-    function settle(uint256 orderId, address winner, bytes32 winningMid, Payout[] calldata payouts) external;
+    /// @notice Pay out the escrow of every order in a settlement batch (RewardMultisig only). An
+    ///         order that cannot apply (not open, payouts not equal to its escrow, winner not paid,
+    ///         bad recipient index) is skipped with OrderSkipped; the others apply. Each recipient
+    ///         gets one transfer: the sum over the applied orders. Reverts TooEarly when an order's
+    ///         windows are not over (a refund of a whole escrow to its client may come at trainEnd).
+    ///         Slashes and verdicts of the batch are not this contract's: RewardMultisig applies them.
+    /// @param batch the settlement (its recipients, members and orders are read here)
+    /// @return applied how many orders settled
+    function settle(Settlement calldata batch) external returns (uint256 applied);
     /// @notice Set the floor of revealDuration (committee only).
     /// @param minRevealDuration seconds
     function setMinRevealDuration(uint32 minRevealDuration) external;
-    /// @notice Set the reclaim grace (committee only).
-    /// @param settlementGrace seconds
+    /// @notice Set the reclaim grace of orders placed from now on (committee only).
+    /// @param settlementGrace seconds; maxOrderLifetime + settlementGrace < unbondingPeriod
     function setSettlementGrace(uint32 settlementGrace) external;
+    /// @notice Set the bound on an order's summed windows (committee only).
+    /// @param maxOrderLifetime seconds; maxOrderLifetime + settlementGrace < unbondingPeriod
+    function setMaxOrderLifetime(uint32 maxOrderLifetime) external;
 
     /// @notice An order's stored record.
     /// @param orderId the order
@@ -141,9 +171,18 @@ interface IOrderBook {
         external
         view
         returns (uint64 trainEnd, uint64 revealEnd, uint64 releaseEnd, uint64 challengeEnd, uint64 challengeRevealEnd);
-    /// @notice Seconds after an order's last window before its client may reclaim.
+    /// @notice Seconds after an order's last window before its client may reclaim (new orders).
     /// @return seconds
     function settlementGrace() external view returns (uint32);
+    /// @notice Bound on trainDuration + validateDuration + challengeDuration + 4 * revealDuration.
+    /// @return seconds
+    function maxOrderLifetime() external view returns (uint32);
+    /// @notice Earliest block time at which a settlement may pay the order out, slash for it or
+    ///         resolve its challenges: the end of its challenge reveals, or of the test release
+    ///         window when the test data never came.
+    /// @param orderId the order
+    /// @return block time
+    function finalizableAt(uint256 orderId) external view returns (uint64);
     /// @notice Earliest block time at which the client may reclaim.
     /// @param orderId the order
     /// @return block time

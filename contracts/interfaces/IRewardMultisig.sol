@@ -11,7 +11,6 @@ interface IRewardMultisig {
     error InvalidThreshold(uint256 threshold, uint256 members);
     error NonceUsed(uint256 nonce);
     error AlreadyProposed(uint256 id);
-    error ProposalIdTooLarge(uint256 id);
     error UnknownProposal(uint256 id);
     error AlreadyConfirmed(uint256 id, address member);
     error StaleProposal(uint256 id);
@@ -23,9 +22,12 @@ interface IRewardMultisig {
     error BadTarget(address target);
     error ActionFailed(bytes reason);
     error ZeroAddress();
+    error BadMember(address account);
+    error WrongEpoch(uint256 epoch, uint256 current);
+    error Expired(uint256 deadline, uint64 now_);
 
-    /// @notice A member proposed batch `id` (= its nonce); the batch itself is in the calldata.
-    /// @param id the proposal id (the batch nonce)
+    /// @notice A member proposed a batch; the batch itself is in the calldata.
+    /// @param id the proposal id: the upper 96 bits of the batch digest
     /// @param proposer the member
     /// @param digest the batch's EIP-712 digest
     event RewardProposed(uint256 indexed id, address indexed proposer, bytes32 digest);
@@ -34,10 +36,11 @@ interface IRewardMultisig {
     ///         contract's only anonymous event, so a one-topic log from it is this one.
     /// @param idAndMember proposal id (upper 96 bits) and approving member (lower 160 bits)
     event RewardConfirmed(uint256 indexed idAndMember) anonymous;
-    /// @notice A settlement batch executed.
+    /// @notice A settlement batch executed (orders, slashes and verdicts that could not apply were
+    ///         skipped with OrderSkipped, SlashSkipped or VerdictSkipped).
     /// @param nonce the batch nonce
     /// @param digest its EIP-712 digest
-    /// @param orders orders settled
+    /// @param orders orders settled (skipped ones not counted)
     /// @param slashes slashes applied
     /// @param verdicts challenges resolved
     event SettlementExecuted(uint256 indexed nonce, bytes32 digest, uint256 orders, uint256 slashes, uint256 verdicts);
@@ -46,6 +49,9 @@ interface IRewardMultisig {
     /// @param target the called contract
     /// @param selector the called function
     event ActionExecuted(uint256 indexed nonce, address indexed target, bytes4 selector);
+    /// @notice The membership changed: batches and actions of older epochs no longer execute.
+    /// @param epoch the new epoch
+    event EpochChanged(uint256 epoch);
     /// @notice `member` joined the committee.
     /// @param member the account
     event MemberAdded(address indexed member);
@@ -63,18 +69,23 @@ interface IRewardMultisig {
     /// @param value new value
     event ParamChanged(bytes32 indexed key, uint256 value);
 
-    /// @notice Paper path, step 1: a member proposes a batch; only its digest is stored.
-    /// @param batch the settlement batch; its nonce becomes the proposal id
-    /// @return id the proposal id
+    /// @notice Paper path, step 1: a member proposes a batch of the current epoch before its
+    ///         deadline; only digest bits are stored. Any number of batches may be proposed for one
+    ///         nonce; at most one executes.
+    /// @param batch the settlement batch
+    /// @return id the proposal id: the upper 96 bits of the batch's EIP-712 digest
     function proposeReward(Settlement calldata batch) external returns (uint256 id);
-    /// @notice Paper path, step 2: a member approves proposal `id`.
-    /// @param id the proposal id
+    /// @notice Paper path, step 2: a member approves proposal `id`. Since the id is derived from
+    ///         the digest, a member confirms the id of the batch its own ledger computed and so
+    ///         approves that batch only.
+    /// @param id the proposal id (proposalId(batch))
     function confirmReward(uint256 id) external;
     /// @notice Paper path, step 3: anyone executes proposal `id` once k members confirmed it.
     /// @param id the proposal id
     /// @param batch the proposed batch (checked against the stored digest)
     function executeReward(uint256 id, Settlement calldata batch) external;
-    /// @notice One-transaction path: execute `batch` with k EIP-712 signatures of distinct members.
+    /// @notice One-transaction path: execute `batch` (current epoch, deadline not passed) with k
+    ///         EIP-712 signatures of distinct members.
     /// @param batch the settlement batch
     /// @param signatures concatenated 65-byte r||s||v signatures over settlementDigest(batch)
     function executeSigned(Settlement calldata batch, bytes calldata signatures) external;
@@ -112,10 +123,21 @@ interface IRewardMultisig {
     /// @param action the governance action
     /// @return the digest
     function actionDigest(Action calldata action) external view returns (bytes32);
-    /// @notice Whether `nonce` was used by a settlement or action.
+    /// @notice Whether settlement `nonce` executed.
     /// @param nonce the nonce
     /// @return true when used
     function nonceUsed(uint256 nonce) external view returns (bool);
+    /// @notice Whether governance action `nonce` executed.
+    /// @param nonce the nonce
+    /// @return true when used
+    function actionNonceUsed(uint256 nonce) external view returns (bool);
+    /// @notice The paper path's proposal id of `batch`: the upper 96 bits of its digest.
+    /// @param batch the settlement batch
+    /// @return the id
+    function proposalId(Settlement calldata batch) external view returns (uint256);
+    /// @notice The membership epoch batches and actions must name.
+    /// @return the epoch
+    function epoch() external view returns (uint32);
     /// @notice Current members.
     /// @return the member list
     function members() external view returns (address[] memory);
@@ -123,7 +145,7 @@ interface IRewardMultisig {
     /// @param account the account
     /// @return true when a member
     function isMember(address account) external view returns (bool);
-    /// @notice Approvals bitmap and epoch of proposal `id` (zero when none).
+    /// @notice Number of approvals of proposal `id`, and whether it exists.
     /// @param id the proposal id
     /// @return approvals number of confirmations
     /// @return exists whether the proposal is pending

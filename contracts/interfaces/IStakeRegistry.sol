@@ -22,7 +22,7 @@ interface IStakeRegistry {
     error StakeLocked(address staker, uint96 locked);
     error LockExceedsStake(address staker, uint256 amount, uint96 free);
     error UnlockExceedsLocked(address staker, uint256 amount, uint96 locked);
-    error SlashExceedsStake(address staker, uint256 amount, uint96 stake);
+    error UnbondingPeriodTooLong(uint256 period, uint256 max);
     error OnlyMultisig(address caller);
     error ZeroAddress();
 
@@ -60,6 +60,11 @@ interface IStakeRegistry {
     /// @param to the receiver (challenger or treasury)
     /// @param amount tokens moved
     event Slashed(address indexed staker, address indexed to, uint256 amount);
+    /// @notice A settlement's slash found nothing to take (the stake is gone, or no receiver).
+    /// @param staker the account
+    /// @param to the receiver named by the settlement
+    /// @param amount what the settlement asked for
+    event SlashSkipped(address indexed staker, address indexed to, uint256 amount);
     /// @notice The committee changed the minimum stake of `role`.
     /// @param role a single role bit
     /// @param amount the new minimum
@@ -87,18 +92,24 @@ interface IStakeRegistry {
     /// @param staker the account
     /// @param amount tokens to unlock
     function unlock(address staker, uint256 amount) external;
-    /// @notice Move `amount` of `staker`'s stake to `to` (settlement only).
+    /// @notice Move up to `amount` of `staker`'s stake to `to` (settlement only); never reverts
+    ///         for a shrunken stake: it takes what is there.
     /// @param staker the slashed account
-    /// @param amount tokens to move
-    /// @param to the receiver
-    function slash(address staker, uint256 amount, address to) external;
+    /// @param amount tokens to move at most
+    /// @param to the receiver (zero: nothing is taken)
+    /// @return taken tokens moved
+    function slash(address staker, uint256 amount, address to) external returns (uint256 taken);
     /// @notice Set the minimum stake of one role (committee only).
     /// @param role a single role bit
     /// @param amount the new minimum
     function setMinStake(uint8 role, uint256 amount) external;
     /// @notice Set the unbonding period (committee only).
-    /// @param period seconds
+    /// @param period seconds, at most MAX_UNBONDING_PERIOD and above OrderBook's
+    ///        maxOrderLifetime + settlementGrace
     function setUnbondingPeriod(uint256 period) external;
+    /// @notice Seconds between requestUnregister and withdraw.
+    /// @return seconds
+    function unbondingPeriod() external view returns (uint48);
 
     /// @notice The record of `staker`.
     /// @param staker the account

@@ -36,7 +36,7 @@ class Committee:
         self.deployer = Sender(self.w3, DEV_KEYS[0])
         self.treasury = "0x000000000000000000000000000000000000dEaD"
         params = DeployParams(members=tuple(k.address for k in self.keys), threshold=2 * ((n - 1) // 3) + 1,
-                              treasury=self.treasury, min_stakes=(MIN_STAKE,) * 4, unbonding_period=60,
+                              treasury=self.treasury, min_stakes=(MIN_STAKE,) * 4, unbonding_period=7200, max_order_lifetime=1800,
                               min_reveal_duration=2, settlement_grace=3600, challenge_stake=C_STAKE)
         self.deployment = deploy(self.w3, self.deployer, params)
         self.contracts = Contracts(self.w3, self.deployment)

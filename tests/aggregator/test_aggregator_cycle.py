@@ -104,7 +104,7 @@ async def _cycle(com: Committee, tmp):
     # payouts: the order's reward went out of escrow and summed exactly
     batch = st.settlement
     [os_] = batch.orders
-    assert sum(p.amount for p in os_.payouts) == 100 * TOKEN
+    assert sum(p.amount for p in os_.paid(batch.members)) == 100 * TOKEN
     assert os_.winner in {m.address for m in miners}
     bal = com.contracts.token.balance_of(os_.winner)
     assert bal >= sum(p.amount for p in os_.payouts if p.to == os_.winner)

@@ -98,8 +98,16 @@ def test_gas_bench_ceilings_and_json(tmp_path):
     assert f["RewardMultisig.proposeReward"] <= 60_000
     rows = {(p["path"], p["k"], p["batch"], p["recipients"]): p["gas_per_account"] for p in doc["payout"]}
     assert len(rows) == 24 and all(isinstance(v, int) for v in rows.values())
-    assert rows[("executeSigned", 21, 100, "holders")] <= 15_000
-    assert rows[("executeSigned", 21, 100, "fresh")] <= 30_000
+    # issue 9: no dearer per paid account than before the settlement rewrite (11,900 / 29,001)
+    assert rows[("executeSigned", 21, 100, "holders")] <= 11_900
+    assert rows[("executeSigned", 21, 100, "fresh")] <= 29_001
+    # issue 9: what one order costs to settle, on real orders with their own winners
+    settle = {(r["n"], r["k"], r["orders"], r["winners"]): r for r in doc["settlement"]}
+    assert set(settle) == {(n, k, o, w) for n, k in ((4, 3), (30, 21)) for o in (1, 10, 100)
+                           for w in ("holders", "fresh")}
+    assert settle[(30, 21, 100, "holders")]["gas_per_order"] <= 30_000
+    # a fresh winner costs at least its new balance slot (22,100) more, and not much beyond
+    assert settle[(30, 21, 100, "fresh")]["gas_per_order"] <= 30_000 + 22_100
 
 
 def test_follower_moves_only_when_told_and_resumes_from_its_saved_position(pot, tmp_path):

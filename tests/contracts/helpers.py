@@ -48,9 +48,12 @@ def goto(pot, ts: int) -> None:
     pot.node.mine()
 
 
-def settle_batch(pot, order_id, payouts, nonce=None, slashes=(), verdicts=(), winner=None):
-    return Settlement(nonce or pot.next_nonce(),
-                      (OrderSettlement(order_id, winner or payouts[0][0], MID,
+def settle_batch(pot, order_id, payouts, nonce=None, slashes=(), verdicts=(), winner=None, *, members=(),
+                 per_member=0, epoch=1, deadline=2**64 - 1):
+    """One order's settlement (``order_id`` 0: none) paying ``payouts`` [(address, amount)], the
+    first one as the winner unless ``winner`` says otherwise."""
+    return Settlement(nonce or pot.next_nonce(), epoch, deadline, tuple(members),
+                      (OrderSettlement(order_id, winner or payouts[0][0], MID, per_member,
                                        tuple(Payout(a, v) for a, v in payouts)),) if order_id else (),
                       tuple(slashes), tuple(verdicts))
 

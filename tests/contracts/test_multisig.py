@@ -5,23 +5,26 @@ from __future__ import annotations
 from eth_account import Account
 from eth_utils import keccak
 
-from contracts.helpers import contract_balances_ok, goto, place, reverts, settle_batch, sign
+from contracts.helpers import contract_balances_ok, goto, member_senders, place, reverts, settle_batch, sign
 from pot.chain.clients import Action
 from pot.protocol import eip712
-from pot.protocol.settlement import OrderSettlement, Payout, Settlement
+from pot.protocol.settlement import ChallengeVerdict, OrderSettlement, Payout, Settlement, Slash
 
 
 def _ready_order(pot, reward=1000):
     oid, _ = place(pot, pot.users[0], reward=reward)
-    goto(pot, pot.c.orders.windows(oid)["train_end"])
+    goto(pot, pot.c.orders.windows(oid)["release_end"])
     return oid
 
 
 def test_python_digest_equals_contract(pot):
     ms = pot.c.multisig
-    b = Settlement(7, (OrderSettlement(3, pot.users[1].address, b"\x09" * 32,
-                                       (Payout(pot.users[1].address, 5), Payout(pot.users[2].address, 6))),
-                       OrderSettlement(4, "0x" + "00" * 20, b"\0" * 32, ())))
+    b = Settlement(7, 3, 10**9, tuple(m.address for m in pot.members),
+                   (OrderSettlement(3, pot.users[1].address, b"\x09" * 32, 2,
+                                    (Payout(pot.users[1].address, 5), Payout(pot.users[2].address, 6))),
+                    OrderSettlement(4, "0x" + "00" * 20, b"\0" * 32, 0, (Payout(pot.members[1].address, 9),))),
+                   (Slash(3, pot.users[3].address, 4, pot.treasury),),
+                   (ChallengeVerdict(3, pot.users[4].address, True, pot.users[3].address),))
     assert b.digest(ms.domain) == ms.settlement_digest(b)
     empty = Settlement(1)
     assert empty.digest(ms.domain) == ms.settlement_digest(empty)
@@ -47,8 +50,10 @@ def test_same_order_cannot_settle_twice_with_new_nonce(pot):
     b1 = settle_batch(pot, oid, [(pot.users[1].address, 1000)])
     pot.c.multisig.execute_signed(pot.deployer, b1, sign(pot, b1))
     b2 = settle_batch(pot, oid, [(pot.users[1].address, 1000)])
-    with reverts("NotOpen"):
-        pot.c.multisig.execute_signed(pot.deployer, b2, sign(pot, b2))
+    before = pot.c.token.balance_of(pot.users[1].address)
+    res = pot.c.multisig.execute_signed(pot.deployer, b2, sign(pot, b2))
+    assert res.event("OrderSkipped")["reason"] == 1  # NotOpen: skipped, nothing paid
+    assert pot.c.token.balance_of(pot.users[1].address) == before
 
 
 def test_signature_attacks(pot):
@@ -86,75 +91,90 @@ def test_signature_attacks(pot):
     ms.execute_signed(pot.deployer, batch, list(reversed(sign(pot, batch, pot.members))))
 
 
+def _skipped(res) -> dict[int, int]:
+    return {e["orderId"]: e["reason"] for e in res.events if e.name == "OrderSkipped"}
+
+
 def test_payouts_must_equal_escrow(pot):
+    """A batch whose payouts do not sum to an order's escrow moves nothing of that order (it is
+    skipped with PayoutMismatch), and one order cannot fund another."""
     ms = pot.c.multisig
     oid = _ready_order(pot, reward=1000)
-    over = settle_batch(pot, oid, [(pot.users[1].address, 1001)])
-    with reverts("PayoutMismatch"):
-        ms.execute_signed(pot.deployer, over, sign(pot, over))
-    under = settle_batch(pot, oid, [(pot.users[1].address, 999)])
-    with reverts("PayoutMismatch"):
-        ms.execute_signed(pot.deployer, under, sign(pot, under))
-    # Two orders: one cannot fund the other
+    u1 = pot.users[1].address
+    for amount in (1001, 999):
+        bad = settle_batch(pot, oid, [(u1, amount)])
+        before = pot.c.token.balance_of(u1)
+        assert _skipped(ms.execute_signed(pot.deployer, bad, sign(pot, bad))) == {oid: 2}
+        assert pot.c.token.balance_of(u1) == before
     oid2 = _ready_order(pot, reward=10)
-    steal = Settlement(pot.next_nonce(), (
-        OrderSettlement(oid, pot.users[1].address, b"\0" * 32, (Payout(pot.users[1].address, 1005),)),
-        OrderSettlement(oid2, pot.users[1].address, b"\0" * 32, (Payout(pot.users[1].address, 5),))))
-    with reverts("PayoutMismatch"):
-        ms.execute_signed(pot.deployer, steal, sign(pot, steal))
-    unknown = settle_batch(pot, 99, [(pot.users[1].address, 1)])
-    with reverts("UnknownOrder"):
-        ms.execute_signed(pot.deployer, unknown, sign(pot, unknown))
+    steal = Settlement(pot.next_nonce(), orders=(
+        OrderSettlement(oid, u1, b"\0" * 32, 0, (Payout(u1, 1005),)),
+        OrderSettlement(oid2, u1, b"\0" * 32, 0, (Payout(u1, 5),))))
+    before = pot.c.token.balance_of(u1)
+    assert _skipped(ms.execute_signed(pot.deployer, steal, sign(pot, steal))) == {oid: 2, oid2: 2}
+    assert pot.c.token.balance_of(u1) == before
+    # the committee tax counts: perMember * members + payouts == escrow
+    members = tuple(m.address for m in pot.members)
+    taxed = settle_batch(pot, oid, [(u1, 1000 - 4 * 20)], members=members, per_member=21)
+    assert _skipped(ms.execute_signed(pot.deployer, taxed, sign(pot, taxed))) == {oid: 2}
+    unknown = settle_batch(pot, 99, [(u1, 1)])
+    assert _skipped(ms.execute_signed(pot.deployer, unknown, sign(pot, unknown))) == {99: 1}
+    contract_balances_ok(pot, orders=[oid, oid2])
+    taxed = settle_batch(pot, oid, [(u1, 1000 - 4 * 20)], members=members, per_member=20)
+    before = [pot.c.token.balance_of(a) for a in members]
+    ms.execute_signed(pot.deployer, taxed, sign(pot, taxed))
+    assert [pot.c.token.balance_of(a) for a in members] == [b + 20 for b in before]
     contract_balances_ok(pot, orders=[oid, oid2])
 
 
 def test_paper_path(pot):
     ms = pot.c.multisig
-    m = [pot.node and __import__("pot.chain.sender", fromlist=["Sender"]).Sender(pot.w3, k) for k in pot.members]
-    for s in m:
-        pot.node.set_balance(s.address, 10**20)
+    m = member_senders(pot)
     oid = _ready_order(pot)
     batch = settle_batch(pot, oid, [(pot.users[1].address, 1000)])
+    pid = batch.proposal_id(ms.domain)
+    assert ms.proposal_id(batch) == pid == int.from_bytes(ms.settlement_digest(batch), "big") >> 160
     with reverts("NotMember"):
         ms.propose_reward(pot.users[0], batch)
     res = ms.propose_reward(m[0], batch)
     assert res.event("RewardProposed")["digest"] == ms.settlement_digest(batch)
+    assert res.event("RewardProposed")["id"] == pid
     with reverts("AlreadyProposed"):
         ms.propose_reward(m[1], batch)
     with reverts("UnknownProposal"):
-        ms.confirm_reward(m[0], batch.nonce + 1)
+        ms.confirm_reward(m[0], pid + 1)
     with reverts("NotMember"):
-        ms.confirm_reward(pot.users[0], batch.nonce)
-    ev = ms.confirm_reward(m[0], batch.nonce).event("RewardConfirmed")
-    assert ev["id"] == batch.nonce and ev["member"] == m[0].address
+        ms.confirm_reward(pot.users[0], pid)
+    ev = ms.confirm_reward(m[0], pid).event("RewardConfirmed")
+    assert ev["id"] == pid and ev["member"] == m[0].address
     with reverts("AlreadyConfirmed"):
-        ms.confirm_reward(m[0], batch.nonce)
-    ms.confirm_reward(m[1], batch.nonce)
+        ms.confirm_reward(m[0], pid)
+    ms.confirm_reward(m[1], pid)
     with reverts("NotEnoughApprovals"):
-        ms.execute_reward(pot.deployer, batch.nonce, batch)
-    ms.confirm_reward(m[2], batch.nonce)
+        ms.execute_reward(pot.deployer, pid, batch)
+    ms.confirm_reward(m[2], pid)
     other = settle_batch(pot, oid, [(pot.users[2].address, 1000)], nonce=batch.nonce)
     with reverts("BatchMismatch"):
-        ms.execute_reward(pot.deployer, batch.nonce, other)
-    ms.execute_reward(pot.deployer, batch.nonce, batch)
+        ms.execute_reward(pot.deployer, pid, other)
+    ms.execute_reward(pot.deployer, pid, batch)
     with reverts("UnknownProposal"):  # executed proposals are deleted; the nonce is used
-        ms.execute_reward(pot.deployer, batch.nonce, batch)
+        ms.execute_reward(pot.deployer, pid, batch)
     # a proposal whose nonce was used by executeSigned cannot execute
     oid2 = _ready_order(pot)
     b2 = settle_batch(pot, oid2, [(pot.users[1].address, 1000)])
-    ms.propose_reward(m[0], b2)
+    pid2 = ms.propose_reward(m[0], b2).event("RewardProposed")["id"]
     for s in m[:3]:
-        ms.confirm_reward(s, b2.nonce)
+        ms.confirm_reward(s, pid2)
     ms.execute_signed(pot.deployer, b2, sign(pot, b2))
     with reverts("NonceUsed"):
-        ms.execute_reward(pot.deployer, b2.nonce, b2)
+        ms.execute_reward(pot.deployer, pid2, b2)
 
 
 def _act(pot, target, fn, *args, signers=None):
     ms = pot.c.multisig
     client = {ms.address: ms, pot.c.orders.address: pot.c.orders, pot.c.stakes.address: pot.c.stakes,
               pot.c.challenges.address: pot.c.challenges, pot.c.token.address: pot.c.token}[target]
-    action = Action(pot.next_nonce(), target, bytes.fromhex(client.encode(fn, *args)[2:]))
+    action = Action(pot.next_nonce(), target, bytes.fromhex(client.encode(fn, *args)[2:]), epoch=ms.epoch())
     keys = signers if signers is not None else pot.members[:ms.threshold()]
     return ms.execute_action(pot.deployer, action, [action.sign(ms.domain, k.key) for k in keys])
 
@@ -191,17 +211,25 @@ def test_governance_actions(pot):
 
 
 def test_membership_change_makes_pending_proposals_stale(pot):
-    from pot.chain.sender import Sender
-
+    """A proposal made stale by a membership change cannot execute and blocks nothing: the same
+    nonce re-issued for the new epoch is a new proposal (its id comes from its digest)."""
     ms = pot.c.multisig
-    m = [Sender(pot.w3, k) for k in pot.members]
-    for s in m:
-        pot.node.set_balance(s.address, 10**20)
+    m = member_senders(pot)
     oid = _ready_order(pot)
     batch = settle_batch(pot, oid, [(pot.users[1].address, 1000)])
-    ms.propose_reward(m[0], batch)
+    pid = ms.propose_reward(m[0], batch).event("RewardProposed")["id"]
     for s in m[:3]:
-        ms.confirm_reward(s, batch.nonce)
+        ms.confirm_reward(s, pid)
     _act(pot, ms.address, "addMember", Account.from_key(keccak(text="x")).address)
+    assert ms.epoch() == 2
     with reverts("StaleProposal"):
-        ms.execute_reward(pot.deployer, batch.nonce, batch)
+        ms.execute_reward(pot.deployer, pid, batch)
+    with reverts("WrongEpoch"):
+        ms.execute_signed(pot.deployer, batch, sign(pot, batch))
+    again = batch.with_terms(epoch=2, deadline=batch.deadline)
+    pid2 = ms.propose_reward(m[1], again).event("RewardProposed")["id"]
+    assert pid2 != pid
+    for s in m[:3]:
+        ms.confirm_reward(s, pid2)
+    ms.execute_reward(pot.deployer, pid2, again)
+    assert ms.nonce_used(batch.nonce)

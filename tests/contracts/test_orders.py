@@ -93,10 +93,11 @@ def test_reclaim_rules(pot):
     assert pot.c.token.balance_of(client.address) == before + 500
     with reverts("NotOpen"):
         pot.c.orders.reclaim(client, oid)
-    # and the committee can no longer settle it
+    # and the committee can no longer settle it: its settlement skips it, paying nothing
     b = settle_batch(pot, oid, [(client.address, 500)])
-    with reverts("NotOpen"):
-        pot.c.multisig.execute_signed(pot.deployer, b, sign(pot, b))
+    before = pot.c.token.balance_of(client.address)
+    res = pot.c.multisig.execute_signed(pot.deployer, b, sign(pot, b))
+    assert res.event("OrderSkipped")["reason"] == 1 and pot.c.token.balance_of(client.address) == before
     contract_balances_ok(pot, orders=[oid])
 
 
@@ -132,8 +133,10 @@ def test_settle_only_via_multisig(pot):
     oid, _ = place(pot, client)
     goto(pot, pot.c.orders.windows(oid)["train_end"])
     with reverts("OnlyMultisig"):
-        pot.c.orders.transact(client, "settle", oid, client.address, b"\0" * 32, [(client.address, 1000)])
+        pot.c.orders.transact(client, "settle", settle_batch(pot, oid, [(client.address, 1000)]).as_abi())
     with reverts("OnlyMultisig"):
         pot.c.orders.transact(client, "setSettlementGrace", 0)
+    with reverts("OnlyMultisig"):
+        pot.c.orders.transact(client, "setMaxOrderLifetime", 0)
     with reverts("OnlyMultisig"):
         pot.c.orders.transact(client, "setMinRevealDuration", 0)

@@ -42,16 +42,16 @@ def _ctor_args(pot):
     tok, ms, ob, sr, cm = c.token.address, c.multisig.address, c.orders.address, c.stakes.address, c.challenges.address
     mem = [m.address for m in pot.members]
     return {
-        "StakeRegistry": [tok, ms, [1, 1, 1, 1], 10],
-        "OrderBook": [tok, ms, 10, 10],
+        "StakeRegistry": [tok, ms, ob, [1, 1, 1, 1], 10],
+        "OrderBook": [tok, ms, sr, 10, 10, 10],
         "ChallengeManager": [tok, ob, sr, ms, 40],
         "RewardMultisig": [ob, sr, cm, mem, 3, pot.treasury],
     }
 
 
 @pytest.mark.parametrize("name,zero_at", [
-    ("StakeRegistry", 0), ("StakeRegistry", 1),
-    ("OrderBook", 0), ("OrderBook", 1),
+    ("StakeRegistry", 0), ("StakeRegistry", 1), ("StakeRegistry", 2),
+    ("OrderBook", 0), ("OrderBook", 1), ("OrderBook", 2),
     ("ChallengeManager", 0), ("ChallengeManager", 1), ("ChallengeManager", 2), ("ChallengeManager", 3),
     ("RewardMultisig", 0), ("RewardMultisig", 1), ("RewardMultisig", 2), ("RewardMultisig", 5),
 ])
@@ -72,24 +72,29 @@ def test_multisig_constructor_membership_checks(pot):
     for members, k in ((mem, 0), (mem, 5), (mem, 2), ([], 0), ([], 1)):
         with reverts("InvalidThreshold"):
             deploy_contract(pot, "RewardMultisig", ob, sr, cm, members, k, tr)
-    many = [a.address for a in _accounts(57)]
+    many = [a.address for a in _accounts(129)]
     with reverts("TooManyMembers") as info:
-        deploy_contract(pot, "RewardMultisig", ob, sr, cm, many, 29, tr)
-    assert info.value.args_ == (57, 56)
+        deploy_contract(pot, "RewardMultisig", ob, sr, cm, many, 65, tr)
+    assert info.value.args_ == (129, 128)
+    # the contracts themselves cannot sign: none of them may be a member
+    for bad in (ob, sr, cm):
+        with reverts("BadMember"):
+            deploy_contract(pot, "RewardMultisig", ob, sr, cm, mem[:2] + [bad], 2, tr)
 
 
 def test_add_member_past_max_members(pot):
-    """A full committee (MAX_MEMBERS = 56) refuses a 57th member even under threshold."""
+    """A full committee (MAX_MEMBERS = 128) refuses a 129th member even under threshold."""
     ob, sr, cm, _, _, tr = _ctor_args(pot)["RewardMultisig"]
-    accs = _accounts(56)
-    addr = deploy_contract(pot, "RewardMultisig", ob, sr, cm, [a.address for a in accs], 29, tr)
+    accs = _accounts(128)
+    addr = deploy_contract(pot, "RewardMultisig", ob, sr, cm, [a.address for a in accs], 65, tr)
     ms = RewardMultisigClient(pot.w3, addr, {addr: "RewardMultisig"})
-    assert ms.call("MAX_MEMBERS") == 56 and len(ms.members()) == 56 and ms.threshold() == 29
-    action = Action(1, addr, bytes.fromhex(ms.encode("addMember", _addr("57th"))[2:]))
-    sigs = [action.sign(ms.domain, a.key) for a in accs[:29]]
+    assert ms.call("MAX_MEMBERS") == 128 and len(ms.members()) == 128 and ms.threshold() == 65
+    assert ms.epoch() == 1
+    action = Action(1, addr, bytes.fromhex(ms.encode("addMember", _addr("129th"))[2:]))
+    sigs = [action.sign(ms.domain, a.key) for a in accs[:65]]
     with action_reverts("TooManyMembers"):
         ms.execute_action(pot.deployer, action, sigs)
-    assert not ms.nonce_used(1)  # the failed action left nothing behind
+    assert not ms.action_nonce_used(1)  # the failed action left nothing behind
 
 
 def test_token_constructor_supply_bound(pot):
@@ -101,24 +106,31 @@ def test_token_constructor_supply_bound(pot):
 
 # ---------------------------------------------------------------- RewardMultisig
 
-def test_proposal_id_bound_and_proposal_state(pot):
+def test_proposal_ids_come_from_the_digest(pot):
+    """The paper path's id is the digest's upper 96 bits: two batches for one nonce are two
+    proposals, neither can squat the other, and executeReward checks the batch against the id."""
     ms = pot.c.multisig
     m = member_senders(pot)
-    with reverts("ProposalIdTooLarge") as info:
-        ms.propose_reward(m[0], Settlement(U96))
-    assert info.value.args_ == (U96,)
-    big = Settlement(U96 - 1)  # the largest id that fits RewardConfirmed's packed topic
-    assert tuple(ms.call("proposalState", big.nonce)) == (0, False)
-    ms.propose_reward(m[0], big)
-    ev = ms.confirm_reward(m[1], big.nonce).event("RewardConfirmed")
-    assert ev["id"] == big.nonce and ev["member"] == m[1].address
-    assert tuple(ms.call("proposalState", big.nonce)) == (1, True)
-    with reverts("BatchMismatch"):  # a batch whose nonce is not the proposal id
-        ms.execute_reward(pot.deployer, big.nonce, Settlement(5))
+    a, b = Settlement(pot.next_nonce()), None
+    b = Settlement(a.nonce, deadline=a.deadline - 1)  # same nonce, another batch
+    ida, idb = ms.proposal_id(a), ms.proposal_id(b)
+    assert ida != idb and ida < 2**96 and idb < 2**96
+    assert tuple(ms.call("proposalState", ida)) == (0, False)
+    ms.propose_reward(m[0], a)
+    ms.propose_reward(m[1], b)
+    ev = ms.confirm_reward(m[1], ida).event("RewardConfirmed")
+    assert ev["id"] == ida and ev["member"] == m[1].address
+    assert tuple(ms.call("proposalState", ida)) == (1, True)
+    with reverts("BatchMismatch"):  # another batch than the id's
+        ms.execute_reward(pot.deployer, ida, b)
     for s in (m[0], m[2]):
-        ms.confirm_reward(s, big.nonce)
-    ms.execute_reward(pot.deployer, big.nonce, big)
-    assert ms.nonce_used(big.nonce) and tuple(ms.call("proposalState", big.nonce)) == (0, False)
+        ms.confirm_reward(s, ida)
+    ms.execute_reward(pot.deployer, ida, a)
+    assert ms.nonce_used(a.nonce) and tuple(ms.call("proposalState", ida)) == (0, False)
+    for s in m[:3]:
+        ms.confirm_reward(s, idb)
+    with reverts("NonceUsed"):  # at most one batch per nonce
+        ms.execute_reward(pot.deployer, idb, b)
 
 
 def test_governance_refusals(pot):
@@ -137,7 +149,7 @@ def test_governance_refusals(pot):
     with action_reverts("NotMember"):
         _act(pot, me, "removeMember", _addr("outsider"))
     with action_reverts("Revert"):  # calldata without a selector: no fallback, empty revert data
-        a = Action(pot.next_nonce(), me, b"\x01")
+        a = Action(pot.next_nonce(), me, b"\x01", epoch=ms.epoch())
         ms.execute_action(pot.deployer, a, [a.sign(ms.domain, k.key) for k in pot.members[:3]])
     # the threshold check in removeMember: 4 of 4 cannot shrink to 3 members
     _act(pot, me, "setThreshold", 4)
@@ -149,15 +161,24 @@ def test_governance_refusals(pot):
     _act(pot, me, "setThreshold", 3, signers=pot.members)
     _act(pot, me, "removeMember", mem[3])
     assert not ms.call("isMember", mem[3]) and ms.call("epoch") == epoch + 1
-    # an action nonce is spent once, and it shares the nonce space with settlements
-    action = Action(pot.next_nonce(), me, bytes.fromhex(ms.encode("setParam", b"\x01" * 32, 9)[2:]))
+    # an action nonce is spent once, in a space of its own: settlements keep theirs
+    action = Action(pot.next_nonce(), me, bytes.fromhex(ms.encode("setParam", b"\x01" * 32, 9)[2:]),
+                    epoch=ms.epoch())
     sigs = [action.sign(ms.domain, k.key) for k in pot.members[:3]]
     assert ms.execute_action(pot.deployer, action, sigs).event("ActionExecuted")["nonce"] == action.nonce
     with reverts("NonceUsed"):
         ms.execute_action(pot.deployer, action, sigs)
-    same_nonce = Settlement(action.nonce)
-    with reverts("NonceUsed"):
-        ms.execute_signed(pot.deployer, same_nonce, sign(pot, same_nonce, pot.members[:3]))
+    same_nonce = Settlement(action.nonce, epoch=ms.epoch())
+    assert not ms.nonce_used(action.nonce) and ms.action_nonce_used(action.nonce)
+    ms.execute_signed(pot.deployer, same_nonce, sign(pot, same_nonce, pot.members[:3]))
+    assert ms.nonce_used(action.nonce)
+    # an action of another epoch, or past its deadline, does not execute
+    old = Action(pot.next_nonce(), me, action.data, epoch=ms.epoch() - 1)
+    with reverts("WrongEpoch"):
+        ms.execute_action(pot.deployer, old, [old.sign(ms.domain, k.key) for k in pot.members[:3]])
+    late = Action(pot.next_nonce(), me, action.data, epoch=ms.epoch(), deadline=1)
+    with reverts("Expired"):
+        ms.execute_action(pot.deployer, late, [late.sign(ms.domain, k.key) for k in pot.members[:3]])
 
 
 def test_add_member_keeps_threshold_a_majority(pot):
@@ -173,27 +194,27 @@ def test_add_member_keeps_threshold_a_majority(pot):
 
 
 # RewardMultisig storage: slots 0-1 are EIP712's name/version fallbacks, slot 2 packs
-# treasury (bits 0..159) | threshold (160..167) | epoch (168..183, a uint16), slot 6 is _proposals.
+# treasury (bits 0..159) | threshold (160..167) | epoch (168..199, a uint32), slot 7 is _proposals.
 _MS_PACKED_SLOT = 2
-_MS_PROPOSALS_SLOT = 6
+_MS_PROPOSALS_SLOT = 7
 
 
 def _set_epoch(pot, epoch: int) -> None:
     ms, w3 = pot.c.multisig, pot.w3
     word = int.from_bytes(w3.eth.get_storage_at(ms.address, _MS_PACKED_SLOT), "big")
     assert word & (2**160 - 1) == int(pot.treasury, 16) and (word >> 160) & 0xFF == ms.threshold()
-    assert (word >> 168) & 0xFFFF == ms.call("epoch") and word >> 184 == 0
-    word = (word & ~(0xFFFF << 168)) | (epoch << 168)
+    assert (word >> 168) & 0xFFFFFFFF == ms.call("epoch") and word >> 200 == 0
+    word = (word & ~(0xFFFFFFFF << 168)) | (epoch << 168)
     w3.provider.make_request("anvil_setStorageAt",
                              [ms.address, hex(_MS_PACKED_SLOT), "0x" + word.to_bytes(32, "big").hex()])
     assert ms.call("epoch") == epoch
 
 
-def test_membership_changes_after_epoch_255(pot):
-    """Regression: ``epoch`` was a uint8 bumped with checked ``++epoch`` on every add/remove (the
-    constructor's adds included), so after 255 membership changes addMember/removeMember reverted with
-    Panic(0x11) forever and the committee was frozen. It is now a uint16 bumped unchecked: it goes past
-    255, and at 65535 it wraps to 0 instead of freezing."""
+def test_membership_changes_past_every_epoch_width(pot):
+    """Regression: ``epoch`` was a uint8 bumped with checked ``++epoch`` on every add/remove, so after
+    255 membership changes the committee was frozen. It is now a uint32 bumped unchecked that
+    skips 0 (a stored proposal is nonzero because its epoch is): it goes past 255 and 65,535, and
+    wraps to 1."""
     ms = pot.c.multisig
     new = _addr("after-255")
     _set_epoch(pot, 255)
@@ -201,40 +222,42 @@ def test_membership_changes_after_epoch_255(pot):
     assert ms.call("isMember", new) and ms.call("epoch") == 256
     _set_epoch(pot, 2**16 - 1)
     _act(pot, ms.address, "removeMember", new)
-    assert not ms.call("isMember", new) and ms.call("epoch") == 0
+    assert ms.call("epoch") == 2**16
+    _set_epoch(pot, 2**32 - 1)
     _act(pot, ms.address, "addMember", new)
     assert ms.call("isMember", new) and ms.call("epoch") == 1
 
 
 def test_proposal_slot_packs_wide_epoch(pot):
-    """A proposal is one slot: digest[255:72] | epoch[71:56] | approvals[55:0]. An epoch above 255 is
-    kept whole, and one that differs only in its high byte still makes the proposal stale."""
+    """A proposal is one slot: digest[159:64] << 160 | epoch << 128 | approvals (128 bits). An
+    epoch is kept whole, and one that differs only in its high bytes still makes it stale."""
     ms, w3 = pot.c.multisig, pot.w3
     m = member_senders(pot)
-    _set_epoch(pot, 0x1234)
-    batch = Settlement(pot.next_nonce())
-    ms.propose_reward(m[0], batch)
-    key = keccak(batch.nonce.to_bytes(32, "big") + _MS_PROPOSALS_SLOT.to_bytes(32, "big"))
+    _set_epoch(pot, 0x12345678)
+    batch = Settlement(pot.next_nonce(), epoch=0x12345678)
+    pid = ms.propose_reward(m[0], batch).event("RewardProposed")["id"]
+    key = keccak(pid.to_bytes(32, "big") + _MS_PROPOSALS_SLOT.to_bytes(32, "big"))
 
     def word() -> int:
         return int.from_bytes(w3.eth.get_storage_at(ms.address, int.from_bytes(key, "big")), "big")
 
     digest = int.from_bytes(ms.settlement_digest(batch), "big")
-    assert word() >> 72 == (digest >> 72) | 1
-    assert (word() >> 56) & 0xFFFF == 0x1234 and word() & (2**56 - 1) == 0
+    assert pid == digest >> 160
+    assert word() >> 160 == (digest >> 64) & (2**96 - 1)
+    assert (word() >> 128) & 0xFFFFFFFF == 0x12345678 and word() & (2**128 - 1) == 0
     for s in m[:3]:
-        ms.confirm_reward(s, batch.nonce)
+        ms.confirm_reward(s, pid)
     positions = [ms.members().index(s.address) for s in m[:3]]
-    assert word() & (2**56 - 1) == sum(1 << p for p in positions)
-    assert word() >> 56 == (((digest >> 72) | 1) << 16) | 0x1234  # confirmations leave the rest alone
-    assert tuple(ms.call("proposalState", batch.nonce)) == (3, True)
-    _set_epoch(pot, 0x0034)  # same low byte: a uint8 comparison would let it through
+    assert word() & (2**128 - 1) == sum(1 << p for p in positions)
+    assert word() >> 128 == (((digest >> 64) & (2**96 - 1)) << 32) | 0x12345678  # the rest untouched
+    assert tuple(ms.call("proposalState", pid)) == (3, True)
+    _set_epoch(pot, 0x00005678)  # same low bytes: a narrower comparison would let it through
     with reverts("StaleProposal"):
-        ms.execute_reward(pot.deployer, batch.nonce, batch)
-    _set_epoch(pot, 0x1234)
-    ms.execute_reward(pot.deployer, batch.nonce, batch)
+        ms.execute_reward(pot.deployer, pid, batch)
+    _set_epoch(pot, 0x12345678)
+    ms.execute_reward(pot.deployer, pid, batch)
     assert ms.nonce_used(batch.nonce) and word() == 0
-    assert tuple(ms.call("proposalState", batch.nonce)) == (0, False)
+    assert tuple(ms.call("proposalState", pid)) == (0, False)
 
 
 def test_unrecoverable_signature(pot):
@@ -257,7 +280,7 @@ def test_multisig_views(pot):
     assert bytes(ms.call("domainSeparator")) == eip712.domain_separator(ms.domain)
     _fields, name, version, chain_id, verifying, _, _ = ms.call("eip712Domain")
     assert (name, version, chain_id, verifying) == ("PoT RewardMultisig", "1", ms.domain.chain_id, ms.address)
-    batch = settle_batch(pot, 3, [(pot.users[1].address, 5)], slashes=[Slash(pot.users[2].address, 1, pot.treasury)],
+    batch = settle_batch(pot, 3, [(pot.users[1].address, 5)], slashes=[Slash(3, pot.users[2].address, 1, pot.treasury)],
                          verdicts=[ChallengeVerdict(3, pot.users[3].address, True, ZERO)])
     struct_hash = bytes(ms.call("hashSettlement", batch.as_abi()))
     assert eip712.typed_digest(ms.domain, struct_hash) == ms.settlement_digest(batch) == batch.digest(ms.domain)
@@ -283,12 +306,15 @@ def test_committee_stake_calls(pot):
     assert (to_checksum_address(staker), amount, locked) == (u.address, 301, 300)
     res = _act(pot, S, "unlock", u.address, 300)
     assert res.event("Unlocked")["locked"] == 0 and st.staker(u.address)["locked"] == 0
-    # slashes inside a settlement: the staker's errors bubble up unwrapped
-    for slash, error in ((Slash(u.address, 1, ZERO), "ZeroAddress"), (Slash(u.address, 0, pot.treasury), "ZeroAmount"),
-                         (Slash(pot.users[1].address, 1, pot.treasury), "SlashExceedsStake")):
+    # slashes inside a settlement never revert: a zero receiver or amount, or no stake, takes nothing
+    oid, _ = place(pot, pot.users[2])
+    goto(pot, pot.c.orders.windows(oid)["release_end"])
+    for slash in (Slash(oid, u.address, 1, ZERO), Slash(oid, u.address, 0, pot.treasury),
+                  Slash(oid, pot.users[1].address, 1, pot.treasury)):
         b = settle_batch(pot, 0, [], slashes=[slash])
-        with reverts(error):
-            pot.c.multisig.execute_signed(pot.deployer, b, sign(pot, b))
+        res = pot.c.multisig.execute_signed(pot.deployer, b, sign(pot, b))
+        assert [e.name for e in res.events if e.name.startswith("Slash")] == ["SlashSkipped"]
+    assert st.staker(u.address)["stake"] == 500
     contract_balances_ok(pot, stakers=[u.address])
 
 
@@ -307,15 +333,20 @@ def test_stake_parameters(pot):
         _act(pot, S, "setMinStake", MINER, U96)
     assert _act(pot, S, "setMinStake", MINER, 250).event("MinStakeChanged")["amount"] == 250
     assert st.call("minStake", MINER) == 250 and st.required_stake(MINER | VALIDATOR) == 350
-    with action_reverts("SafeCastOverflowedUintDowncast"):
-        _act(pot, S, "setUnbondingPeriod", 2**48)
-    _act(pot, S, "setUnbondingPeriod", 5)
-    assert st.call("unbondingPeriod") == 5
+    for period in (2**48, 2**48 - 1, 365 * 86_400 + 1):  # 2^48 - 1 made requestUnregister overflow
+        with action_reverts("UnbondingPeriodTooLong"):
+            _act(pot, S, "setUnbondingPeriod", period)
+    # never down to where stake could leave before an order's settlement is due
+    lifetime, grace = pot.c.orders.call("maxOrderLifetime"), pot.c.orders.call("settlementGrace")
+    with action_reverts("ExposureOutlivesUnbonding"):
+        _act(pot, S, "setUnbondingPeriod", lifetime + grace)
+    _act(pot, S, "setUnbondingPeriod", lifetime + grace + 5)
+    assert st.call("unbondingPeriod") == lifetime + grace + 5
     u = pot.users[0]
     _approve(pot, u)
     st.register(u, MINER, 250)
     end = st.request_unregister(u).event("UnregisterRequested")["unbondingEnd"]
-    assert end - st.w3.eth.get_block("latest")["timestamp"] == 5  # the new period applies
+    assert end - st.w3.eth.get_block("latest")["timestamp"] == lifetime + grace + 5  # the new period applies
     with reverts("Unbonding"):  # no re-registering while leaving
         st.register(u, VALIDATOR, 100)
     with reverts("SafeCastOverflowedUintDowncast"):
@@ -328,7 +359,7 @@ def test_release_test_data_not_open(pot):
     client = pot.users[0]
     oid, _ = place(pot, client, reward=700)
     goto(pot, pot.c.orders.windows(oid)["train_end"])
-    b = settle_batch(pot, oid, [(client.address, 700)], winner=ZERO)  # a cancel with no claims
+    b = settle_batch(pot, oid, [(client.address, 700)], winner=ZERO)  # a cancel with no claims, at trainEnd
     pot.c.multisig.execute_signed(pot.deployer, b, sign(pot, b))
     goto(pot, pot.c.orders.windows(oid)["reveal_end"])
     with reverts("NotOpen") as info:
@@ -361,6 +392,8 @@ def test_challenge_late_windows_and_stake_parameter(pot):
         ch.transact(pot.users[0], "setChallengeStake", 0)
     with action_reverts("SafeCastOverflowedUintDowncast"):
         _act(pot, C, "setChallengeStake", U96)
+    with action_reverts("ZeroChallengeStake"):  # a free challenge costs nothing to lose
+        _act(pot, C, "setChallengeStake", 0)
     oid, ver, w = _challenge_setup(pot)
     ver2, late = pot.users[3], pot.users[5]
     for v in (ver2, late):
@@ -373,9 +406,9 @@ def test_challenge_late_windows_and_stake_parameter(pot):
     goto(pot, w["challenge_end"] - pot.c.orders.get_order(oid)["challenge_duration"])
     vid = keccak(b"v")
     ch.commit_challenge(ver, oid, challenge_commitment(oid, ver.address, vid, SALT))  # stakes 40
-    _act(pot, C, "setChallengeStake", 0)
-    assert ch.call("challengeStake") == 0
-    assert ch.commit_challenge(ver2, oid, b"\x02" * 32).event("ChallengeCommitted")["stake"] == 0
+    _act(pot, C, "setChallengeStake", 1)
+    assert ch.call("challengeStake") == 1
+    assert ch.commit_challenge(ver2, oid, b"\x02" * 32).event("ChallengeCommitted")["stake"] == 1
     goto(pot, w["challenge_end"])
     with reverts("OutsideWindow"):  # the commit window is over
         ch.commit_challenge(late, oid, b"\x03" * 32)
@@ -383,14 +416,14 @@ def test_challenge_late_windows_and_stake_parameter(pot):
     with reverts("OutsideWindow"):  # and so is the reveal window
         ch.reveal_challenge(ver, oid, vid, SALT)
     # verdicts: an unrevealed challenge names no validator -> all of it to the treasury;
-    # a zero-stake challenge resolves without moving tokens
+    # an upheld one returns the stake
     t_before, v2_before = pot.c.token.balance_of(pot.treasury), pot.c.token.balance_of(ver2.address)
     b = settle_batch(pot, 0, [], verdicts=[ChallengeVerdict(oid, ver.address, False, ZERO),
                                            ChallengeVerdict(oid, ver2.address, True, ZERO)])
     res = pot.c.multisig.execute_signed(pot.deployer, b, sign(pot, b))
     assert len([e for e in res.events if e.name == "ChallengeResolved"]) == 2
     assert pot.c.token.balance_of(pot.treasury) == t_before + 40
-    assert pot.c.token.balance_of(ver2.address) == v2_before
+    assert pot.c.token.balance_of(ver2.address) == v2_before + 1
     assert ch.get_challenge(oid, ver2.address)["status"] == 3
     contract_balances_ok(pot, orders=[oid], stakers=[ver.address, ver2.address, late.address],
                          challenges=[(oid, ver.address), (oid, ver2.address)])
@@ -405,8 +438,11 @@ def test_resolve_zero_treasury(pot):
     ch = ChallengeManagerClient(pot.w3, addr, {addr: "ChallengeManager"})
     oid, ver, w = _challenge_setup(pot)
     pot.c.token.ensure_allowance(ver, addr, 2**96 - 1)
-    goto(pot, w["challenge_end"] - 1)
+    goto(pot, w["challenge_end"] - 10)
     ch.commit_challenge(ver, oid, b"\x01" * 32)
+    with reverts("TooEarly"):  # no verdict before the challenge reveals end
+        ch.transact(ms_eoa, "resolve", oid, ver.address, False, ZERO, pot.treasury)
+    goto(pot, w["challenge_reveal_end"])
     with reverts("ZeroAddress"):
         ch.transact(ms_eoa, "resolve", oid, ver.address, False, ZERO, ZERO)
     before = pot.c.token.balance_of(pot.treasury)

@@ -42,7 +42,7 @@ def test_happy_cycle_to_settlement_and_execution():
     run(led, happy_ops())
     assert led.apply(Tick(), CREVEAL_END - 1).nonces == ()
     s = settle(led, CREVEAL_END)
-    assert s.orders[0].winner == MINERS[0].addr and s.orders[0].total() == order().reward
+    assert s.orders[0].winner == MINERS[0].addr and s.orders[0].total(len(s.members)) == order().reward
     assert led.node_info(VALIDATORS[0].addr)["locked"] == 200
     assert led.apply(SettlementExecuted(1, (1,), b"\x0e" * 32), CREVEAL_END + 5).ok
     assert led.node_info(VALIDATORS[0].addr)["locked"] == 0
@@ -236,3 +236,72 @@ def test_state_machine_adapter():
     other = LedgerStateMachine(staked_ledger())
     other.restore(sm.snapshot())
     assert other.digest() == sm.digest()
+
+
+def test_a_staker_leaving_takes_no_new_work():
+    """Issue 9: from requestUnregister on (the bridge reports the staker with no roles), the ledger
+    refuses its messages, so nothing new is exposed to a stake on its way out."""
+    led = staked_ledger()
+    run(led, happy_ops()[:5])   # order, commits, reveals
+    run(led, [(T3, TestDataReleased(1, "bafytest", T3)), (T3, StakeChanged(VALIDATORS[0].addr, 0, 1000))])
+    rejected(led, vcommit(VALIDATORS[0], 1, mid(0), 900_000), T3 + 1, Reason.NOT_ENOUGH_STAKE)
+    run(led, [(T3 + 1, vcommit(VALIDATORS[1], 1, mid(0), 900_000))])
+
+
+def test_an_expired_settlement_is_reissued_under_its_nonce():
+    """A settlement that did not execute by its deadline gets a new deadline under the SAME nonce
+    (so at most one version ever executes) and collects fresh signatures."""
+    led = staked_ledger()
+    run(led, happy_ops())
+    s = settle(led, CREVEAL_END)
+    assert s.deadline == CREVEAL_END + CONFIG.params.settlement_ttl and s.epoch == CONFIG.epoch == 1
+    assert led.apply(Tick(), s.deadline).nonces == ()          # not expired yet: deadline is inclusive
+    assert led.pending_settlements()[0]["signatures"]
+    r = led.apply(Tick(), s.deadline + 1)
+    assert r.ok and "re-issued settlements [1]" in r.text
+    [p] = led.pending_settlements()
+    again = p["settlement"]
+    assert again.nonce == s.nonce and again.deadline == s.deadline + 1 + CONFIG.params.settlement_ttl
+    assert again.orders == s.orders and p["signatures"] == [] and p["digest"] != s.digest(CONFIG.multisig_domain)
+    old_sig = s.sign(CONFIG.multisig_domain, COMMITTEE[0].key)
+    rejected(led, SettlementSignature(1, COMMITTEE[0].addr, old_sig), s.deadline + 2, Reason.BAD_SIGNATURE)
+    sig = again.sign(CONFIG.multisig_domain, COMMITTEE[0].key)
+    assert led.apply(SettlementSignature(1, COMMITTEE[0].addr, sig), s.deadline + 2).ok
+
+
+def test_an_order_the_contract_skipped_is_closed():
+    """The settlement executed but the contract skipped an order (its client reclaimed it first):
+    the ledger closes it as skipped, releases its vStakes, and settles the others."""
+    led = staked_ledger()
+    run(led, sorted(happy_ops(1) + happy_ops(2), key=lambda x: x[0]))
+    settle(led, CREVEAL_END)
+    assert led.pending_settlements()[0]["orderIds"] == [1, 2]
+    rejected(led, SettlementExecuted(1, (1, 3), b"\x0e" * 32), CREVEAL_END + 1, Reason.INVALID)
+    r = led.apply(SettlementExecuted(1, (2,), b"\x0e" * 32), CREVEAL_END + 1)
+    assert r.ok and "1 orders skipped" in r.text
+    assert led.order_cycle_data(1)["status"] == "skipped" and led.order_cycle_data(2)["status"] == "settled"
+    assert led.node_info(VALIDATORS[0].addr)["locked"] == 0
+
+
+def test_verify_deadline_excludes_what_2f_plus_1_never_agreed_on():
+    """PoT.Verify found no 2f+1 agreement by verify_timeout: the disputed model is excluded (not
+    scored 0, nobody slashed for it) and the order settles with the rest."""
+    led = staked_ledger()
+    def validator1_on_model0(op) -> bool:
+        m = getattr(op, "message", None)
+        return getattr(m, "validator", None) == VALIDATORS[1].addr and getattr(m, "mid", None) == mid(0)
+
+    ops = [(t, op) for t, op in happy_ops() if not validator1_on_model0(op)]
+    ops += [(T3 + 1, vcommit(VALIDATORS[1], 1, mid(0), 123)), (VALIDATE_END, vreveal(VALIDATORS[1], 1, mid(0), 123))]
+    ops.sort(key=lambda x: x[0])
+    run(led, ops)
+    assert led.apply(Tick(), CREVEAL_END).nonces == ()
+    assert led.order_cycle_data(1)["status"] == "verifying"
+    for a, score in zip(COMMITTEE[:2], (900_000, 900_000)):   # only 2 of the 3 needed
+        assert led.apply(VerifyResult(1, mid(0), score, a.addr).sign(DOMAIN, a.key), CREVEAL_END + 1).ok
+    assert led.apply(Tick(), CREVEAL_END + CONFIG.params.verify_timeout - 1).nonces == ()
+    r = led.apply(Tick(), CREVEAL_END + CONFIG.params.verify_timeout)
+    assert r.ok and r.nonces == (1,)
+    s = led.settlement(1)
+    assert s.orders[0].winner == MINERS[1].addr and not s.slashes
+    assert led.order_cycle_data(1)["excluded"] == ["0x" + mid(0).hex()]

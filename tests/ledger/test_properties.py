@@ -69,7 +69,7 @@ def test_random_histories(seq):
     for st_ in led.s["settlements"].values():
         s = led.settlement(int(st_["settlement"]["nonce"]))
         for o in s.orders:
-            assert o.total() == led.order(o.order_id).reward
+            assert o.total(len(s.members)) == led.order(o.order_id).reward
             assert o.order_id not in seen
             seen.add(o.order_id)
     # 3. replaying the accepted ops from scratch gives the same digest
@@ -110,8 +110,9 @@ def test_random_interleavings_of_a_full_cycle(extra, dropped):
     log.append((CREVEAL_END + 102, Tick()))
     assert led.pending_verifications() == []
     for nonce in led.s["settlements"]:
-        for o in led.settlement(int(nonce)).orders:
-            assert o.total() == led.order(o.order_id).reward
+        s = led.settlement(int(nonce))
+        for o in s.orders:
+            assert o.total(len(s.members)) == led.order(o.order_id).reward
     for t, op in log:
         if isinstance(op, Signed) and type(op.message) in EXPECTED_PHASE:
             rec = led.s["orders"][str(op.message.order_id)]

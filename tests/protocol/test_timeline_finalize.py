@@ -64,8 +64,13 @@ def cycle(**kw):
     return OrderCycle(**base)
 
 
-def payouts(s):
-    return {p.to: p.amount for p in s.orders[0].payouts}
+def payouts(s, i=0):
+    """Everything order ``i`` pays, by address: the per-member tax and the payouts."""
+    o = s.orders[i]
+    out = {m: o.per_member for m in s.members} if o.per_member else {}
+    for p in o.payouts:
+        out[p.to] = out.get(p.to, 0) + p.amount
+    return out
 
 
 def test_honest_cycle_split():
@@ -78,7 +83,8 @@ def test_honest_cycle_split():
     assert p[VALIDATORS[0].addr] == pool * 100 // 400 and p[VALIDATORS[1].addr] == pool * 300 // 400
     assert p[MINERS[0].addr] == R - 4 * tax_each - pool
     assert s.orders[0].winner == MINERS[0].addr and s.orders[0].winning_mid == mid(0)
-    assert s.nonce == 7 and not s.slashes and not s.verdicts and s.orders[0].total() == R
+    assert s.nonce == 7 and not s.slashes and not s.verdicts and s.orders[0].total(len(COMM)) == R
+    assert s.orders[0].payouts[0].to == MINERS[0].addr  # the winner first: the contract checks it
 
 
 def test_tie_goes_to_earlier_commitment():
@@ -159,4 +165,55 @@ def test_payouts_always_sum_to_escrow(reward, n_comm, tax, vbps, stakes, scores)
     vals = tuple(val(v, 0, scores[0], stake=s) for v, s in enumerate(stakes)) + (val(0, 1, scores[1]),)
     c = cycle(order=order(reward=reward), validations=vals, verified={} if stakes else {mid(0): scores[0]})
     s = finalize(c, nonce=1, params=params, committee=COMM[:n_comm] + [f"0x{i:040x}" for i in range(n_comm - 4)])
-    assert s.orders[0].total() == reward and all(p.amount > 0 for p in s.orders[0].payouts)
+    o = s.orders[0]
+    assert o.total(len(s.members)) == reward and all(p.amount > 0 for p in o.payouts)
+    assert o.payouts[0].to == o.winner
+
+
+def test_payouts_per_order_are_bounded_whatever_the_swarm():
+    """A sybil swarm of validators or revealing miners cannot make one order's payouts unbounded:
+    the first ``max_paid_validators`` correct validations share the pool, and without a test release
+    the first ``max_paid_miners`` reveals share the reward."""
+    p = Params(max_paid_validators=2, max_paid_miners=2)
+    vals = tuple(val(v, 0, 900) for v in range(3)) + (val(0, 1, 800),)
+    s = finalize(cycle(validations=vals), nonce=1, params=p, committee=COMM)
+    paid = payouts(s)
+    assert VALIDATORS[0].addr in paid and VALIDATORS[1].addr in paid and VALIDATORS[2].addr not in paid
+    assert s.orders[0].total(len(COMM)) == R and not s.slashes
+    c = cycle(t3=None, claims=(claim(0), claim(1), claim(2)), reveals=(rev(0), rev(1), rev(2)))
+    s = finalize(c, nonce=1, params=p, committee=COMM)
+    assert MINERS[2].addr not in payouts(s) and s.orders[0].total(len(COMM)) == R
+
+
+def test_verify_deadline_excludes_undetermined_models_without_slashing():
+    """PoT.Verify found no 2f+1 agreement in time: the model cannot win, its validators are neither
+    paid nor slashed, and a challenge against them gets its cStake back."""
+    wrong_or_not = val(0, 0, 999)
+    ch = Challenge(1, VERIFIER_.addr, b"\x01" * 32, 50, vid(1, wrong_or_not.validator, wrong_or_not.mid))
+    c = cycle(validations=(wrong_or_not, val(1, 0, 500), val(0, 1, 800)), challenges=(ch,))
+    with pytest.raises(NeedsVerification):
+        finalize(c, nonce=1, params=P, committee=COMM)
+    s = finalize(cycle(validations=c.validations, challenges=(ch,), excluded=frozenset({mid(0)})),
+                 nonce=1, params=P, committee=COMM)
+    assert s.orders[0].winner == MINERS[1].addr and not s.slashes
+    assert [(v.challenger, v.upheld) for v in s.verdicts] == [(VERIFIER_.addr, True)]
+    assert VALIDATORS[1].addr not in payouts(s)
+
+
+def test_plan_splits_under_the_gas_budget_deterministically():
+    """Orders ready together settle in as many settlements as the worst-case gas model needs,
+    each under the budget, consecutive nonces, every order exactly once, same result every time."""
+    from pot.protocol.finalize import plan
+    from pot.protocol.gas import settlement_gas
+
+    cycles = [cycle(order=order(order_id=i, reward=R), claims=(claim(0, i), claim(1, i)), reveals=(rev(0, i), rev(1, i)),
+                    validations=(val(0, 0, 900, oid=i), val(1, 1, 800, oid=i))) for i in range(1, 41)]
+    p = Params(settlement_gas_budget=1_000_000)
+    out = plan(cycles, first_nonce=5, params=p, committee=COMM, threshold=3, epoch=2, deadline=99)
+    assert len(out) > 1 and [s.nonce for s in out] == list(range(5, 5 + len(out)))
+    assert all(settlement_gas(s, 3) <= p.settlement_gas_budget for s in out)
+    assert [oid for s in out for oid in s.order_ids] == list(range(1, 41))
+    assert all(s.epoch == 2 and s.deadline == 99 for s in out)
+    assert out == plan(cycles, first_nonce=5, params=p, committee=COMM, threshold=3, epoch=2, deadline=99)
+    one = plan(cycles, first_nonce=1, params=Params(), committee=COMM, threshold=3)
+    assert len(one) == 1 and len(one[0].orders) == 40

@@ -37,7 +37,7 @@ class Net:
         deployer = Sender(self.w3, ACCOUNTS["deployer"])
         params = DeployParams(members=(ACCOUNTS["member"].address,), threshold=1,
                               treasury=ACCOUNTS["treasury"].address,
-                              min_stakes=(MIN_STAKE, MIN_STAKE, MIN_STAKE, MIN_STAKE), unbonding_period=60,
+                              min_stakes=(MIN_STAKE, MIN_STAKE, MIN_STAKE, MIN_STAKE), unbonding_period=7200, max_order_lifetime=1800,
                               min_reveal_duration=10, settlement_grace=3600, challenge_stake=C_STAKE)
         self.deployment = deploy(self.w3, deployer, params)
         self.contracts = Contracts(self.w3, self.deployment)

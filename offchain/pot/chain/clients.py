@@ -23,7 +23,7 @@ from pot.chain.errors import decode_revert
 from pot.chain.events import decode_logs
 from pot.chain.sender import Sender, TxResult
 from pot.protocol import eip712, ids
-from pot.protocol.settlement import Settlement
+from pot.protocol.settlement import Action, Settlement  # noqa: F401  (Action: re-exported)
 
 MINER, VALIDATOR, VERIFIER, AGGREGATOR = 1, 2, 4, 8
 
@@ -61,29 +61,6 @@ class OrderSpec:
         return (self.reward, self.train_duration, self.validate_duration, self.challenge_duration,
                 self.reveal_duration, model_type_bytes(self.model_type), bytes(self.data_commitment),
                 self.spec_cid)
-
-
-@dataclass(frozen=True)
-class Action:
-    """A governance call signed by k members (EIP-712 ``Action(uint256 nonce,address target,bytes data)``)."""
-
-    nonce: int
-    target: str
-    data: bytes
-
-    TYPES = {"Action": [{"name": "nonce", "type": "uint256"}, {"name": "target", "type": "address"},
-                        {"name": "data", "type": "bytes"}]}
-
-    def as_abi(self) -> tuple:
-        return (self.nonce, to_checksum_address(self.target), bytes(self.data))
-
-    def signable(self, domain: eip712.Domain):
-        return eip712.signable(domain, "Action", self.TYPES,
-                               {"nonce": self.nonce, "target": to_checksum_address(self.target),
-                                "data": bytes(self.data)})
-
-    def sign(self, domain: eip712.Domain, key: bytes | str) -> bytes:
-        return eip712.sign(self.signable(domain), key)
 
 
 def pack_signatures(sigs: list[bytes]) -> bytes:
@@ -179,7 +156,7 @@ class OrderBookClient(_Client):
     def get_order(self, order_id: int) -> dict[str, Any]:
         o = self.call("getOrder", order_id)
         keys = ("client", "t0", "t3", "status", "reward", "train_duration", "validate_duration",
-                "challenge_duration", "reveal_duration", "data_commitment")
+                "challenge_duration", "reveal_duration", "settlement_grace", "data_commitment")
         return dict(zip(keys, o))
 
     def windows(self, order_id: int) -> dict[str, int]:
@@ -216,6 +193,19 @@ class RewardMultisigClient(_Client):
 
     def propose_reward(self, sender: Sender, batch: Settlement, gas: int | None = None) -> TxResult:
         return self.transact(sender, "proposeReward", batch.as_abi(), gas=gas)
+
+    def proposal_id(self, batch: Settlement) -> int:
+        return self.call("proposalId", batch.as_abi())
+
+    def proposal_state(self, proposal_id: int) -> tuple[int, bool]:
+        approvals, exists = self.call("proposalState", proposal_id)
+        return int(approvals), bool(exists)
+
+    def epoch(self) -> int:
+        return self.call("epoch")
+
+    def action_nonce_used(self, nonce: int) -> bool:
+        return self.call("actionNonceUsed", nonce)
 
     def confirm_reward(self, sender: Sender, proposal_id: int, gas: int | None = None) -> TxResult:
         return self.transact(sender, "confirmReward", proposal_id, gas=gas)

@@ -25,6 +25,8 @@ from pot.chain.sender import Sender
 
 CONTRACTS = ("PoTToken", "StakeRegistry", "OrderBook", "ChallengeManager", "RewardMultisig")
 DAY = 86_400
+#: RewardMultisig.MAX_MEMBERS (the approvals field of a paper-path proposal is 128 bits)
+MAX_MEMBERS = 128
 
 
 @dataclass(frozen=True)
@@ -35,25 +37,37 @@ class DeployParams:
     threshold: int
     treasury: str
     min_stakes: tuple[int, int, int, int] = (100 * 10**18, 100 * 10**18, 100 * 10**18, 1_000 * 10**18)
-    unbonding_period: int = 7 * DAY
+    #: must stay above max_order_lifetime + settlement_grace (checked on-chain as well), so stake
+    #: exposed to an order cannot leave before the settlement that may slash it
+    unbonding_period: int = 14 * DAY
     min_reveal_duration: int = 600
-    settlement_grace: int = 7 * DAY
+    settlement_grace: int = 2 * DAY
+    #: bound on trainDuration + validateDuration + challengeDuration + 4 * revealDuration
+    max_order_lifetime: int = 10 * DAY
     challenge_stake: int = 50 * 10**18
     token_supply: int = 1_000_000_000 * 10**18
 
     def check(self) -> None:
         n = len(self.members)
-        if n == 0 or n > 56:
-            raise ValueError(f"committee must have 1..56 members, got {n}")
+        if n == 0 or n > MAX_MEMBERS:
+            raise ValueError(f"committee must have 1..{MAX_MEMBERS} members, got {n}")
         if len({m.lower() for m in self.members}) != n:
             raise ValueError("committee members must be distinct")
         if not (0 < self.threshold <= n and 2 * self.threshold > n):
             raise ValueError(f"threshold {self.threshold} must be a majority of {n} members")
         if self.token_supply >= 2**96:
             raise ValueError("token supply must fit uint96")
-        for v in (self.unbonding_period, self.min_reveal_duration, self.settlement_grace):
+        for v in (self.unbonding_period, self.min_reveal_duration, self.settlement_grace, self.max_order_lifetime):
             if v < 0:
                 raise ValueError("durations must be >= 0")
+        if self.max_order_lifetime + self.settlement_grace >= self.unbonding_period:
+            raise ValueError(f"max_order_lifetime ({self.max_order_lifetime}) + settlement_grace "
+                             f"({self.settlement_grace}) must be below unbonding_period ({self.unbonding_period}): "
+                             "a staker could otherwise withdraw before the settlement that slashes it")
+        if self.unbonding_period > 365 * DAY:
+            raise ValueError("unbonding_period must be at most 365 days")
+        if self.challenge_stake <= 0:
+            raise ValueError("challenge_stake must be positive: a free challenge costs nothing to lose")
 
 
 @dataclass
@@ -156,8 +170,9 @@ def deploy(w3: Web3, sender: Sender, params: DeployParams, *, token: str | None 
         addresses["PoTToken"] = to_checksum_address(token)
     tok = addresses["PoTToken"]
     steps = [
-        ("StakeRegistry", [tok, multisig, list(params.min_stakes), params.unbonding_period]),
-        ("OrderBook", [tok, multisig, params.min_reveal_duration, params.settlement_grace]),
+        ("StakeRegistry", [tok, multisig, predicted["OrderBook"], list(params.min_stakes), params.unbonding_period]),
+        ("OrderBook", [tok, multisig, predicted["StakeRegistry"], params.min_reveal_duration, params.settlement_grace,
+                       params.max_order_lifetime]),
         ("ChallengeManager", [tok, predicted["OrderBook"], predicted["StakeRegistry"], multisig,
                               params.challenge_stake]),
         ("RewardMultisig", [predicted["OrderBook"], predicted["StakeRegistry"], predicted["ChallengeManager"],

@@ -57,6 +57,10 @@ class TxResult:
                 return ev
         raise KeyError(f"no {name} event in tx {self.tx_hash}")
 
+    def events_named(self, name: str) -> list:
+        """Every event called ``name``, in log order."""
+        return [ev for ev in self.events if ev.name == name]
+
 
 class TxFailed(RuntimeError):
     """A transaction was mined but reverted."""

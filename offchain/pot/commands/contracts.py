@@ -48,11 +48,16 @@ def compile_cmd(force: bool, quiet: bool) -> None:
               help="Committee member (repeat). Default on Anvil: dev accounts 1-4.")
 @click.option("--threshold", type=int, default=None, help="k (default: 2f+1 for n=3f+1, a majority otherwise).")
 @click.option("--treasury", default=None, metavar="ADDRESS", help="Treasury (default: the deployer).")
-@click.option("--unbonding-period", type=int, default=7 * 86_400, show_default=True)
-@click.option("--min-reveal-duration", type=int, default=600, show_default=True)
-@click.option("--settlement-grace", type=int, default=7 * 86_400, show_default=True)
+@click.option("--unbonding-period", type=int, default=14 * 86_400, show_default=True,
+              help="Seconds between requestUnregister and withdraw; must exceed max order lifetime + grace.")
+@click.option("--min-reveal-duration", type=int, default=600, show_default=True,
+              help="Floor of an order's revealDuration, seconds.")
+@click.option("--settlement-grace", type=int, default=2 * 86_400, show_default=True,
+              help="Seconds after an order's last window before its client may reclaim an unsettled order.")
+@click.option("--max-order-lifetime", type=int, default=10 * 86_400, show_default=True,
+              help="Bound on train + validate + challenge + 4 x reveal durations of one order, seconds.")
 def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_period, min_reveal_duration,
-               settlement_grace) -> None:
+               settlement_grace, max_order_lifetime) -> None:
     """Deploy PoTToken, StakeRegistry, OrderBook, ChallengeManager and RewardMultisig."""
     from eth_account import Account
     from eth_utils import is_address
@@ -87,7 +92,7 @@ def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_perio
         k = threshold if threshold is not None else default_threshold(n)
         params = DeployParams(members=tuple(members), threshold=k, treasury=treasury or account.address,
                               unbonding_period=unbonding_period, min_reveal_duration=min_reveal_duration,
-                              settlement_grace=settlement_grace)
+                              settlement_grace=settlement_grace, max_order_lifetime=max_order_lifetime)
         try:
             params.check()
         except ValueError as exc:

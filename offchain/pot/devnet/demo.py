@@ -44,7 +44,7 @@ PPM = 1_000_000
 DEMO_CONFIG = dict(
     aggregators=4, miners=2, validators=2, verifiers=1, clients=1, workers=False, poll_interval=0.5,
     fund=1_000 * TOKEN, min_stake=10 * TOKEN, challenge_stake=5 * TOKEN, min_reveal_duration=3,
-    unbonding_period=60, settlement_grace=600, startup_timeout=120.0)
+    unbonding_period=3600, settlement_grace=600, max_order_lifetime=1800, startup_timeout=120.0)
 ORDER = dict(dataset="digits", arch="mlp", model={"hidden": [64]}, epochs=20, batch_size=64, lr=3e-3,
              reward=100 * TOKEN, train_duration=20, validate_duration=10, challenge_duration=10,
              reveal_duration=8)
@@ -515,7 +515,7 @@ class Demo:
             "winning_score_ppm": result.ledger_score,
             "client_checked_score_ppm": result.local_score,
             "escrow": str(codec.from_json(cyc["order"]).reward),
-            "payouts": [{"to": p.to, "amount": str(p.amount)} for p in os_.payouts],
+            "payouts": [{"to": p.to, "amount": str(p.amount)} for p in os_.paid(batch.members)],
             "slashes": out_slashes,
             "challenges": [{"validator": v.validator, "upheld": v.upheld} for v in batch.verdicts],
             "rejected": rejected,

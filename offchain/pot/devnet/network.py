@@ -82,8 +82,9 @@ class DevnetConfig:
     min_stake: int = 10 * TOKEN
     challenge_stake: int = 5 * TOKEN
     min_reveal_duration: int = 5
-    unbonding_period: int = 60
+    unbonding_period: int = 3600
     settlement_grace: int = 600
+    max_order_lifetime: int = 1800
     #: role tables passed through to the nodes' config files ([client], [miner], ...)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: per-node overrides of the role table, by node name ("validator-2")
@@ -113,7 +114,7 @@ _SECTIONS = {
     "devnet": ("host", "chain_port", "chain_id", "block_time", "aggregators", "miners", "validators", "verifiers", "clients",
                "workers", "poll_interval", "log_level", "startup_timeout"),
     "chain": ("fund", "min_stake", "challenge_stake", "min_reveal_duration", "unbonding_period",
-              "settlement_grace"),
+              "settlement_grace", "max_order_lifetime"),
 }
 _AMOUNTS = ("fund", "min_stake", "challenge_stake")
 _ROLE_TABLES = ("client", "miner", "validator", "verifier", "aggregator")
@@ -423,6 +424,7 @@ class Devnet:
         params = DeployParams(members=members, threshold=cfg.threshold, treasury=dev_account(TREASURY).address,
                               min_stakes=(cfg.min_stake,) * 4, unbonding_period=cfg.unbonding_period,
                               min_reveal_duration=cfg.min_reveal_duration, settlement_grace=cfg.settlement_grace,
+                              max_order_lifetime=cfg.max_order_lifetime,
                               challenge_stake=cfg.challenge_stake)
         dep = deploy(w3, Sender(w3, dev_account(DEPLOYER)), params)
         dep.save(self.deployment_file)

@@ -27,7 +27,7 @@ from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.committee import max_faulty
 from pot.protocol.eip712 import Domain, recover_digest
-from pot.protocol.finalize import OrderCycle, Params, disputed_models, finalize
+from pot.protocol.finalize import OrderCycle, Params, disputed_models, plan
 from pot.protocol.ids import claim_commitment, validation_commitment
 from pot.protocol.settlement import Settlement, settlement_from_json, settlement_to_json
 from pot.protocol.timeline import Phase, phase, t3_valid, timeline
@@ -61,6 +61,8 @@ class LedgerConfig:
     #: chain events enter only as ChainAttestations of f+1 members (the replicated committee);
     #: off for a single trusted process that applies the chain bridge's ops directly
     attested_chain_events: bool = False
+    #: RewardMultisig's membership epoch the committee signs settlements for (1 after deployment)
+    epoch: int = 1
 
     def __post_init__(self) -> None:
         committee = tuple(to_checksum_address(m) for m in self.committee)
@@ -98,7 +100,7 @@ class LedgerConfig:
         out = {"chainId": self.chain_id, "orderBook": to_checksum_address(self.order_book),
                 "rewardMultisig": to_checksum_address(self.reward_multisig),
                 "committee": list(self.committee), "threshold": self.threshold,
-                "params": self.params.as_json()}
+                "epoch": self.epoch, "params": self.params.as_json()}
         if self.attested_chain_events:  # only when set, so existing ledgers keep their digest
             out["attestedChainEvents"] = True
         return out
@@ -557,22 +559,29 @@ class Ledger:
             raise _Reject(Reason.UNKNOWN_NONCE, f"no settlement with nonce {op.nonce}")
         if st["executed"]:
             raise _Reject(Reason.DUPLICATE, f"settlement {op.nonce} already executed")
-        if sorted(op.order_ids) != sorted(st["orderIds"]):
+        extra = sorted(set(op.order_ids) - set(st["orderIds"]))
+        if extra:
             raise _Reject(Reason.INVALID, f"settlement {op.nonce} settles {st['orderIds']}, "
                           f"the event says {list(op.order_ids)}")
         st["executed"] = True
         st["txHash"] = _h(op.tx_hash)
+        applied = set(op.order_ids)
+        skipped = [oid for oid in st["orderIds"] if oid not in applied]
         for oid in st["orderIds"]:
             rec = self.s["orders"][str(oid)]
-            rec["status"] = "settled"
+            # an order the contract skipped (its client reclaimed it first) is closed all the same:
+            # its escrow is gone, and nothing else may be paid from it
+            rec["status"] = "settled" if oid in applied else "skipped"
             for v in rec["vreveals"].values():   # vStake is no longer at risk
                 node = self.s["nodes"].get(v["validator"])
                 if node is not None:
                     node["locked"] = max(0, node["locked"] - v["vStake"])
-        return Result.accepted(f"settlement {op.nonce} executed")
+        return Result.accepted(f"settlement {op.nonce} executed"
+                               + (f"; {len(skipped)} orders skipped on-chain" if skipped else ""))
 
     def _tick(self, op: T.Tick, t: int) -> Result:
         params = self.config.params
+        reissued = self._reissue_expired(t)
         batch: list[OrderCycle] = []
         for key in sorted(self.s["orders"], key=int):
             rec = self.s["orders"][key]
@@ -581,31 +590,54 @@ class Ledger:
             if not rec["cancelled"]:
                 if t < timeline(self._orders[key], rec["t3"]).final + params.finalize_delay:
                     continue
-            cycle = self.cycle(int(key))
             if rec["status"] == "open":
-                pending = [_h(m) for m in disputed_models(cycle) if _h(m) not in rec["verified"]]
+                pending = [_h(m) for m in disputed_models(self.cycle(int(key)))
+                           if _h(m) not in rec["verified"]]
                 if pending:
                     rec["status"] = "verifying"
                     rec["pending"] = pending
+                    rec["verifyingSince"] = t
                     continue
             elif rec["pending"]:
-                continue
-            batch.append(cycle)
+                # PoT.Verify's deadline: what 2f+1 replicas did not agree on by now is excluded
+                if t < rec["verifyingSince"] + params.verify_timeout:
+                    continue
+                rec["excluded"] = sorted(rec["pending"])
+                rec["pending"] = []
+            batch.append(self.cycle(int(key)))
         if not batch:
-            return Result.accepted("tick")
-        nonce = self.s["nextNonce"]
-        settlement = finalize(batch, nonce=nonce, params=params, committee=self.config.committee)
-        self.s["settlements"][str(nonce)] = {
-            "orderIds": [c.order.order_id for c in batch], "settlement": settlement_to_json(settlement),
-            "digest": _h(settlement.digest(self.config.multisig_domain)), "signatures": {},
-            "executed": False, "txHash": None}
-        for c in batch:
-            rec = self.s["orders"][str(c.order.order_id)]
-            rec["status"] = "settling"
-            rec["nonce"] = nonce
-        self.s["nextNonce"] = nonce + 1
-        return Result.accepted(f"settlement {nonce} for orders {[c.order.order_id for c in batch]}",
-                               nonces=(nonce,))
+            return Result.accepted(f"tick; re-issued settlements {reissued}" if reissued else "tick")
+        first = self.s["nextNonce"]
+        settlements = plan(batch, first_nonce=first, params=params, committee=self.config.committee,
+                           threshold=self.config.threshold, epoch=self.config.epoch,
+                           deadline=t + params.settlement_ttl)
+        for settlement in settlements:
+            self.s["settlements"][str(settlement.nonce)] = {
+                "orderIds": list(settlement.order_ids), "settlement": settlement_to_json(settlement),
+                "digest": _h(settlement.digest(self.config.multisig_domain)), "signatures": {},
+                "executed": False, "txHash": None}
+            for oid in settlement.order_ids:
+                rec = self.s["orders"][str(oid)]
+                rec["status"] = "settling"
+                rec["nonce"] = settlement.nonce
+        self.s["nextNonce"] = first + len(settlements)
+        nonces = tuple(range(first, first + len(settlements)))
+        return Result.accepted(f"settlements {first}..{nonces[-1]} for {len(batch)} orders", nonces=nonces)
+
+    def _reissue_expired(self, t: int) -> list[int]:
+        """Give every unexecuted settlement whose deadline passed a new one (same nonce and items,
+        so at most one version ever executes); its signatures start over."""
+        out = []
+        for nonce, st in self.s["settlements"].items():
+            if st["executed"] or st["settlement"]["deadline"] >= t:
+                continue
+            settlement = settlement_from_json(st["settlement"]).with_terms(
+                epoch=self.config.epoch, deadline=t + self.config.params.settlement_ttl)
+            st["settlement"] = settlement_to_json(settlement)
+            st["digest"] = _h(settlement.digest(self.config.multisig_domain))
+            st["signatures"] = {}
+            out.append(int(nonce))
+        return out
 
     _HANDLERS: dict[type, Callable[..., Result]] = {}
     _MSG_HANDLERS: dict[type, Callable[..., Result]] = {}
@@ -643,7 +675,7 @@ class Ledger:
             challenges=tuple(T.Challenge(oid, c, _b(x["commitment"]), x["cStake"],
                                          _b(x["vid"]) if x["vid"] else None) for c, x in chs),
             verified={_b(m): s for m, s in rec["verified"].items()},
-            cancelled=rec["cancelled"])
+            cancelled=rec["cancelled"], excluded=frozenset(_b(m) for m in rec.get("excluded", ())))
 
     def phase(self, order_id: int, now: int | None = None) -> Phase:
         rec = self.s["orders"][str(order_id)]
@@ -683,7 +715,8 @@ class Ledger:
                 "claims": [{"miner": m, **c} for m, c in rec["claims"].items()],
                 "models": models,
                 "challenges": [{"challenger": c, **x} for c, x in rec["challenges"].items()],
-                "pendingVerification": list(rec["pending"]), "nonce": rec["nonce"]}
+                "pendingVerification": list(rec["pending"]), "excluded": list(rec.get("excluded", ())),
+                "nonce": rec["nonce"]}
 
     def fetch_validations(self, order_id: int) -> list[T.ValidationReveal]:
         """Manage.FetchValidations: the revealed validations of an order, ledger order."""

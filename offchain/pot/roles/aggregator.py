@@ -134,7 +134,7 @@ class Aggregator:
         self._stopping = False
         # settlement bookkeeping (local, advisory: the chain and the ledger decide)
         self._ready_since: dict[int, float] = {}
-        self._sent: set[tuple[int, str, int]] = set()
+        self._sent: set[tuple[int, str, Any]] = set()
         self._verified: set[tuple[int, bytes]] = set()
         self.stats: dict[str, Any] = {"submitted": 0, "attested": 0, "verify_results": 0, "settlements": []}
 
@@ -175,7 +175,7 @@ class Aggregator:
                         min_reveal_duration=int(ob.call("minRevealDuration")), **cfg.params)
         self.ledger_config = LedgerConfig(chain_id, self.deployment.order_book, self.deployment.reward_multisig,
                                           tuple(members), params, threshold=int(ms.threshold()),
-                                          attested_chain_events=True)
+                                          attested_chain_events=True, epoch=int(ms.epoch()))
         self.members = members
 
     async def start(self) -> None:
@@ -454,17 +454,20 @@ class Aggregator:
 
         for st in self.ledger.pending_settlements():
             nonce = st["nonce"]
-            if self.address not in st["signers"] and (nonce, "sig", 0) not in self._sent:
+            # keyed by digest: a batch re-issued after its deadline is a new thing to sign
+            key = (nonce, "sig", st["digest"])
+            if self.address not in st["signers"] and key not in self._sent:
                 batch = st["settlement"]
                 sig = batch.sign(self.multisig_domain, self.key)
-                self._sent.add((nonce, "sig", 0))
-                log.info("nonce=%d orders=%s signing settlement", nonce, st["orderIds"])
+                self._sent.add(key)
+                log.info("nonce=%d orders=%s signing settlement (deadline %d)", nonce, st["orderIds"],
+                         batch.deadline)
 
                 async def sign_and_forget(raw=codec.encode(T.SettlementSignature(nonce, self.address, sig)),
-                                          n=nonce):
+                                          n=nonce, k=key):
                     res = await self._fire(raw, f"nonce={n} SettlementSignature")
                     if res is None:
-                        self._sent.discard((n, "sig", 0))  # retry on the next pass
+                        self._sent.discard(k)  # retry on the next pass
                 asyncio.create_task(sign_and_forget())
             if self.cfg.settlement_path == "signed":
                 if st["ready"]:
@@ -504,34 +507,39 @@ class Aggregator:
 
     async def _propose_confirm_execute(self, st: dict) -> None:
         """The paper's path: the turn's replica proposes, every replica confirms, the turn's
-        replica executes once k confirmations are on-chain. Needs no signatures in the ledger."""
+        replica executes once k confirmations are on-chain. Needs no signatures in the ledger.
+
+        The proposal id is derived from the digest of the batch this replica's own ledger
+        computed, so confirming it approves exactly that batch: a member that proposed another
+        batch first gets a different id, which no honest replica confirms."""
         nonce = st["nonce"]
         ms = self.contracts.multisig
-        approvals, exists = await asyncio.to_thread(ms.call, "proposalState", nonce)
+        batch = st["settlement"]
+        pid = batch.proposal_id(self.multisig_domain)
         if await asyncio.to_thread(ms.nonce_used, nonce):
             return
+        approvals, exists = await asyncio.to_thread(ms.proposal_state, pid)
         attempt, turn = self._turn(nonce)
-        batch = st["settlement"]
         try:
             if not exists:
-                if turn == self.cfg.replica_id and (nonce, "propose", attempt) not in self._sent:
-                    self._sent.add((nonce, "propose", attempt))
+                if turn == self.cfg.replica_id and (nonce, "propose", (pid, attempt)) not in self._sent:
+                    self._sent.add((nonce, "propose", (pid, attempt)))
                     t0 = time.monotonic()
                     self._record_tx(nonce, "proposeReward", await asyncio.to_thread(
                         ms.propose_reward, self.sender, batch), t0)
                 return
-            if (nonce, "confirm", 0) not in self._sent:
-                self._sent.add((nonce, "confirm", 0))
+            if (nonce, "confirm", pid) not in self._sent:
+                self._sent.add((nonce, "confirm", pid))
                 t0 = time.monotonic()
                 self._record_tx(nonce, "confirmReward", await asyncio.to_thread(
-                    ms.confirm_reward, self.sender, nonce), t0)
-                approvals, exists = await asyncio.to_thread(ms.call, "proposalState", nonce)
+                    ms.confirm_reward, self.sender, pid), t0)
+                approvals, exists = await asyncio.to_thread(ms.proposal_state, pid)
             if approvals >= self.ledger_config.threshold and turn == self.cfg.replica_id \
-                    and (nonce, "execute", attempt) not in self._sent:
-                self._sent.add((nonce, "execute", attempt))
+                    and (nonce, "execute", (pid, attempt)) not in self._sent:
+                self._sent.add((nonce, "execute", (pid, attempt)))
                 t0 = time.monotonic()
                 self._record_tx(nonce, "executeReward", await asyncio.to_thread(
-                    ms.execute_reward, self.sender, nonce, batch), t0)
+                    ms.execute_reward, self.sender, pid, batch), t0)
         except Exception as exc:  # noqa: BLE001
             name = _revert_name(exc)
             if name in ("NonceUsed", "AlreadyProposed", "AlreadyConfirmed", "UnknownProposal"):
@@ -565,7 +573,7 @@ def _revert_name(exc: Exception) -> str | None:
     if isinstance(name, str):
         return name
     text = str(exc)
-    for n in ("NonceUsed", "AlreadyProposed", "AlreadyConfirmed", "UnknownProposal"):
+    for n in ("NonceUsed", "AlreadyProposed", "AlreadyConfirmed", "UnknownProposal", "Expired", "WrongEpoch"):
         if n in text:
             return n
     return None
