@@ -398,7 +398,7 @@ class Aggregator:
                 ref = event_ref(block, i)
                 st = self.ledger.chain_event(ref)
                 if st["applied"] or self.address in st["attesters"]:
-                    continue  # after a restart the follower replays history: nothing to add
+                    continue  # fetched again after a failure (or attested by us): nothing to add
                 att = T.ChainAttestation(self.address, ref, codec.encode(op)).sign(self.domain, self.key)
                 self.stats["attested"] += 1
                 log.info("attest block=%d #%d %s%s", block, i, type(op).__name__, _order_of(op))
