@@ -434,7 +434,9 @@ class Replica:
                     for p in cert.prepares:
                         slot.prepares.setdefault(p.replica, p)
         self.seq = top
-        if self.pending and not self.in_view_change:
+        if self.in_view_change:
+            self._set_timer("view", now + self._timeout())  # the new-view may never come
+        elif self.pending:
             self._arm_view_timer(now)
 
     # --- normal case (§4.2) ---------------------------------------------------------------------
