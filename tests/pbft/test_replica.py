@@ -272,3 +272,35 @@ def test_bad_prepare_signatures_are_replaced_before_a_certificate_is_forwarded()
     # Unchecked, the same certificate would have made the view-change invalid.
     c = reps[1].certs[1]
     assert not reps[0].signer.verify(3, reps[1].slots[1].prepares[3].signable(), reps[1].slots[1].prepares[3].sig)
+
+
+def test_history_that_disagrees_with_a_stable_checkpoint_is_rolled_back():
+    """A replica whose own log holds other batches than the committee's at the same sequence
+    numbers (what the old log, without durable votes, left after a power loss of the whole
+    committee) takes the 2f+1-signed state at the next checkpoint, drops its own batches above
+    it, and agrees again; its log is rewritten too (a restart keeps the agreed history)."""
+    from pot.pbft.replica import RolledBack
+    from pot.pbft.storage import LoggedBatch
+
+    stores = [MemoryStore() for _ in range(4)]
+    for seq in range(1, 6):
+        stores[3].append(LoggedBatch(seq, 1_000 + seq, (b"lost-%d" % seq,)))
+    stores[3].sync()
+    reps = [make(i, store=stores[i], checkpoint_interval=4) for i in range(4)]
+    assert reps[3].last_exec == 5
+    net = Net(reps)
+    seen = []
+    receive = reps[3].receive
+
+    def spy(msg, sender, now):
+        out = receive(msg, sender, now)
+        seen.extend(out)
+        return out
+    reps[3].receive = spy
+    for k in range(4):
+        net.request(b"k%d" % k, to=[0, 1, 2])
+    net.tick(0.6)
+    assert [(e.seq, e.batches) for e in seen if isinstance(e, RolledBack)] == [(4, 1)]
+    assert reps[0].h == 4 and reps[3].last_exec == 4 and reps[3].digest() == reps[0].digest()
+    again = make(3, store=stores[3], checkpoint_interval=4)
+    assert again.last_exec == 4 and again.digest() == reps[0].digest()

@@ -1249,6 +1249,16 @@ class Replica:
             c = self.ckpt_votes.get(s, {}).get(self.id)
             if c is not None:
                 self._out.append(Send(None, c))
+            # A checkpoint 2f+1 others signed that we could not take yet (we were behind, or our
+            # history disagrees and the state did not come): ask again.
+            for seq, votes in list(self.ckpt_votes.items()):
+                if seq > self.h:
+                    tally: dict[bytes, int] = {}
+                    for v in votes.values():
+                        tally[v.digest] = tally.get(v.digest, 0) + 1
+                    for d, k in tally.items():
+                        if k >= self.cfg.quorum:
+                            self._check_stable(seq, d)
         self._last_progress = self.last_exec
 
     def _on_forwarded(self, m: Request, sender: int, now: float) -> None:
