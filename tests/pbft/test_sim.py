@@ -20,6 +20,13 @@ def test_wide_seeds_that_left_a_replica_alone_in_a_view(seed):
     assert res.requests > 0
 
 
+def test_whole_committee_crash_during_a_view_change_at_n13():
+    """Wide seed 656 (n=13, silent Byzantine primary): every replica crashed while changing
+    views, then came back one by one. A replica restarted in a view change armed no view
+    timer, so one that never got the new-view waited for good."""
+    run_seed(656, "wide")
+
+
 def test_primary_cut_off_longer_than_the_clock_skew_is_replaced():
     """Wide seed 19 (n=4, silent Byzantine replica, the primary of view 1 partitioned for
     seconds): its pre-prepares came back older than the clock skew, so no backup took them,
