@@ -69,12 +69,14 @@ log_size = {log_size}
         self.view_timeout = view_timeout
         self.log_size = log_size
         self.procs: list[subprocess.Popen | None] = [None] * n
+        self.starts = [0] * n
 
     def dir(self, i: int) -> Path:
         return self.tmp / f"r{i}"
 
     def start(self, i: int) -> None:
         self.dir(i).mkdir(parents=True, exist_ok=True)
+        self.starts[i] = self.log(i).count("listening on") + 1
         log = open(self.dir(i) / "stderr.log", "ab")
         self.procs[i] = subprocess.Popen(
             [PY, "-m", "pot.pbft.node", "--config", str(self.cfg), "--id", str(i)],
@@ -83,6 +85,17 @@ log_size = {log_size}
     def start_all(self) -> None:
         for i in range(self.n):
             self.start(i)
+
+    def wait_up(self, i: int, timeout: float = 60.0) -> None:
+        """Until replica i's latest start is serving (before that a SIGUSR1 would kill it)."""
+        end = time.monotonic() + timeout
+        while self.log(i).count("listening on") < self.starts[i]:
+            p = self.procs[i]
+            if p is None or p.poll() is not None:
+                raise RuntimeError(f"replica {i} exited:\n{self.log(i)[-2000:]}")
+            if time.monotonic() > end:
+                raise TimeoutError(f"replica {i} did not come up:\n{self.log(i)[-2000:]}")
+            time.sleep(0.02)
 
     def signal(self, i: int, sig) -> None:
         p = self.procs[i]
@@ -116,6 +129,7 @@ log_size = {log_size}
         ids = range(self.n) if ids is None else ids
         before = {}
         for i in ids:
+            self.wait_up(i)
             f = self.dir(i) / "status.json"
             before[i] = f.stat().st_mtime_ns if f.exists() else 0
             self.signal(i, signal.SIGUSR1)

@@ -209,15 +209,15 @@ async def run(config_path: str, index: int) -> None:
         trace = open(out_dir / "executed.trace", "a", buffering=1)
         node.on_executed.append(lambda e: trace.write(
             f"{e.seq} {batch_digest(e.timestamp, e.requests).hex()}\n"))
-    await node.start()
-    log.info("replica=%d listening on %s:%d view=%d last_exec=%d", index, *committee.addresses[index],
-             node.replica.view, node.replica.last_exec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if out_dir is not None:
         loop.add_signal_handler(signal.SIGUSR1, write_status, node, out_dir)
+    await node.start()
+    log.info("replica=%d listening on %s:%d view=%d last_exec=%d", index, *committee.addresses[index],
+             node.replica.view, node.replica.last_exec)
     await stop.wait()
     if out_dir is not None:
         write_status(node, out_dir)

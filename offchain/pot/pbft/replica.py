@@ -718,11 +718,13 @@ class Replica:
             self.pending_since.pop(rid, None)
             self.proposed.discard(rid)
             self.queue.pop(rid, None)
+            # (Also while replaying our log after a restart: a client that retransmits a
+            # request whose reply the crash swallowed still gets it, §4.1.)
+            rep = Reply(self.view, seq, rid, self.id, res)
+            if len(self.replies) > 10_000:
+                self.replies.clear()
+            self.replies[rid] = rep
             if reply:
-                rep = Reply(self.view, seq, rid, self.id, res)
-                if len(self.replies) > 10_000:
-                    self.replies.clear()
-                self.replies[rid] = rep
                 client = self.clients.pop(rid, None)
                 if client is not None:
                     self._out.append(SendClient(client, rep))
