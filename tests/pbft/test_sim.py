@@ -27,6 +27,13 @@ def test_whole_committee_crash_during_a_view_change_at_n13():
     run_seed(656, "wide")
 
 
+def test_view_change_timer_runs_while_nothing_waits():
+    """Wide seed 3601 (n=4, silent Byzantine replica, primary of view 4): a replica in the view
+    change to 4 whose waiting requests executed (from its peers' Committed) stopped its view
+    timer, and it never asked for view 5: two suspects of three, the committee stalled."""
+    run_seed(3601, "wide")
+
+
 def test_primary_cut_off_longer_than_the_clock_skew_is_replaced():
     """Wide seed 19 (n=4, silent Byzantine replica, the primary of view 1 partitioned for
     seconds): its pre-prepares came back older than the clock skew, so no backup took them,

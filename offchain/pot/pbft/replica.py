@@ -325,12 +325,13 @@ class Replica:
     def _update_view_timer(self, now: float) -> None:
         """After requests left `pending` (executed, or learned by state transfer): stop the
         timer if we wait for nothing; restart it if the request it ran for is done but we wait
-        for others (§4.4). While the request it runs for waits, it keeps running."""
+        for others (§4.4). While the request it runs for waits, it keeps running. During a
+        view change it runs whatever we wait for: the new-view may never come."""
+        if self.in_view_change:
+            return
         if not self.pending:
             self.timers.pop("view", None)
             self._timed_rid = None
-        elif self.in_view_change:
-            return
         elif self._timed_rid not in self.pending or "view" not in self.timers:
             self._arm_view_timer(now)
 
