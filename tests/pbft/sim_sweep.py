@@ -1,7 +1,7 @@
 """The simulator sweep CI runs, split over two test files so that ``pytest -n 2 --dist
 loadfile`` runs the halves on both cores: ``POT_PBFT_SEEDS`` seeds of the "classic" shape
-(default 6,000) and ``POT_PBFT_WIDE_SEEDS`` of the "wide" one (n up to 13, 10 s of faults, up
-to 60 requests; default 4,000). ``python -m pot.pbft.sim --seeds 100000`` runs more, by hand."""
+(default 7,000) and ``POT_PBFT_WIDE_SEEDS`` of the "wide" one (n up to 13, 10 s of faults, up
+to 60 requests; default 3,000). ``python -m pot.pbft.sim --seeds 100000`` runs more, by hand."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import os
 
 from pot.pbft.sim import sweep
 
-SEEDS = {"classic": int(os.environ.get("POT_PBFT_SEEDS", "6000")),
-         "wide": int(os.environ.get("POT_PBFT_WIDE_SEEDS", "4000"))}
+SEEDS = {"classic": int(os.environ.get("POT_PBFT_SEEDS", "7000")),
+         "wide": int(os.environ.get("POT_PBFT_WIDE_SEEDS", "3000"))}
 CHUNKS = 8  # per shape and half: a failure names a small range, progress shows
 
 
