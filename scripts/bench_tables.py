@@ -1,12 +1,15 @@
 """Rewrite the README's benchmark tables from the JSON the benchmarks wrote (docs/bench/*.json).
 
-    .venv/bin/pot bench gas   --json docs/bench/gas.json
+    .venv/bin/pot bench gas   --json docs/bench/gas.json --plot docs/bench
     .venv/bin/pot bench pbft  --json docs/bench/pbft.json
     .venv/bin/pot bench train --json docs/bench/train-<model>.json   (cnn, lstm, mlp)
+    .venv/bin/pot bench soak  --json docs/bench/soak.json
     .venv/bin/python scripts/bench_tables.py
 
 Each table sits between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->` in README.md, so
-the README shows exactly what the last run measured.
+the README shows exactly what the last run measured. `pot bench gas` without --json writes a new
+bench-gas-<date>-<time>.json in the working directory instead (gitignored): the published
+docs/bench/gas.json changes only when it is named.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ def gas_tables(d: dict) -> str:
         for r in d["settlement"]:
             out.append(f"| {r['n']} | {r['k']} | {r['orders']} | {r['winners']} | {r['payouts']:,} | "
                        f"{r['transfers']:,} | {r['gas']:,} | {r['gas_per_order']:,} |")
+    if d.get("chain") and d.get("build"):
+        ch, b = d["chain"], d["build"]
+        out += ["", f"Measured {d['date']} on {ch['client_version']} (chain id {ch['chain_id']}, {ch['hardfork']}), "
+                f"contracts at commit `{(b['commit'] or '?')[:10]}`{' with local changes' if b.get('dirty') else ''}, "
+                f"solc {b['solc'].split('+')[0]}, optimizer {b['settings']['optimizer']['runs']:,} runs, "
+                f"EVM {b['settings']['evmVersion']}."]
     return "\n".join(out)
 
 
@@ -74,6 +83,26 @@ def train_table(runs: list[dict]) -> str:
     return "\n".join(out)
 
 
+def soak_table(d: dict) -> str:
+    def f(x):
+        return "–" if x is None else f"{x:.1f}"
+
+    out = ["| phase | orders | settled | settle p50 (s) | settle p95 (s) | after last window p50 (s) "
+           "| after last window p95 (s) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for phase in ("baseline", "faulted"):
+        s = d[phase]
+        out.append(f"| {'fault-free' if phase == 'baseline' else 'faults'} | {s['orders']} | {s['settled']} | "
+                   f"{f(s['latency_p50_s'])} | {f(s['latency_p95_s'])} | {f(s['committee_latency_p50_s'])} | "
+                   f"{f(s['committee_latency_p95_s'])} |")
+    c = d["config"]
+    out += ["", f"{c['duration_s']:.0f} s of faults after {c['baseline_s']:.0f} s without, one order every "
+                f"{c['order_every_s']:g} s: p95 ratio {f(d['p95_ratio'])} (target ≤ {c['target_ratio']:g}); "
+                f"{d['settled']} of {d['orders']} orders settled; every honest worker in every order: "
+                f"{'yes' if d['every_honest_worker_in_every_order'] else 'no'}; view changes {d['view_changes']}; "
+                f"ledger digests equal: {'yes' if d['digests'].get('equal') else 'no'}."]
+    return "\n".join(out)
+
+
 def replace(doc: str, name: str, body: str) -> str:
     begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
     if begin not in doc:
@@ -93,6 +122,8 @@ def main() -> None:
     runs = [json.loads(p.read_text()) for p in sorted(BENCH.glob("train-*.json"))]
     if runs:
         doc = replace(doc, "train", train_table(runs))
+    if (BENCH / "soak.json").exists():
+        doc = replace(doc, "soak", soak_table(json.loads((BENCH / "soak.json").read_text())))
     readme.write_text(doc)
 
 

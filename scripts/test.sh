@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+# Debian's chromium for the explorer's browser tests (root: apt-get; otherwise they skip locally)
+bash scripts/install-browser.sh
 # js-ipfs: the offline IPFS node the KuboStore tests talk to (committed lockfile; ~1-3 min once)
 bash tools/ipfs/install.sh
 # Ape in a venv of its own (its pins clash with web3 8): proves `ape compile` works offline.

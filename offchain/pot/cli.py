@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verifier": ("pot.commands.verifier:group", "Re-check validations and challenge wrong ones."),
     "aggregator": ("pot.commands.aggregator:group", "Run a PBFT replica of the global ledger."),
     "storage": ("pot.commands.storage:group", "Add, fetch and export content-addressed files."),
+    "model": ("pot.commands.model:group", "Inspect model files and check them against a task spec."),
     "devnet": ("pot.commands.devnet:group", "Start, inspect and stop a whole local network."),
     "demo": ("pot.commands.demo:command", "Run one full task cycle on a devnet of its own."),
 }

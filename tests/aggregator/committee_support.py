@@ -27,7 +27,8 @@ C_STAKE = 5 * TOKEN
 
 class Committee:
     def __init__(self, anvil, tmp: Path, n: int = 4, *, settlement_path: str = "signed",
-                 settlement_timeout: float = 6.0, view_timeout: float = 2.0, confirmations: int = 0) -> None:
+                 settlement_timeout: float = 6.0, view_timeout: float = 2.0, confirmations: int = 0,
+                 admission: dict | None = None) -> None:
         self.anvil = anvil
         self.tmp = tmp
         self.n = n
@@ -47,7 +48,7 @@ class Committee:
         self.paths = local_committee_configs(
             n, tmp / "committee", dep, anvil.url, self.store_dir, keys=self.keys,
             settlement_path=settlement_path, settlement_timeout=settlement_timeout, confirmations=confirmations,
-            pbft={"view_timeout": view_timeout},
+            pbft={"view_timeout": view_timeout}, admission=admission,
             extra={"log_level": "INFO", "chain_poll_interval": 0.3, "verify_poll_interval": 0.5})
         self.api_urls = json.loads(json.dumps(
             [f"http://127.0.0.1:{_toml_get(p, 'api_port')}" for p in self.paths]))
@@ -80,7 +81,11 @@ class Committee:
     def start_all(self) -> None:
         for i in range(self.n):
             self.start(i)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop_all()  # a fixture that fails here never reaches its teardown: no orphans
+            raise
 
     def log(self, i: int) -> str:
         try:
@@ -187,3 +192,28 @@ def multisig_calls(com: Committee, from_block: int) -> list[dict]:
             out.append({"fn": fn.fn_name, "from": tx["from"], "status": status, "block": b,
                         "hash": "0x" + bytes(tx["hash"]).hex()})
     return out
+
+
+def admissible_load(com: Committee, n: int, *, miner_key: str = DEV_KEYS[7], client_key: str = DEV_KEYS[8]) -> list[bytes]:
+    """n distinct messages the API admits and every replica executes to an acceptance: ClaimCommits
+    of one staked miner for one order whose training lasts 15 minutes (the first call stakes the
+    miner and places the order, and waits until the ledger knows both). Load for fault tests:
+    throwaway keys no longer reach consensus. Give the committee a generous ``admission`` (one
+    sender sends all of these)."""
+    from pot.protocol import codec
+    from pot.protocol import types as T
+    from pot.protocol.eip712 import Domain
+
+    if getattr(com, "_load_order", None) is None:
+        miner = stake(com, miner_key, T.MINER)
+        oid, _ = place_order(com, client_key, train=900)
+        quorum = com.n - (com.n - 1) // 3  # 2f+1: a stopped replica may be among the others
+        com.wait_for(lambda: sum(bool(com.get(i, f"/v1/orders/{oid}") and com.get(i, f"/v1/nodes/{miner}"))
+                                 for i in range(com.n)) >= quorum, 60, "the load's order and miner in the ledger")
+        com._load_order = oid
+    from eth_account import Account
+
+    acct = Account.from_key(miner_key)
+    domain = Domain.messages(com.deployment.chain_id, com.deployment.order_book)
+    return [codec.encode(T.ClaimCommit(com._load_order, acct.address, os.urandom(32)).sign(domain, acct.key))
+            for _ in range(n)]

@@ -277,7 +277,7 @@ async def _late_submitter_replay(com: Committee, rid: int, nonce: int, batch, si
     st = {"nonce": nonce, "orderIds": [o.order_id for o in batch.orders], "settlement": batch,
           "signatures": sigs}
     with caplog.at_level(logging.INFO, logger="pot.aggregator"):
-        await agg._submit_signed(st)
+        await agg._settler()._submit_signed(st)
     assert "already executed by another replica" in caplog.text, caplog.text
     assert not [r for r in caplog.records if r.name.startswith("pot") and r.levelno >= logging.WARNING], caplog.text
     assert agg.stats["settlements"] == []

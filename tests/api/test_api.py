@@ -131,13 +131,16 @@ def test_oversized_and_non_hex_bodies(api):
 # --- reads ----------------------------------------------------------------------------------
 
 def test_fetch_orders_sorted_by_reward_per_training_second(api):
-    r = api.get("/v1/orders")
+    fetch = {"sort": "reward"}
+    r = api.get("/v1/orders", params=fetch)
     assert r.status_code == 200
     ids = [o["order"]["orderId"] for o in r.json()["orders"]]
     assert ids == [2, 3, 1]  # order 4 pays most per second, but its training is over
-    assert [o["order"]["orderId"] for o in api.get("/v1/orders", params={"limit": 2}).json()["orders"]] == [2, 3]
+    assert [o["order"]["orderId"] for o in api.get("/v1/orders", params={**fetch, "limit": 2}).json()["orders"]] == [2, 3]
+    # without sort: every order, newest first
+    assert [o["order"]["orderId"] for o in api.get("/v1/orders").json()["orders"]] == [4, 3, 2, 1]
     active = api.get("/v1/orders", params={"phase": "active"}).json()["orders"]
-    assert [o["order"]["orderId"] for o in active] == [1, 2, 3, 4]
+    assert [o["order"]["orderId"] for o in active] == [4, 3, 2, 1]
     reveal = api.get("/v1/orders", params={"phase": "model-reveal"}).json()["orders"]
     assert [o["order"]["orderId"] for o in reveal] == [4]
     assert api.get("/v1/orders", params={"phase": "validation"}).json()["orders"] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -93,6 +94,12 @@ def test_gas_bench_ceilings_and_json(tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(out.read_text())
     assert doc["gas_price_gwei"] == 4.562 and doc["token_usd"] == 246.2
+    assert doc["cheat_codes"] is True and doc["scope"] == "full" and doc["chain"]["chain_id"] == 31337
+    assert doc["build"]["code_sha256"] and doc["date"].endswith("Z")
+    # the published figures are this run's (deterministic on the bench's own Anvils)
+    published = json.loads((Path(__file__).resolve().parents[2] / "docs/bench/gas.json").read_text())
+    assert {k: published[k] for k in ("functions", "payout", "settlement")} == \
+        {k: doc[k] for k in ("functions", "payout", "settlement")}, "docs/bench/gas.json is stale"
     f = doc["functions"]
     assert f["RewardMultisig.confirmReward"] <= 30_000
     assert f["RewardMultisig.proposeReward"] <= 60_000

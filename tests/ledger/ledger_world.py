@@ -76,8 +76,8 @@ def vreveal(v: Actor, oid: int, model: bytes, score: int, stake: int = 100):
     return ValidationReveal(oid, v.addr, model, score, salt(v.name, oid, model), stake).sign(DOMAIN, v.key)
 
 
-def staked_ledger(path: str | None = None, **kw) -> Ledger:
-    led = Ledger(CONFIG, path, **kw)
+def staked_ledger(path: str | None = None, *, cls: type[Ledger] = Ledger, **kw) -> Ledger:
+    led = cls(CONFIG, path, **kw)
     for m in MINERS:
         assert led.apply(StakeChanged(m.addr, MINER, 1000), 0).ok
     for v in VALIDATORS:

@@ -1,8 +1,9 @@
 """The aggregator's HTTP API (DESIGN.md §4), as a FastAPI app over a ``Node``.
 
     POST /v1/messages                 submit a signed message (codec wire bytes; raw or hex)
-    GET  /v1/orders                   FetchOrders: orders in training, best reward/second first
-                                      (?phase=<phase>|active for other phases, ?limit=N)
+    GET  /v1/orders                   every order, newest first (?phase, ?status, ?client, ?miner,
+                                      ?limit, ?cursor); ?sort=reward: FetchOrders, orders in
+                                      training, best reward per second first
     GET  /v1/orders/{id}              the order's cycle data
     GET  /v1/orders/{id}/validations  FetchValidations
     GET  /v1/models/{mid}             where a revealed model is stored (its CID)
@@ -10,24 +11,33 @@
     GET  /v1/settlements/pending      settlements waiting for signatures or execution
     GET  /v1/settlements/{nonce}      one settlement, executed or not
     GET  /v1/health                   liveness
-    GET  /v1/info                     replica id, view, last executed sequence, ledger digest
+    GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
+                                      submissions refused or rate-limited before consensus
+    GET  /, /docs, /openapi.json      the explorer, the API reference and its OpenAPI document;
+                                      the explorer's reads are in ``pot.api.explorer``
 
 Every read is a function of the ledger state alone, so honest replicas at the same sequence
 number answer byte for byte alike (``CommitteeClient`` relies on it). A refused submission
-answers 4xx with the ledger's reason (name and wire code) and its text.
+answers 4xx with the ledger's reason (name and wire code) and its text. What the ledger would
+refuse for sure is refused before it costs the committee a PBFT round, and each connection and
+each signer has a rate limit (429 with ``Retry-After``): see ``pot.api.admission``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from eth_utils import is_hex_address
 
-from pot.api import views
+from pot.api import explorer, schemas, views
+from pot.api.admission import AdmissionLimits, TokenBuckets, retry_after
 from pot.api.node import Node, NodeUnavailable
+from pot.ledger.ledger import FINAL_REASONS
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.timeline import Phase
@@ -44,7 +54,7 @@ STATUS_OF_REASON: dict[Reason, int] = {
     Reason.UNKNOWN_ORDER: 404, Reason.UNKNOWN_MODEL: 404, Reason.UNKNOWN_NONCE: 404,
     Reason.REPLAY: 409, Reason.DUPLICATE: 409, Reason.ORDER_CLOSED: 409, Reason.NOT_PENDING: 409,
     Reason.WRONG_WINDOW: 422, Reason.COMMITMENT_MISMATCH: 422, Reason.NO_COMMITMENT: 422,
-    Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413,
+    Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413, Reason.FAILED: 500,
 }
 PHASES = [p.value for p in Phase] + ["active"]
 
@@ -60,6 +70,11 @@ def _reply(result: T.Result, digest: str | None = None) -> JSONResponse:
 
 def _refuse(reason: Reason, text: str) -> JSONResponse:
     return _reply(T.Result.rejected(reason, text))
+
+
+def _too_many(wait: float, detail: str) -> JSONResponse:
+    return JSONResponse({"error": "rate-limited", "detail": detail, "retryAfter": wait}, status_code=429,
+                        headers={"Retry-After": retry_after(wait)})
 
 
 def _not_found(what: str) -> JSONResponse:
@@ -89,18 +104,37 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator") -> FastAPI:
-    """The API over ``node`` (see the module docstring for the endpoints)."""
-    app = FastAPI(title=title, version="1", docs_url="/v1/docs", openapi_url="/v1/openapi.json")
+def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator",
+               peers: Sequence[str] = (), rpc_url: str | None = None,
+               limits: AdmissionLimits | None = None) -> FastAPI:
+    """The API over ``node`` (see the module docstring for the endpoints). ``peers`` (every
+    member's API URL) and ``rpc_url`` (this replica's chain node) feed the explorer's committee
+    view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``)."""
+    app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  description="The committee's API: submit signed messages, read the global ledger. "
+                              "Token amounts are integers in wei (18 decimals) and may exceed 2**53.")
     app.state.node = node
     ledger = node.ledger
     hex_limit = 2 * max_message_bytes + 2
+    limits = limits or AdmissionLimits()
+    per_connection = TokenBuckets(limits.connection_rate, limits.connection_burst, limits.max_tracked)
+    per_sender = TokenBuckets(limits.sender_rate, limits.sender_burst, limits.max_tracked)
+    app.state.admission = {"refused": 0, "limited": 0}
 
-    @app.post("/v1/messages")
+    @app.post("/v1/messages", response_model=schemas.SubmitResult,
+              responses={400: {"model": schemas.SubmitResult}, 401: {"model": schemas.SubmitResult},
+                         403: {"model": schemas.SubmitResult}, 409: {"model": schemas.SubmitResult},
+                         413: {"model": schemas.SubmitResult}, 422: {"model": schemas.SubmitResult},
+                         429: {"model": schemas.Error}, 500: {"model": schemas.SubmitResult},
+                         503: {"model": schemas.Error}})
     async def submit(request: Request) -> Response:
         """Submit a signed participant message: the codec's wire bytes as the raw body
         (``application/octet-stream``), as hex text (optionally 0x-prefixed), or as JSON
         ``{"message": "0x…"}``."""
+        wait = per_connection.take(request.client, time.monotonic()) if request.client else 0.0
+        if wait:
+            app.state.admission["limited"] += 1
+            return _too_many(wait, "too many submissions on this connection")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await _read_body(request, max_message_bytes if ctype == "application/octet-stream"
                                 else hex_limit + 32)
@@ -140,38 +174,69 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _reply(T.Result.rejected(Reason.BAD_SIGNATURE, f"signature is not {op.message.signer}'s for "
                                             f"chain {ledger.config.chain_id}, OrderBook "
                                             f"{ledger.config.order_book}"), digest)
+        # what the ledger would refuse for sure never costs the committee a PBFT round
+        pre = ledger.precheck(op, ledger.time)
+        if not pre.ok and pre.reason_enum in FINAL_REASONS:
+            app.state.admission["refused"] += 1
+            return _reply(pre, digest)
+        wait = per_sender.take(op.message.signer, time.monotonic())
+        if wait:
+            app.state.admission["limited"] += 1
+            return _too_many(wait, f"too many messages from {op.message.signer}")
         try:
             result = await node.submit(raw)
         except NodeUnavailable as exc:
             return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
         return _reply(result, digest)
 
-    @app.get("/v1/orders")
-    async def get_orders(limit: int | None = Query(None, ge=1, le=10_000),
-                         phase: str | None = Query(None)) -> Response:
-        """FetchOrders (orders in training, best reward per second of training first); with
-        ``phase``, the orders still in their cycle in that phase (``active``: all of them)."""
+    @app.get("/v1/orders", response_model=schemas.OrderList, responses={400: {"model": schemas.Error}})
+    async def get_orders(
+            limit: int | None = Query(None, ge=1, le=10_000, description="page size (default: every match)"),
+            phase: str | None = Query(None, description="orders still in their cycle in this phase; "
+                                      "active: all of them"),
+            status: str | None = Query(None, description=" | ".join(views.STATUSES)),
+            client: str | None = Query(None, description="orders this address placed"),
+            miner: str | None = Query(None, description="orders this address claimed"),
+            cursor: int | None = Query(None, ge=1, description="nextCursor of the page before"),
+            sort: Literal["newest", "reward"] = Query("newest", description="reward: the paper's FetchOrders, "
+                                                      "orders in training, best reward per second first")) -> Response:
+        """Every order that passes the filters, newest first (a stable order: pages follow
+        ``nextCursor``), with its phase, when the phase ends, counts, settlement and winner."""
         if phase is not None and phase not in PHASES:
             return _bad_request(f"phase must be one of {PHASES}")
+        if status is not None and status not in views.STATUSES:
+            return _bad_request(f"status must be one of {list(views.STATUSES)}")
+        for name, value in (("client", client), ("miner", miner)):
+            if value is not None and not is_hex_address(value):
+                return _bad_request(f"{name} must be a 20-byte hex address")
+        if sort == "reward" and (cursor is not None or phase not in (None, Phase.TRAINING.value)):
+            return _bad_request("sort=reward ranks the orders in training: no cursor, no other phase")
         return _json({"time": ledger.time, "seq": ledger.seq,
-                      "orders": views.orders(ledger, limit=limit, phase_filter=phase)})
+                      **views.list_orders(ledger, phase_filter=phase, status=status, client=client, miner=miner,
+                                          limit=limit, cursor=cursor, sort=sort)})
 
-    @app.get("/v1/orders/{order_id}")
+    @app.get("/v1/orders/{order_id}", response_model=schemas.OrderCycle, responses={404: {"model": schemas.Error}})
     async def get_order(order_id: int) -> Response:
+        """The order cycle data: the order, its phase and windows, claims, revealed models with
+        their validations, challenges, PoT.Verify state and settlement nonce."""
         try:
             return _json({"time": ledger.time, "seq": ledger.seq, **views.cycle(ledger, order_id)})
         except KeyError:
             return _not_found(f"order {order_id} is not in the ledger")
 
-    @app.get("/v1/orders/{order_id}/validations")
+    @app.get("/v1/orders/{order_id}/validations", response_model=schemas.ValidationList,
+             responses={404: {"model": schemas.Error}})
     async def get_validations(order_id: int) -> Response:
+        """FetchValidations: the order's revealed validations, in ledger order."""
         try:
             return _json({"orderId": order_id, "validations": views.validations(ledger, order_id)})
         except KeyError:
             return _not_found(f"order {order_id} is not in the ledger")
 
-    @app.get("/v1/models/{mid}")
+    @app.get("/v1/models/{mid}", response_model=schemas.ModelLink,
+             responses={400: {"model": schemas.Error}, 404: {"model": schemas.Error}})
     async def get_model(mid: str) -> Response:
+        """Where a revealed model is stored (its CID), by ``mid`` (sha256 of the model file)."""
         try:
             raw = bytes.fromhex(mid[2:] if mid.startswith("0x") else mid)
         except ValueError:
@@ -183,8 +248,10 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _not_found(f"model 0x{raw.hex()} was never revealed")
         return _json({"mid": "0x" + raw.hex(), "cid": cid})
 
-    @app.get("/v1/nodes/{address}")
+    @app.get("/v1/nodes/{address}", response_model=schemas.NodeInfo,
+             responses={400: {"model": schemas.Error}, 404: {"model": schemas.Error}})
     async def get_node(address: str) -> Response:
+        """Roles, stake and locked stake the ledger knows for ``address``."""
         if not is_hex_address(address):
             return _bad_request("address must be a 20-byte hex address")
         info = views.node(ledger, address)
@@ -192,27 +259,33 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _not_found(f"{address} has no stake in the ledger")
         return _json(info)
 
-    @app.get("/v1/settlements/pending")
+    @app.get("/v1/settlements/pending", response_model=schemas.PendingList)
     async def get_pending() -> Response:
+        """Settlements waiting for signatures or execution, with the signatures collected."""
         return _json({"settlements": views.pending_settlements(ledger)})
 
-    @app.get("/v1/settlements/{nonce}")
+    @app.get("/v1/settlements/{nonce}", response_model=schemas.SettlementDoc,
+             responses={404: {"model": schemas.Error}})
     async def get_settlement(nonce: int) -> Response:
+        """One settlement batch, executed or not, with its digest, signers and transaction hash."""
         st = views.settlement(ledger, nonce)
         if st is None:
             return _not_found(f"no settlement with nonce {nonce}")
         return _json(st)
 
-    @app.get("/v1/health")
+    @app.get("/v1/health", responses={200: {"model": schemas.Health}})
     async def health() -> dict[str, Any]:
+        """Liveness, with the ledger's sequence number and time."""
         return {"status": "ok", "seq": ledger.seq, "time": ledger.time}
 
-    @app.get("/v1/info")
+    @app.get("/v1/info", responses={200: {"model": schemas.Info}})
     async def info() -> dict[str, Any]:
+        """This replica: id, view, last executed sequence number, ledger digest, deployment."""
         cfg = ledger.config
         return {**node.info(), "ledgerDigest": "0x" + ledger.digest().hex(), "ledgerSeq": ledger.seq,
                 "ledgerTime": ledger.time, "chainId": cfg.chain_id, "orderBook": cfg.order_book,
                 "rewardMultisig": cfg.reward_multisig, "committee": list(cfg.committee),
-                "threshold": cfg.threshold}
+                "threshold": cfg.threshold, "admission": dict(app.state.admission)}
 
+    explorer.install(app, node, peers=peers, rpc_url=rpc_url)
     return app

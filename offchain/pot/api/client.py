@@ -1,25 +1,32 @@
 """Clients of the aggregator API: ``ApiClient`` (one replica) and ``CommitteeClient`` (BFT).
 
-A single replica may lie. ``CommitteeClient`` reads from the committee and accepts an answer
-only when f+1 replicas give it byte for byte (at least one of them is honest, and honest
-replicas at the same ledger sequence number answer alike), and submits to f+1 replicas so at
-least one honest replica orders the message.
+A single replica may lie. ``CommitteeClient`` asks every replica at once and accepts an answer as
+soon as f+1 of them give it byte for byte (at least one of them is honest, and honest replicas at
+the same ledger sequence number answer alike); a submission is done once f+1 replicas say the
+message is in the ledger (or f+1 refuse it for the same reason). The slower replicas' requests
+finish in the background for a short while (so their connections are reused) and are then
+aborted; a replica that fails or stalls is asked only when the others cannot make a quorum.
+
+Both speak HTTP through ``pot.api.http.HttpReplica`` (bounded pools, no leak on cancellation);
+``transport=`` lets tests put an in-process ASGI app behind an ``ApiClient``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 
 from pot.api import views
+from pot.api.http import HttpError, HttpReplica, HttpResponse
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.committee import max_faulty
-from pot.protocol.types import Result
+from pot.protocol.types import Reason, Result
 
 
 class ApiError(RuntimeError):
@@ -30,6 +37,14 @@ class ApiError(RuntimeError):
         self.url = url
         self.status = status
         self.detail = detail
+
+
+class RateLimited(ApiError):
+    """HTTP 429: the replica's admission limits; ``retry_after`` seconds before trying again."""
+
+    def __init__(self, url: str, detail: str, retry_after: float) -> None:
+        super().__init__(url, 429, detail)
+        self.retry_after = retry_after
 
 
 class NoQuorum(RuntimeError):
@@ -47,6 +62,13 @@ def _wire(message: T.Signed | bytes) -> bytes:
     return codec.encode(message) if isinstance(message, T.Signed) else bytes(message)
 
 
+def _retry_after(resp: HttpResponse) -> float:
+    try:
+        return max(0.0, float(resp.header("retry-after", "1")))
+    except ValueError:
+        return 1.0
+
+
 class _TypedReads:
     """The API's reads as typed values, over whatever ``get_json`` a subclass provides
     (one replica for ApiClient, f+1 matching replicas for CommitteeClient)."""
@@ -55,7 +77,9 @@ class _TypedReads:
         raise NotImplementedError
 
     async def orders(self, *, limit: int | None = None, phase: str | None = None) -> list[views.OrderView]:
-        doc = await self.get_json("/v1/orders", {"limit": limit, "phase": phase})
+        """Without ``phase``: FetchOrders (orders in training, best reward per second first)."""
+        query = {"limit": limit, "phase": phase} if phase else {"limit": limit, "phase": "training", "sort": "reward"}
+        doc = await self.get_json("/v1/orders", query)
         return [views.OrderView.from_json(o) for o in doc["orders"]]
 
     async def fetch_orders(self, limit: int | None = None) -> list[T.Order]:
@@ -83,15 +107,43 @@ class _TypedReads:
 
 
 
-class ApiClient(_TypedReads):
-    """One replica's API. ``transport`` lets tests pass an ASGI transport."""
+class _AsgiReplica:
+    """An in-process ASGI app as a replica (tests): httpx over ``transport``, nothing pooled."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+    busy = False
+
+    def __init__(self, url: str, transport: httpx.AsyncBaseTransport) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.url, transport=transport)
+
+    async def request(self, method: str, path: str, *, params=None, body: bytes | None = None,
+                      headers=None, timeout: float = 10.0, wait_for_slot: bool = True) -> HttpResponse:
+        try:
+            resp = await self._http.request(method, path, params={k: v for k, v in (params or {}).items()
+                                                                  if v is not None},
+                                            content=body, headers=headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise HttpError(f"{self.url}: {type(exc).__name__}: {exc}") from None
+        return HttpResponse(resp.status_code, resp.content, {k.lower(): v for k, v in resp.headers.items()})
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class ApiClient(_TypedReads):
+    """One replica's API: at most ``max_connections`` sockets to it. ``transport`` lets tests pass
+    an ASGI transport instead of a URL on the network."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None,
+                 max_connections: int = 4) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.replica: HttpReplica | _AsgiReplica = (
+            HttpReplica(self.base_url, max_connections=max_connections) if transport is None
+            else _AsgiReplica(self.base_url, transport))
+
+    async def aclose(self) -> None:
+        await self.replica.aclose()
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -101,31 +153,27 @@ class ApiClient(_TypedReads):
 
     # -- raw access (CommitteeClient compares these) ------------------------------------------
 
+    async def _request(self, method: str, path: str, *, params=None, body: bytes | None = None,
+                       headers=None, timeout: float | None = None) -> HttpResponse:
+        try:
+            return await self.replica.request(method, path, params=params, body=body, headers=headers,
+                                              timeout=self.timeout if timeout is None else timeout)
+        except HttpError as exc:
+            raise ApiError(self.base_url + path, None, str(exc)) from None
+
     async def get_raw(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
         """(status, body) of a GET; 404 is an answer like any other. ApiError when unreachable."""
-        try:
-            resp = await self._http.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
-        except httpx.HTTPError as exc:
-            raise ApiError(self.base_url + path, None, f"{type(exc).__name__}: {exc}") from None
-        if resp.status_code not in (200, 404):
-            raise ApiError(self.base_url + path, resp.status_code, resp.text[:500])
-        return resp.status_code, resp.content
+        return read_answer(self.base_url + path, await self._request("GET", path, params=params))
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any | None:
         status, body = await self.get_raw(path, params)
         return None if status == 404 else json.loads(body)
 
     async def submit(self, message: T.Signed | bytes) -> Result:
-        """POST the wire bytes; the ledger's Result (refusals too: they are answers, not errors)."""
-        try:
-            resp = await self._http.post("/v1/messages", content=_wire(message),
-                                         headers={"content-type": "application/octet-stream"})
-        except httpx.HTTPError as exc:
-            raise ApiError(self.base_url, None, f"{type(exc).__name__}: {exc}") from None
-        try:
-            return _result_of(resp.json())
-        except ValueError:
-            raise ApiError(self.base_url + "/v1/messages", resp.status_code, resp.text[:500]) from None
+        """POST the wire bytes; the ledger's Result (refusals too: they are answers, not errors).
+        ``RateLimited`` on HTTP 429, ``ApiError`` when the replica gave no result."""
+        resp = await self._request("POST", "/v1/messages", body=_wire(message), headers=_OCTETS)
+        return submit_answer(self.base_url, resp)
 
     async def health(self) -> dict[str, Any]:
         return await self.get_json("/v1/health")
@@ -134,68 +182,227 @@ class ApiClient(_TypedReads):
         return await self.get_json("/v1/info")
 
 
-class CommitteeClient(_TypedReads):
-    """Reads from f+1 agreeing replicas; submits to f+1 replicas.
+_OCTETS = {"content-type": "application/octet-stream"}
 
-    ``f`` defaults to the largest f with 3f+1 <= n. Reads ask every replica at once and return as
-    soon as f+1 bodies are identical, so a slow or lying minority neither delays nor fools them.
+
+def read_answer(url: str, resp: HttpResponse) -> tuple[int, bytes]:
+    if resp.status not in (200, 404):
+        raise ApiError(url, resp.status, resp.body[:500].decode("utf-8", "replace"))
+    return resp.status, resp.body
+
+
+def submit_answer(url: str, resp: HttpResponse) -> Result:
+    text = resp.body[:500].decode("utf-8", "replace")
+    if resp.status == 429:
+        raise RateLimited(url, text, _retry_after(resp))
+    try:
+        return _result_of(json.loads(resp.body))
+    except ValueError:
+        raise ApiError(url + "/v1/messages", resp.status, text) from None
+
+
+#: a submission is in the ledger: accepted now, or the same message was accepted before
+_IN_LEDGER = (Reason.OK, Reason.REPLAY)
+#: how long the slower replicas' requests may finish after a quorum (their connections are reused)
+LINGER_S = 2.0
+#: a replica that has not answered after this long is joined by the ones held in reserve
+HEDGE_S = 0.5
+
+
+class CommitteeClient(_TypedReads):
+    """BFT reads and submissions over all n replicas.
+
+    ``f`` defaults to the largest f with 3f+1 <= n. A read returns as soon as f+1 bodies are
+    identical and a submission as soon as f+1 replicas agree on its fate, so a slow, stopped or
+    lying minority neither delays nor fools them. A replica that failed recently (refused,
+    reset, timed out) is held in reserve, with a growing back-off, and asked only when the
+    others do not make a quorum quickly.
     """
 
     def __init__(self, urls: Sequence[str] | Sequence[ApiClient], *, f: int | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, submit_timeout: float = 20.0, max_connections: int = 4) -> None:
         if not urls:
             raise ValueError("CommitteeClient needs at least one replica URL")
-        self.clients = [u if isinstance(u, ApiClient) else ApiClient(u, timeout=timeout) for u in urls]
+        self.clients = [u if isinstance(u, ApiClient) else ApiClient(u, timeout=timeout,
+                                                                      max_connections=max_connections)
+                        for u in urls]
         n = len(self.clients)
         self.f = max_faulty(n) if f is None else f
         if not 0 <= self.f or 2 * self.f + 1 > n:
             raise ValueError(f"f={self.f} needs at least {2 * self.f + 1} replicas, got {n}")
+        self.timeout = timeout
+        self.submit_timeout = submit_timeout
+        self._failures = [0] * n
+        self._reserve_until = [0.0] * n
+        self._background: set[asyncio.Task] = set()
 
     async def aclose(self) -> None:
+        for t in list(self._background):
+            t.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(c.aclose() for c in self.clients))
+
+    def pool_usage(self) -> list[int]:
+        """Open sockets to each replica (never above its ``max_connections``)."""
+        return [getattr(c.replica, "open_connections", 0) for c in self.clients]
+
+    # -- health --------------------------------------------------------------------------------
+
+    def _ok(self, i: int) -> None:
+        self._failures[i] = 0
+        self._reserve_until[i] = 0.0
+
+    def _failed(self, i: int) -> None:
+        self._failures[i] += 1
+        self._reserve_until[i] = time.monotonic() + min(5.0, 0.25 * 2 ** self._failures[i])
+
+    def _record(self, i: int, task: asyncio.Task) -> HttpResponse | Exception:
+        if task.cancelled():
+            self._failed(i)  # stalled past the linger time
+            return HttpError("stalled")
+        exc = task.exception()
+        if exc is None:
+            self._ok(i)
+            return task.result()
+        self._failed(i)
+        return exc
+
+    # -- the quorum loop -----------------------------------------------------------------------
+
+    async def _ask(self, method: str, path: str, decide: Callable[[list[tuple[int, Any]], bool], Any], *,
+                   params: dict[str, Any] | None = None, body: bytes | None = None,
+                   headers: dict[str, str] | None = None, timeout: float) -> Any:
+        """Ask replicas until ``decide(answers, final)`` returns non-None; ``final`` once nobody is
+        left to answer (or the deadline passed), when it must return or raise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        now = time.monotonic()
+        first = [i for i, c in enumerate(self.clients)
+                 if self._reserve_until[i] <= now and not c.replica.busy]
+        reserve = [i for i in range(len(self.clients)) if i not in first]
+        answers: list[tuple[int, HttpResponse | Exception]] = []
+        pending: dict[asyncio.Task, int] = {}
+
+        def start(i: int) -> None:
+            task = asyncio.ensure_future(self.clients[i].replica.request(
+                method, path, params=params, body=body, headers=headers,
+                timeout=max(0.0, deadline - loop.time())))
+            pending[task] = i
+
+        for i in first:
+            start(i)
+        hedge_at = loop.time() + HEDGE_S
+        try:
+            while True:
+                verdict = decide(answers, False)
+                if verdict is not None:
+                    return verdict
+                if reserve and (not pending or loop.time() >= hedge_at):
+                    for i in reserve:
+                        start(i)
+                    reserve = []
+                if not pending or loop.time() >= deadline:
+                    return decide(answers, True)
+                wake = deadline if not reserve else min(deadline, hedge_at)
+                done, _ = await asyncio.wait(pending, timeout=max(0.0, wake - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    i = pending.pop(task)
+                    answers.append((i, self._record(i, task)))
+        finally:
+            for task, i in pending.items():
+                self._linger(task, i)
+
+    def _linger(self, task: asyncio.Task, i: int) -> None:
+        """Let a slower replica's request finish for ``LINGER_S`` (its connection is reused), then
+        abort it; either way its health is recorded. Never more than max_connections per replica."""
+        waiting = getattr(self.clients[i].replica, "waiting", None)
+        if waiting is not None and waiting(task):
+            task.cancel()  # still queued for a connection: nothing reached the replica
+            return
+        self._background.add(task)
+        handle = asyncio.get_running_loop().call_later(LINGER_S, task.cancel)
+
+        def finished(t: asyncio.Task) -> None:
+            handle.cancel()
+            self._background.discard(t)
+            self._record(i, t)
+        task.add_done_callback(finished)
+
+    # -- reads ---------------------------------------------------------------------------------
 
     async def read_raw(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
         need = self.f + 1
-        tally: dict[tuple[int, bytes], int] = {}
-        errors: list[str] = []
-        tasks = [asyncio.ensure_future(c.get_raw(path, params)) for c in self.clients]
-        try:
-            for fut in asyncio.as_completed(tasks):
+
+        def decide(answers: list[tuple[int, Any]], final: bool) -> tuple[int, bytes] | None:
+            tally: dict[tuple[int, bytes], int] = {}
+            errors = []
+            for i, a in answers:
                 try:
-                    answer = await fut
-                except ApiError as exc:
+                    if isinstance(a, Exception):
+                        raise a
+                    key = read_answer(self.clients[i].base_url + path, a)
+                except (HttpError, ApiError) as exc:
                     errors.append(str(exc))
                     continue
-                tally[answer] = tally.get(answer, 0) + 1
-                if tally[answer] >= need:
-                    return answer
-        finally:
-            for t in tasks:
-                t.cancel()
-        counts = sorted(tally.values(), reverse=True)
-        raise NoQuorum(f"GET {path}: no answer from {need} replicas alike (groups {counts}, "
-                       f"errors {errors[:3]}); replicas may be at different ledger heights, retry")
+                tally[key] = tally.get(key, 0) + 1
+                if tally[key] >= need:
+                    return key
+            if not final:
+                return None
+            counts = sorted(tally.values(), reverse=True)
+            raise NoQuorum(f"GET {path}: no answer from {need} replicas alike (groups {counts}, "
+                           f"errors {errors[:3]}); replicas may be at different ledger heights, retry")
+
+        return await self._ask("GET", path, decide, params=params, timeout=self.timeout)
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any | None:
         status, body = await self.read_raw(path, params)
         return None if status == 404 else json.loads(body)
 
-    async def submit(self, message: T.Signed | bytes, *, replicas: int | None = None) -> Result:
-        """Send to ``replicas`` (default f+1) replicas at once.
+    # -- submissions ---------------------------------------------------------------------------
 
-        The first copy ordered gets OK and later copies a REPLAY, so the result is OK if any
-        replica accepted it, else the refusal most replicas gave. One replica's OK is not a BFT proof: read the
-        order back through ``get_json`` when it matters."""
+    async def submit(self, message: T.Signed | bytes) -> Result:
+        """Send to every replica at once; done when f+1 say the message is in the ledger (the
+        first copy ordered is accepted, later copies are replays) or f+1 refuse it for the same
+        reason. If the deadline comes first: accepted if any replica accepted it, else the refusal
+        most replicas gave; ``RateLimited`` when every replica asked us to slow down.
+        One replica's OK is not a BFT proof: read the order back when it matters."""
+        need = self.f + 1
         raw = _wire(message)
-        targets = self.clients[: max(1, replicas or self.f + 1)]
-        answers = await asyncio.gather(*(c.submit(raw) for c in targets), return_exceptions=True)
-        results = [a for a in answers if isinstance(a, Result)]
-        if not results:
-            raise ApiError("committee", None, f"no replica took the message: {answers}")
-        ok = [r for r in results if r.ok]
-        if ok:
-            return ok[0]
-        by_reason: dict[int, list[Result]] = {}
-        for r in results:
-            by_reason.setdefault(r.reason, []).append(r)
-        return max(by_reason.values(), key=len)[0]
+
+        def decide(answers: list[tuple[int, Any]], final: bool) -> Result | None:
+            results: list[Result] = []
+            errors: list[Exception] = []
+            for i, a in answers:
+                try:
+                    if isinstance(a, Exception):
+                        raise a
+                    results.append(submit_answer(self.clients[i].base_url, a))
+                except (HttpError, ApiError) as exc:
+                    errors.append(exc)
+            inside = [r for r in results if r.reason_enum in _IN_LEDGER]
+            by_reason: dict[int, list[Result]] = {}
+            for r in results:
+                if r.reason_enum not in _IN_LEDGER:
+                    by_reason.setdefault(r.reason, []).append(r)
+            ok = [r for r in inside if r.ok]
+            if len(inside) >= need:
+                return (ok or inside)[0]
+            for group in by_reason.values():
+                if len(group) >= need:
+                    return group[0]
+            if not final:
+                return None
+            if inside:
+                return (ok or inside)[0]
+            if by_reason:
+                return max(by_reason.values(), key=len)[0]
+            limited = [e for e in errors if isinstance(e, RateLimited)]
+            if limited and len(limited) == len(errors):
+                raise RateLimited("committee", f"every replica is rate-limiting this sender: {limited[0].detail}",
+                                  max(e.retry_after for e in limited))
+            raise ApiError("committee", None, f"no replica took the message: {[str(e) for e in errors[:4]]}")
+
+        return await self._ask("POST", "/v1/messages", decide, body=raw, headers=_OCTETS,
+                               timeout=self.submit_timeout)

@@ -19,7 +19,7 @@ from pot.ledger import Ledger
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.settlement import Settlement, settlement_from_json, settlement_to_json
-from pot.protocol.timeline import Phase, phase
+from pot.protocol.timeline import Phase, phase, timeline
 
 #: statuses of orders still in their cycle (the ledger's own names)
 ACTIVE_STATUSES = ("open", "verifying", "settling")
@@ -50,20 +50,12 @@ def orders(ledger: Ledger, *, limit: int | None = None, phase_filter: str | None
            now: int | None = None) -> list[dict[str, Any]]:
     """Without a filter: the paper's FetchOrders (orders in training, best reward per second of
     training first, as ``Ledger.fetch_orders`` sorts them). With ``phase_filter``: orders still in
-    their cycle in that phase (``"active"``: every one of them), by order id."""
+    their cycle in that phase (``"active"``: every one of them), newest first as ``GET /v1/orders``."""
     if phase_filter is None or phase_filter == Phase.TRAINING.value:
         return [order_entry(ledger, o.order_id, now) for o in ledger.fetch_orders(limit=limit, now=now)]
-    out = []
-    for key in sorted(ledger.s["orders"], key=int):
-        rec = ledger.s["orders"][key]
-        if rec["status"] not in ACTIVE_STATUSES or rec["cancelled"]:
-            continue
-        entry = order_entry(ledger, int(key), now)
-        if phase_filter == "active" or entry["phase"] == phase_filter:
-            out.append(entry)
-        if limit is not None and len(out) >= limit:
-            break
-    return out
+    now = ledger.time if now is None else now
+    keys = _matching(ledger, sorted(ledger.s["orders"], key=int, reverse=True), now, phase_filter, None, None, None)
+    return [order_entry(ledger, int(k), now) for k in keys[:limit]]
 
 
 def cycle(ledger: Ledger, order_id: int) -> dict[str, Any]:
@@ -186,3 +178,244 @@ def sort_fetch_orders(views: list[OrderView]) -> list[OrderView]:
         return -1 if x > y else 1 if x < y else (a.order.order_id > b.order.order_id) - (
             a.order.order_id < b.order.order_id)
     return sorted(views, key=cmp_to_key(cmp))
+
+
+# --- the explorer's reads (also API routes: every one a function of the ledger state) -------------
+
+#: what ``GET /v1/orders?status=`` takes: the ledger's statuses, and "cancelled" (a flag beside them)
+STATUSES = ("open", "verifying", "settling", "settled", "skipped", "cancelled")
+#: the timeline field each phase ends at (None: finalization has no end)
+PHASE_END = {Phase.NOT_STARTED.value: "t0", Phase.TRAINING.value: "train_end",
+             Phase.MODEL_REVEAL.value: "reveal_end", Phase.TEST_RELEASE.value: "release_end",
+             Phase.VALIDATION.value: "validate_end", Phase.VALIDATION_REVEAL.value: "validation_reveal_end",
+             Phase.CHALLENGE.value: "challenge_end", Phase.CHALLENGE_REVEAL.value: "challenge_reveal_end",
+             Phase.FINALIZATION.value: None}
+
+
+def _same(a: str, b: str) -> bool:
+    return a.lower() == b.lower()
+
+
+def _settlement_of(ledger: Ledger, rec: dict[str, Any],
+                   parsed: dict[int, Settlement] | None = None) -> tuple[dict[str, Any] | None, Settlement | None]:
+    """The order's settlement record and batch; ``parsed`` keeps batches already parsed (one batch
+    settles up to a hundred orders: a scan over orders parses each once)."""
+    if rec["nonce"] is None:
+        return None, None
+    st = ledger.s["settlements"].get(str(rec["nonce"]))
+    if st is None:
+        return None, None
+    if parsed is None:
+        return st, settlement_from_json(st["settlement"])
+    if rec["nonce"] not in parsed:
+        parsed[rec["nonce"]] = settlement_from_json(st["settlement"])
+    return st, parsed[rec["nonce"]]
+
+
+def order_summary(ledger: Ledger, order_id: int, now: int | None = None) -> dict[str, Any]:
+    """``order_entry`` plus what a list of orders shows: counts, the timeline, when the current
+    phase ends, the settlement nonce and the winner once a settlement names one."""
+    rec = ledger.s["orders"][str(order_id)]
+    entry = order_entry(ledger, order_id, now)
+    tl = timeline(ledger.order(order_id), rec["t3"])
+    tl_json = {k: getattr(tl, k) for k in tl.__dataclass_fields__}
+    end_key = PHASE_END[entry["phase"]]
+    _st, settlement = _settlement_of(ledger, rec)
+    item = next((o for o in settlement.orders if o.order_id == order_id), None) if settlement else None
+    winner = None if item is None or int(item.winner, 16) == 0 else to_checksum_address(item.winner)
+    return {**entry, "timeline": tl_json, "phaseEnd": tl_json[end_key] if end_key else None,
+            "claims": len(rec["claims"]), "models": len(rec["reveals"]), "validations": len(rec["vreveals"]),
+            "challenges": len(rec["challenges"]), "nonce": rec["nonce"], "winner": winner}
+
+
+def _order_matches(ledger: Ledger, key: str, now: int, phase_filter: str | None, status: str | None,
+                   client: str | None, miner: str | None) -> bool:
+    rec = ledger.s["orders"][key]
+    if status is not None and (status == "cancelled") != rec["cancelled"]:
+        return False
+    if status not in (None, "cancelled") and rec["status"] != status:
+        return False
+    if phase_filter is not None:
+        # a phase is where an order stands in its cycle: closed orders have none (as FetchOrders)
+        if rec["status"] not in ACTIVE_STATUSES or rec["cancelled"]:
+            return False
+        if phase_filter != "active" and ledger.phase(int(key), now).value != phase_filter:
+            return False
+    if client is not None and not _same(ledger.order(int(key)).client, client):
+        return False
+    if miner is not None and not any(_same(m, miner) for m in rec["claims"]):
+        return False
+    return True
+
+
+def _matching(ledger: Ledger, keys: list[str], now: int, phase_filter: str | None, status: str | None,
+              client: str | None, miner: str | None) -> list[str]:
+    return [k for k in keys if _order_matches(ledger, k, now, phase_filter, status, client, miner)]
+
+
+def list_orders(ledger: Ledger, *, phase_filter: str | None = None, status: str | None = None,
+                client: str | None = None, miner: str | None = None, limit: int | None = None,
+                cursor: int | None = None, sort: str = "newest", now: int | None = None) -> dict[str, Any]:
+    """Every order that passes the filters, newest (highest id) first; ``cursor`` is the id a page
+    stops before (``nextCursor`` of the page before), so paging stays stable while orders arrive.
+    ``sort="reward"`` is the paper's FetchOrders: orders in training, best reward per second first."""
+    now = ledger.time if now is None else now
+    if sort == "reward":
+        ranked = [o.order_id for o in ledger.fetch_orders(now=now)]
+        keys = [str(oid) for oid in ranked]
+    else:
+        keys = sorted(ledger.s["orders"], key=int, reverse=True)
+    matching = _matching(ledger, keys, now, phase_filter, status, client, miner)
+    total = len(matching)
+    if cursor is not None:
+        matching = [k for k in matching if int(k) < cursor]
+    page = matching[:limit] if limit is not None else matching
+    more = limit is not None and len(matching) > limit
+    return {"orders": [order_summary(ledger, int(k), now) for k in page],
+            "nextCursor": int(page[-1]) if more and sort == "newest" else None, "total": total}
+
+
+def _roles_in(rec: dict[str, Any], order: T.Order, members: tuple[str, ...], address: str) -> list[str]:
+    """What ``address`` was in one order (several at once is possible: a member may also stake)."""
+    roles = []
+    if _same(order.client, address):
+        roles.append("client")
+    if any(_same(m, address) for m in rec["claims"]):
+        roles.append("miner")
+    if any(_same(v["validator"], address) for v in rec["vreveals"].values()):
+        roles.append("validator")
+    if any(_same(c, address) for c in rec["challenges"]):
+        roles.append("challenger")
+    if any(_same(m, address) for m in members):
+        roles.append("committee")
+    return roles
+
+
+def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
+    """How order ``order_id`` ended, from its settlement: the winner with its standing score, what
+    the order paid by address (the committee's tax shares included: ``Settlement.paid``), the
+    slashes and challenge verdicts it caused, and where the settlement stands. Before the ledger
+    built a settlement every outcome field is empty. KeyError for an unknown order."""
+    from pot.protocol.finalize import NeedsVerification, model_scores
+
+    rec = ledger.s["orders"].get(str(order_id))
+    if rec is None:
+        raise KeyError(order_id)
+    order = ledger.order(order_id)
+    st, settlement = _settlement_of(ledger, rec)
+    out: dict[str, Any] = {"orderId": order_id, "status": rec["status"], "cancelled": rec["cancelled"],
+                           "reward": order.reward, "nonce": rec["nonce"], "executed": False, "txHash": None,
+                           "winner": None, "winningMid": None, "winningScore": None, "perMember": 0,
+                           "members": 0, "paid": [], "slashes": [], "verdicts": [], "batchOrders": 0}
+    if settlement is None:
+        return out
+    item = next(o for o in settlement.orders if o.order_id == order_id)
+    has_winner = int(item.winner, 16) != 0
+    score = None
+    if has_winner:
+        try:
+            score = model_scores(ledger.cycle(order_id)).get(bytes(item.winning_mid))
+        except NeedsVerification:
+            score = None
+    members = settlement.members
+    paid = []
+    for p in settlement.paid(order_id):
+        roles = _roles_in(rec, order, members, p.to)
+        if has_winner and _same(p.to, item.winner):
+            roles.insert(0, "winner")
+        paid.append({"to": to_checksum_address(p.to), "amount": p.amount, "roles": roles})
+    out.update({"executed": st["executed"], "txHash": st["txHash"],
+                "applied": rec["status"] == "settled" if st["executed"] else None,
+                "winner": to_checksum_address(item.winner) if has_winner else None,
+                "winningMid": _h(item.winning_mid) if has_winner else None, "winningScore": score,
+                "perMember": item.per_member, "members": len(members), "paid": paid,
+                "slashes": [s.as_dict() for s in settlement.slashes if s.order_id == order_id],
+                "verdicts": [v.as_dict() for v in settlement.verdicts if v.order_id == order_id],
+                "batchOrders": len(settlement.orders)})
+    return out
+
+
+def settlement_summary(ledger: Ledger, nonce: int) -> dict[str, Any]:
+    """One settlement as a list shows it: its orders, what it paid by address over all of them
+    (tax shares included), its slashes and verdicts, signatures and where it stands."""
+    st = ledger.s["settlements"][str(nonce)]
+    settlement = settlement_from_json(st["settlement"])
+    paid: dict[str, int] = {}
+    for oid in settlement.order_ids:
+        for p in settlement.paid(oid):
+            paid[p.to] = paid.get(p.to, 0) + p.amount
+    skipped = [oid for oid in st["orderIds"] if st["executed"]
+               and ledger.s["orders"][str(oid)]["status"] == "skipped"]
+    return {"nonce": nonce, "orderIds": list(st["orderIds"]), "executed": st["executed"], "txHash": st["txHash"],
+            "digest": st["digest"], "epoch": settlement.epoch, "deadline": settlement.deadline,
+            "signatures": len(st["signatures"]), "threshold": ledger.config.threshold,
+            "paid": [{"to": to, "amount": a} for to, a in paid.items()], "total": sum(paid.values()),
+            "slashes": [s.as_dict() for s in settlement.slashes],
+            "verdicts": [v.as_dict() for v in settlement.verdicts], "skipped": skipped}
+
+
+def list_settlements(ledger: Ledger, *, limit: int = 20, cursor: int | None = None,
+                     executed: bool | None = None) -> dict[str, Any]:
+    """Settlements newest (highest nonce) first; ``cursor`` as in ``list_orders``."""
+    nonces = [n for n in sorted((int(k) for k in ledger.s["settlements"]), reverse=True)
+              if executed is None or ledger.s["settlements"][str(n)]["executed"] == executed]
+    total = len(nonces)
+    if cursor is not None:
+        nonces = [n for n in nonces if n < cursor]
+    page = nonces[:limit]
+    return {"settlements": [settlement_summary(ledger, n) for n in page],
+            "nextCursor": page[-1] if len(nonces) > limit else None, "total": total}
+
+
+def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
+    """What the ledger knows of ``address``: its stake and roles, what settlements paid it (the
+    executed ones: ``earned``; the rest: ``pending``), its slashes, and the orders it took part
+    in, newest first (at most ``limit`` of each list; the totals count everything)."""
+    address = to_checksum_address(address)
+    info = ledger.node_info(address)
+    node_view = None if info is None else {
+        **info, "roleNames": [name for bit, name in sorted(T.ROLE_NAMES.items()) if info["roles"] & bit]}
+    members = ledger.config.committee
+    orders, earnings, slashes = [], [], []
+    earned = pending = slashed = 0
+    parsed: dict[int, Settlement] = {}
+    for key in sorted(ledger.s["orders"], key=int, reverse=True):
+        rec = ledger.s["orders"][key]
+        order = ledger.order(int(key))
+        st, settlement = _settlement_of(ledger, rec, parsed)
+        roles = _roles_in(rec, order, settlement.members if settlement else (), address)
+        if not roles:
+            continue
+        executed = bool(st and st["executed"])
+        applied = executed and rec["status"] == "settled"
+        if settlement is not None:
+            amount = sum(p.amount for p in settlement.paid(int(key)) if _same(p.to, address))
+            if amount:
+                if applied:
+                    earned += amount
+                elif not executed:
+                    pending += amount
+                earnings.append({"orderId": int(key), "nonce": rec["nonce"], "amount": amount, "source": "payout",
+                                 "executed": executed, "applied": applied})
+            for s in settlement.slashes:
+                if s.order_id != int(key):
+                    continue
+                # a slash takes at most the stake that is there (docs/SETTLEMENT.md): amounts are upper bounds
+                if _same(s.staker, address):
+                    slashed += s.amount if executed else 0
+                    slashes.append({**s.as_dict(), "nonce": rec["nonce"], "executed": executed})
+                if _same(s.to, address):
+                    earned += s.amount if executed else 0
+                    pending += 0 if executed else s.amount
+                    earnings.append({"orderId": int(key), "nonce": rec["nonce"], "amount": s.amount,
+                                     "source": "slash", "executed": executed, "applied": executed})
+        item = next((o for o in settlement.orders if o.order_id == int(key)), None) if settlement else None
+        if item is not None and int(item.winner, 16) and _same(item.winner, address):
+            roles.insert(0, "winner")
+        if roles != ["committee"]:  # every order taxes for the committee: list only real parts
+            orders.append({"orderId": int(key), "roles": roles, "status": rec["status"],
+                           "cancelled": rec["cancelled"], "phase": ledger.phase(int(key)).value,
+                           "reward": order.reward})
+    return {"address": address, "node": node_view, "member": address in members, "earned": earned,
+            "pending": pending, "slashed": slashed, "orderCount": len(orders),
+            "orders": orders[:limit], "earnings": earnings[:limit], "slashes": slashes[:limit]}

@@ -24,7 +24,10 @@ SETTINGS: dict[str, Any] = {
     "evmVersion": "cancun",
     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
     "metadata": {"bytecodeHash": "none", "appendCBOR": False},
-    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+    # devdoc/userdoc are the NatSpec dApps read (`pot contracts export`); asking for them changes
+    # no bytecode (scripts/forge-check.sh compares forge's bytecode with these artifacts)
+    "outputSelection": {"*": {"*": ["abi", "devdoc", "userdoc", "evm.bytecode.object",
+                                    "evm.deployedBytecode.object"]}},
 }
 
 #: Contracts exported for users (the test ones go to artifacts/test/).
@@ -72,7 +75,11 @@ def _stamp(root: Path, sources: dict[str, Path]) -> str:
     h.update(json.dumps(SETTINGS, sort_keys=True).encode())
     lock = root / "package-lock.json"
     if lock.exists():
-        h.update(lock.read_bytes())  # pins solc and OpenZeppelin versions
+        # the compiler and the imported library, not the whole lockfile: an unrelated dev
+        # dependency (a browser-test tool) must not make the artifacts look stale
+        packages = json.loads(lock.read_text()).get("packages", {})
+        for dep in ("node_modules/solc", "node_modules/@openzeppelin/contracts"):
+            h.update(json.dumps(packages.get(dep, {}).get("version")).encode())
     h.update(os.environ.get("POT_SOLC", "").encode())
     for name, path in sources.items():
         h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -133,6 +140,8 @@ def compile_contracts(force: bool = False, out_dir: Path | None = None) -> Compi
                 "contractName": name,
                 "sourceName": source,
                 "abi": c["abi"],
+                "devdoc": c.get("devdoc", {}),
+                "userdoc": c.get("userdoc", {}),
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
                 "compiler": {"version": version, "settings": SETTINGS},

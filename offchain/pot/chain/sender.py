@@ -178,17 +178,18 @@ class Sender:
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
-    def send_batch(self, txs: list[tuple[str | None, bytes | str, int]], *, wait: bool = True,
-                   check: bool = True) -> list:
-        """Send many (to, data, gas) transactions in one JSON-RPC batch; returns receipts.
+    def send_batch(self, txs: list[tuple[str | None, bytes | str, int]] | list[tuple[str | None, bytes | str, int, int]],
+                   *, wait: bool = True, check: bool = True) -> list:
+        """Send many (to, data, gas) or (to, data, gas, value) transactions in one JSON-RPC batch;
+        returns receipts.
 
         Gas must be given (no per-transaction estimate: that would cost the round trips the batch
         saves). Used for bulk setup (funding, approvals, registrations) and benchmarks.
         """
         with self._lock:
             raws = []
-            for to, data, gas in txs:
-                tx = self.build(to, data, gas=gas)
+            for to, data, gas, *value in txs:
+                tx = self.build(to, data, gas=gas, value=value[0] if value else 0)
                 raws.append(self.account.sign_transaction(tx).raw_transaction)
             try:
                 hashes = send_raw_batch(self.w3, raws)

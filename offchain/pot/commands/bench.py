@@ -10,6 +10,7 @@ BENCHES = {
     "gas": ("pot.chain.gasbench:command", "Gas of every contract function and the cost of payouts."),
     "pbft": ("pot.pbft.bench:command", "PBFT commit latency and throughput, LAN and emulated WAN."),
     "train": ("pot.ml.bench:command", "Miner training throughput and PoT's own overhead."),
+    "soak": ("pot.devnet.soak:command", "A devnet under steady orders with replicas stopped and restarted."),
 }
 
 

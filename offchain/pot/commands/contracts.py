@@ -1,4 +1,5 @@
-"""``pot contracts compile|deploy``: regenerate the ABI artifacts; deploy to Anvil or any EVM chain.
+"""``pot contracts compile|export|deploy``: regenerate the ABI artifacts; export them for dApps (an
+npm package folder); deploy to Anvil or any EVM chain.
 
 BSC testnet (chain id 97)::
 
@@ -34,6 +35,30 @@ def compile_cmd(force: bool, quiet: bool) -> None:
     if not quiet:
         state = "compiled" if res.compiled else "up to date"
         click.echo(f"{state}: {', '.join(res.contracts)} -> {res.out_dir}")
+
+
+@group.command("export")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write (an npm package: abi/, src/, dist/, deployments.json, package.json).")
+@click.option("--deployment", "deployments", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="Deployment file of `pot contracts deploy` (repeat); its addresses go in, "
+                                   "by chain id.")
+@click.option("--name", default="@pot-network/contracts", show_default=True, help="npm package name.")
+@click.option("--quiet", "-q", is_flag=True)
+def export_cmd(out: Path, deployments: tuple[Path, ...], name: str, quiet: bool) -> None:
+    """Write the ABIs with NatSpec, the deployment addresses per chain id and TypeScript/JavaScript
+    modules (`as const` ABIs, declarations) to --out, as an npm package viem and ethers projects install."""
+    from pot.chain.export import ExportError, export
+
+    try:
+        res = export(out, deployments, name=name)
+    except (ExportError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not quiet:
+        chains = ", ".join(map(str, res.chains)) or "none"
+        click.echo(f"exported {len(res.written)} files to {out} (deployments on chains: {chains})")
+        for rel in res.removed:
+            click.echo(f"  removed stale {rel}")
 
 
 @group.command("deploy")

@@ -1,4 +1,4 @@
-"""``pot devnet up|status|down|config``: the whole network on this machine, on loopback."""
+"""``pot devnet up|status|restart|down|config``: the whole network on this machine, on loopback."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def _print_endpoints(net, state) -> None:
             where += f"  pbft {p['pbft']}"
         click.echo(f"  {p['name']:<13} pid {p['pid']:<7} {p.get('address', '')[:12]:<12} {where}")
     click.echo(f"  logs         {net.logs}/<node>.log")
+    if state.get("api_urls"):
+        # every aggregator serves the explorer; the first is as good as any
+        click.echo(f"  explorer     {state['api_urls'][0]}/   (API reference: {state['api_urls'][0]}/docs)")
     for name, path in state.get("clients", {}).items():
         key = next(a for n, a in json.loads((net.root / "accounts.json").read_text())["accounts"].items()
                    if n == name)["key"]
@@ -74,18 +77,25 @@ def _print_endpoints(net, state) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(root, as_json) -> None:
     """Each process alive or dead, the chain's head block, each replica's view, sequence and
-    ledger digest (GET /v1/info)."""
+    ledger digest (GET /v1/info). Exits 1 naming what is dead: an exited process, a replica whose
+    API does not answer, an unreachable chain."""
     from pot.devnet import Devnet, DevnetError
 
+    net = Devnet(root)
     try:
-        st = Devnet(root).status()
+        st = net.status()
     except DevnetError as exc:
         raise click.ClickException(str(exc)) from None
+    problems = net.problems(st)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(json.dumps({**st, "problems": problems}, indent=2))
+        if problems:
+            raise SystemExit(1)
         return
     chain = st["chain"]
     click.echo(f"chain {chain['url']}: " + (f"block {chain['block']}" if "block" in chain else chain["error"]))
+    if st.get("api_urls"):
+        click.echo(f"explorer {st['api_urls'][0]}/")
     for p in st["processes"]:
         line = f"  {p['name']:<13} pid {p['pid']:<7} {'alive' if p['alive'] else 'DEAD ':<5}"
         info = p.get("info")
@@ -97,9 +107,26 @@ def status(root, as_json) -> None:
                 line += (f"  view {info.get('view')}  seq {info.get('lastExecuted')}  ledger seq "
                          f"{info.get('ledgerSeq')}  digest {digest[:14]}…")
         click.echo(line)
-    dead = [p["name"] for p in st["processes"] if not p["alive"]]
-    if dead:
+    if problems:
+        click.echo(f"not healthy: {'; '.join(problems)}", err=True)
         raise SystemExit(1)
+
+
+@group.command()
+@click.argument("node")
+@_dir
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait after SIGTERM before SIGKILL.")
+def restart(node, root, timeout) -> None:
+    """Restart one node (aggregator-N, miner-N, validator-N, verifier-N, client-N) with its config and
+    log: its data stays, so a replica recovers from its own log and its peers."""
+    from pot.devnet import Devnet, DevnetError
+
+    try:
+        entry = Devnet(root).restart(node, timeout=timeout, progress=lambda msg: click.echo(msg, err=True))
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{node} restarted: pid {entry['pid']}")
 
 
 @group.command()

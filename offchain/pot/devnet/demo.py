@@ -21,6 +21,7 @@ comes from the settlement the committee executed and from the chain, not from th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -28,14 +29,39 @@ import signal
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pot.devnet.network import Devnet, DevnetConfig, Participant
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from web3 import Web3
+
+from pot.api.client import ApiClient, NoQuorum
+from pot.chain.clients import Contracts
+from pot.chain.compile import load_artifact
+from pot.chain.deployment import Deployment
+from pot.chain.errors import ChainRevert
+from pot.chain.sender import connect
+from pot.devnet.network import TREASURY, Devnet, DevnetConfig, Participant, dev_account
+from pot.protocol import codec
+from pot.protocol import types as T
+from pot.protocol.eip712 import Domain
+from pot.protocol.ids import claim_commitment
+from pot.protocol.settlement import settlement_from_json
 from pot.protocol.timeline import Phase
-from pot.roles.config import TOKEN
+from pot.roles.base import ChainAccess, Worker
+from pot.roles.client import Client
+from pot.roles.config import TOKEN, ClientConfig, MinerConfig, ValidatorConfig, VerifierConfig
+from pot.roles.events import Event, Kind
+from pot.roles.gateway import HttpGateway
+from pot.roles.miner import Miner
+from pot.roles.validator import Validator
+from pot.roles.verifier import Verifier
+from pot.storage import EmbeddedStore
 
 LIE_PPM = 50_000
 PPM = 1_000_000
@@ -68,7 +94,6 @@ class Display:
              "chain": "green", "setup": "dim", "retry": "dim"}
 
     def __init__(self, quiet: bool = False, console=None) -> None:
-        from rich.console import Console
 
         self.console = console or Console(highlight=False, soft_wrap=True)
         if not self.console.is_terminal:
@@ -85,7 +110,6 @@ class Display:
     def line(self, category: str, text: str) -> None:
         if self.quiet:
             return
-        from rich.markup import escape
 
         style = self.STYLE.get(category, "")
         stamp = f"[dim][{time.monotonic() - self.t0:6.1f}s][/dim]"
@@ -104,62 +128,123 @@ def _pot(wei: int) -> str:
     return f"{wei / TOKEN:,.4f}".rstrip("0").rstrip(".")
 
 
+# --- what each event looks like ---------------------------------------------------------------------
+
+#: events the display leaves out (the phases come from the ledger, see Demo._watch)
+_QUIET = frozenset({Kind.PHASE, Kind.STARTED, Kind.STOPPED, Kind.STAKED})
+
+
+def _chain_clock_behind(exc: BaseException | None) -> bool:
+    """A transaction refused because the chain's head block is still before the window the
+    worker's clock already sees open (the next block fixes it)."""
+    return isinstance(exc, ChainRevert) and exc.error == "OutsideWindow"
+
+
+def _commit_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
+    d = ev.data
+    extra = f", holdout acc {d['holdout_accuracy']}" if "holdout_accuracy" in d else " (placeholder)"
+    return name.split("-")[0], f"{name} ClaimCommit for model {_short(d['mid'])}{extra}"
+
+
+def _score_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
+    d = ev.data
+    lie = "  <- LIES" if d["reported"] != d["score"] else ""
+    return "validator", f"{name} scored {_short(d['mid'])}: {d['score']} ppm, reports {d['reported']}{lie}"
+
+
+def _checked_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
+    d = ev.data
+    ok = "ok" if d["reported"] == d["recomputed"] else "WRONG"
+    return "verifier", (f"{name} re-scored {display.name(d['validator'])} on {_short(d['mid'])}: reported "
+                        f"{d['reported']}, recomputed {d['recomputed']} {ok}")
+
+
+_LINES: dict[Kind, Callable[[Display, str, Event], tuple[str, str]]] = {
+    Kind.ERROR: lambda _dp, n, ev: ("error", f"{n}: {ev.data.get('error')}"),
+    Kind.REJECTED: lambda _dp, n, ev: ("rejected", f"{n}: {ev.data.get('message', ev.data.get('what'))} REFUSED by "
+                                                   f"the ledger: {ev.data.get('reason')} — {ev.data.get('text')}"),
+    Kind.ORDER_PLACED: lambda _dp, n, ev: (
+        "client", f"{n} placed order {ev.order_id}: reward {_pot(ev.data['reward'])} POT escrowed, spec "
+                  f"{ev.data['spec_cid'][:16]}..., test set committed (hidden until release)"),
+    Kind.ORDER_PICKED: lambda _dp, n, ev: (
+        "miner", f"{n} picked order {ev.order_id} (reward/s {_pot(ev.data['reward_per_second'])})"),
+    Kind.TRAINING: lambda _dp, n, ev: (
+        "miner", f"{n} training {ev.data['arch']} on {ev.data['samples']} samples, {ev.data['seconds']}s left"),
+    Kind.COMMIT: _commit_line,
+    Kind.TRAINED: lambda _dp, n, ev: (
+        "miner", f"{n} trained {ev.data['epochs']} epochs ({ev.data['stopped_by']}) best holdout "
+                 f"{ev.data['holdout_accuracy']}"),
+    Kind.REVEAL: lambda _dp, n, ev: (
+        "miner", f"{n} ClaimReveal model {_short(ev.data['mid'])}" + (f" cid {ev.data['cid'][:16]}..."
+                                                                      if "cid" in ev.data else "")),
+    Kind.STEAL: lambda dp, n, ev: (
+        "thief", f"{n} copies {dp.name(ev.data['victim'])}'s revealed model {_short(ev.data['mid'])}"),
+    Kind.TEST_RELEASED: lambda _dp, n, ev: (
+        "client", f"{n} released the test set {ev.data['test_cid'][:16]}... on-chain: t3 = {ev.data['t3']}"),
+    Kind.SCORE: _score_line,
+    Kind.VALIDATION_COMMIT: lambda _dp, n, ev: ("validator", f"{n} ValidationCommit {_short(ev.data['mid'])} "
+                                                             "(score hidden)"),
+    Kind.VALIDATION_REVEAL: lambda _dp, n, ev: (
+        "validator", f"{n} ValidationReveal {_short(ev.data['mid'])}: {ev.data['score']} ppm, vStake "
+                     f"{_pot(ev.data['v_stake'])} POT"),
+    Kind.CHECKED: _checked_line,
+    Kind.CHALLENGE_COMMIT: lambda dp, n, ev: (
+        "chain", f"{n} commitChallenge against {dp.name(ev.data['validator'])} (reported {ev.data['reported']} vs "
+                 f"{ev.data['recomputed']}), cStake {_pot(ev.data['c_stake'])} POT, tx {_short(ev.data['tx'])}"),
+    Kind.CHALLENGE_REVEAL: lambda _dp, n, ev: (
+        "chain", f"{n} revealChallenge vid {_short(ev.data['vid'])}, tx {_short(ev.data['tx'])}"),
+    Kind.MODEL_FETCHED: lambda _dp, n, ev: (
+        "client", f"{n} fetched the winner {_short(ev.data['mid'])} from storage: its sha256 is the mid; score here "
+                  f"{ev.data['local_score']} ppm, network {ev.data['network_score']} ppm"),
+}
+
+
 # --- the thief ----------------------------------------------------------------------------------
 
-def _thief_class():
-    from pot.protocol import types as T
-    from pot.protocol.ids import claim_commitment
-    from pot.roles.base import Worker
+class Thief(Worker):
+    """A staked miner that trains nothing: it commits a placeholder to hold a claim, waits for
+    an honest miner's reveal, then tries to pass that model off as its own."""
 
-    class Thief(Worker):
-        """A staked miner that trains nothing: it commits a placeholder to hold a claim, waits for
-        an honest miner's reveal, then tries to pass that model off as its own."""
+    role = "thief"
+    stake_role = T.MINER
 
-        role = "thief"
-        stake_role = T.MINER
+    def __init__(self, order_id: int, **kw) -> None:
+        super().__init__(**kw)
+        self.order_id = order_id
+        self.salt = os.urandom(32)
+        self.committed = False
+        self.tried = False
+        self.victim: str | None = None
+        self.victim_mid: bytes | None = None
 
-        def __init__(self, order_id: int, **kw) -> None:
-            super().__init__(**kw)
-            self.order_id = order_id
-            self.salt = os.urandom(32)
-            self.committed = False
-            self.tried = False
-            self.victim: str | None = None
-            self.victim_mid: bytes | None = None
-
-        async def _step(self) -> None:
-            from pot.protocol.timeline import Phase
-
-            if not await self.ensure_staked():
+    async def _step(self) -> None:
+        if not await self.ensure_staked():
+            return
+        cyc = await self.gateway.cycle(self.order_id)
+        if cyc is None:
+            return
+        ph = self.track_phase(cyc.order, cyc.t3)
+        oid = self.order_id
+        if ph is Phase.TRAINING and not self.committed:
+            # nothing trained: the commitment opens to no model the thief could ever reveal
+            placeholder = os.urandom(32)
+            res = await self.send(Kind.COMMIT, T.ClaimCommit(oid, self.address, claim_commitment(
+                oid, self.address, placeholder, self.salt)), oid, mid=placeholder)
+            self.committed = res.ok
+        elif ph is Phase.MODEL_REVEAL and self.committed and not self.tried:
+            victims = [m for m in cyc.models if m.miner != self.address]
+            if not victims:
                 return
-            cyc = await self.gateway.cycle(self.order_id)
-            if cyc is None:
-                return
-            ph = self.track_phase(cyc.order, cyc.t3)
-            oid = self.order_id
-            if ph is Phase.TRAINING and not self.committed:
-                # nothing trained: the commitment opens to no model the thief could ever reveal
-                placeholder = os.urandom(32)
-                res = await self.send("commit", T.ClaimCommit(oid, self.address,
-                                                              claim_commitment(oid, self.address, placeholder,
-                                                                               self.salt)), oid, mid=placeholder)
-                self.committed = res.ok
-            elif ph is Phase.MODEL_REVEAL and self.committed and not self.tried:
-                victims = [m for m in cyc.models if m.miner != self.address]
-                if not victims:
-                    return
-                victim = victims[0]
-                self.emit("steal", oid, victim=victim.miner, mid=victim.mid, cid=victim.model_cid)
-                self.victim, self.victim_mid = victim.miner, victim.mid
-                # 1. reveal the victim's model under the thief's own commitment
-                await self.send("ClaimReveal", T.ClaimReveal(oid, self.address, victim.mid, self.salt,
-                                                             victim.model_cid), oid, mid=victim.mid)
-                # 2. commit to it now that it is public: training is over
-                await self.send("ClaimCommit", T.ClaimCommit(oid, self.address, claim_commitment(
-                    oid, self.address, victim.mid, self.salt)), oid, mid=victim.mid)
-                self.tried = True
-
-    return Thief
+            victim = victims[0]
+            self.emit(Kind.STEAL, oid, victim=victim.miner, mid=victim.mid, cid=victim.model_cid)
+            self.victim, self.victim_mid = victim.miner, victim.mid
+            # 1. reveal the victim's model under the thief's own commitment
+            await self.send(Kind.REVEAL, T.ClaimReveal(oid, self.address, victim.mid, self.salt, victim.model_cid),
+                            oid, mid=victim.mid)
+            # 2. commit to it now that it is public: training is over
+            await self.send(Kind.COMMIT, T.ClaimCommit(oid, self.address, claim_commitment(
+                oid, self.address, victim.mid, self.salt)), oid, mid=victim.mid)
+            self.tried = True
 
 
 # --- the scenario -------------------------------------------------------------------------------
@@ -196,76 +281,30 @@ class Demo:
         def handler(ev) -> None:
             self.events.append((name, ev))
             self._show(name, ev)
-            if ev.kind == "test-released":
+            if ev.kind is Kind.TEST_RELEASED:
                 # the client's part until the settlement is done; it checks the winner at the end
                 self.client_stop.set()
         return handler
 
-    def _show(self, name: str, ev) -> None:
-        d, say = ev.data, self.display.line
-        k = ev.kind
-        if k in ("phase", "started", "stopped", "staked"):
+    def _show(self, name: str, ev: Event) -> None:
+        say = self.display.line
+        if ev.kind in _QUIET:
             return
-        if k == "error":
-            if "NoQuorum" in str(d.get("error")):
-                return  # replicas a sequence number apart for a moment: the worker asks again
-            if "OutsideWindow" in str(d.get("error")):
-                say("retry", f"{name}: {d.get('error')}: the chain's head is a second behind, retrying")
-                return
-            say("error", f"{name}: {d.get('error')}")
-        elif k == "rejected" and "OutsideWindow" in str(d.get("text")):
+        if ev.kind is Kind.ERROR and isinstance(ev.exc, NoQuorum):
+            return  # replicas a sequence number apart for a moment: the worker asks again
+        if ev.kind in (Kind.ERROR, Kind.REJECTED) and _chain_clock_behind(ev.exc):
             # the worker's clock opened the window a moment before the chain's head block did
-            say("retry", f"{name}: {d.get('what')} reverted ({d.get('text')}): the chain's head is a second "
-                         "behind, retrying")
-        elif k == "rejected":
-            say("rejected", f"{name}: {d.get('what')} REFUSED by the ledger: {d.get('reason')} — {d.get('text')}")
-        elif k == "order-placed":
-            say("client", f"{name} placed order {ev.order_id}: reward {_pot(d['reward'])} POT escrowed, "
-                          f"spec {d['spec_cid'][:16]}..., test set committed (hidden until release)")
-        elif k == "order-picked":
-            say("miner", f"{name} picked order {ev.order_id} (reward/s {_pot(d['reward_per_second'])})")
-        elif k == "training":
-            say("miner", f"{name} training {d['arch']} on {d['samples']} samples, {d['seconds']}s left")
-        elif k == "commit":
-            extra = f", holdout acc {d['holdout_accuracy']}" if "holdout_accuracy" in d else " (placeholder)"
-            say(name.split("-")[0], f"{name} ClaimCommit for model {_short(d['mid'])}{extra}")
-        elif k == "trained":
-            say("miner", f"{name} trained {d['epochs']} epochs ({d['stopped_by']}) best holdout "
-                         f"{d['holdout_accuracy']}")
-        elif k == "reveal":
-            say("miner", f"{name} ClaimReveal model {_short(d['mid'])} cid {d['cid'][:16]}...")
-        elif k == "steal":
-            say("thief", f"{name} copies {self.display.name(d['victim'])}'s revealed model {_short(d['mid'])}")
-        elif k == "test-released":
-            say("client", f"{name} released the test set {d['test_cid'][:16]}... on-chain: t3 = {d['t3']}")
-        elif k == "score":
-            lie = "  <- LIES" if d["reported"] != d["score"] else ""
-            say("validator", f"{name} scored {_short(d['mid'])}: {d['score']} ppm, reports {d['reported']}{lie}")
-        elif k == "validation-commit":
-            say("validator", f"{name} ValidationCommit {_short(d['mid'])} (score hidden)")
-        elif k == "validation-reveal":
-            say("validator", f"{name} ValidationReveal {_short(d['mid'])}: {d['score']} ppm, vStake "
-                             f"{_pot(d['v_stake'])} POT")
-        elif k == "checked":
-            ok = "ok" if d["reported"] == d["recomputed"] else "WRONG"
-            say("verifier", f"{name} re-scored {self.display.name(d['validator'])} on {_short(d['mid'])}: "
-                            f"reported {d['reported']}, recomputed {d['recomputed']} {ok}")
-        elif k == "challenge-commit":
-            say("chain", f"{name} commitChallenge against {self.display.name(d['validator'])} "
-                         f"(reported {d['reported']} vs {d['recomputed']}), cStake {_pot(d['c_stake'])} POT, "
-                         f"tx {_short(d['tx'])}")
-        elif k == "challenge-reveal":
-            say("chain", f"{name} revealChallenge vid {_short(d['vid'])}, tx {_short(d['tx'])}")
-        elif k == "model-fetched":
-            say("client", f"{name} fetched the winner {_short(d['mid'])} from storage: its sha256 is the mid; "
-                          f"score here {d['local_score']} ppm, network {d['network_score']} ppm")
-        else:
-            say(ev.role, f"{name} {k} {' '.join(f'{a}={b}' for a, b in d.items())}")
+            say("retry", f"{name}: {ev.data.get('what', 'a transaction')} reverted ({ev.exc}): the chain's head is "
+                         "a second behind, retrying")
+            return
+        line = _LINES.get(ev.kind)
+        if line is None:
+            say(ev.role, f"{name} {ev.kind} {' '.join(f'{a}={b}' for a, b in ev.data.items())}")
+            return
+        category, text = line(self.display, name, ev)
+        say(category, text)
 
     def _worker(self, cls, name: str, config, store, domain, **kw):
-        from pot.chain.sender import connect
-        from pot.roles.base import ChainAccess
-        from pot.roles.gateway import HttpGateway
 
         p = self._participant(name)
         # a connection of its own, as a separate node would have (web3 calls run in threads)
@@ -289,16 +328,6 @@ class Demo:
     # -- the run ----------------------------------------------------------------------------
 
     async def run(self) -> DemoResult:
-        from pot.chain.clients import Contracts
-        from pot.chain.deployment import Deployment
-        from pot.chain.sender import connect
-        from pot.protocol.eip712 import Domain
-        from pot.roles.client import Client
-        from pot.roles.config import ClientConfig, MinerConfig, ValidatorConfig, VerifierConfig
-        from pot.roles.miner import Miner
-        from pot.roles.validator import Validator
-        from pot.roles.verifier import Verifier
-        from pot.storage import EmbeddedStore
 
         t_start = time.monotonic()
         say = self.display.line
@@ -311,7 +340,6 @@ class Demo:
         self.contracts = Contracts(self.w3, self.deployment)
         domain = Domain.messages(self.deployment.chain_id, self.deployment.order_book)
         store = EmbeddedStore(self.net.store_dir)
-        from pot.devnet.network import TREASURY, dev_account
 
         self.accounts = {p.name: p.address for p in self.net.participants}
         self.accounts["treasury"] = dev_account(TREASURY).address
@@ -338,7 +366,6 @@ class Demo:
         first_block = await asyncio.to_thread(lambda: self.w3.eth.block_number + 1)
 
         oid = await client.place_order()
-        Thief = _thief_class()
         thief = self._worker(Thief, "thief", None, store, domain, order_id=oid, poll_interval=0.5)
         for w in (*miners, thief, *validators, verifier):
             self.tasks.append(asyncio.create_task(w.run_forever(self.stop)))
@@ -354,7 +381,6 @@ class Demo:
 
         # the client checks the winner itself, after the settlement executed on-chain (its loop
         # closed its gateway on the way out: a fresh one, BFT reads as before)
-        from pot.roles.gateway import HttpGateway
 
         client.gateway = HttpGateway.from_urls(self.net.state["api_urls"])
         try:
@@ -375,7 +401,6 @@ class Demo:
     async def _watch(self, oid: int) -> dict[str, Any]:
         """Follow the order in the committee's ledger until its settlement executed on-chain;
         prints the ledger's phases and the committee's steps. Returns the settlement view."""
-        from pot.api.client import ApiClient
 
         say = self.display.line
         apis = [ApiClient(u, timeout=5.0) for u in self.net.state["api_urls"]]
@@ -447,9 +472,7 @@ class Demo:
 
     def _gas_report(self, first_block: int) -> dict[str, Any]:
         """Gas of every transaction of the cycle, by contract function (from the blocks)."""
-        from web3 import Web3
 
-        from pot.chain.compile import load_artifact
 
         by_addr = {a.lower(): name for name, a in self.deployment.addresses.items()}
         selectors: dict[tuple[str, bytes], str] = {}
@@ -474,8 +497,6 @@ class Demo:
         return {"total": total, "by_function": sorted(rows.values(), key=lambda r: -r["gas"])}
 
     def _summary(self, oid: int, st: dict[str, Any], result, gas: dict[str, Any]) -> dict[str, Any]:
-        from pot.protocol import codec
-        from pot.protocol.settlement import settlement_from_json
 
         batch = settlement_from_json(st["settlement"])
         os_ = next(o for o in batch.orders if o.order_id == oid)
@@ -505,9 +526,9 @@ class Demo:
             out_slashes.append({"from": staker, "amount": str(e["amount"]), "reason": reason})
         thief = self.workers["thief"]
         victim = f"{self.display.name(thief.victim)}'s model {_short(thief.victim_mid, 18)}"
-        rejected = [{"actor": "thief", "reason": f"{ev.data['what']} of {victim} refused: {ev.data['reason']} "
+        rejected = [{"actor": "thief", "reason": f"{ev.data['message']} of {victim} refused: {ev.data['reason']} "
                                                  f"({ev.data['text']})"}
-                    for name, ev in self.events if name == "thief" and ev.kind == "rejected"]
+                    for name, ev in self.events if name == "thief" and ev.kind is Kind.REJECTED]
         return {
             "order_id": oid,
             "winner": os_.winner,
@@ -526,8 +547,6 @@ class Demo:
     def _cycle_json(self, oid: int) -> dict[str, Any]:
         """The order's cycle data from the first replica that answers (after the settlement every
         replica holds the same)."""
-        import json
-        import urllib.request
 
         errors = []
         for url in self.net.state["api_urls"]:
@@ -549,7 +568,6 @@ def _abi_type(item: dict[str, Any]) -> str:
 # --- the summary --------------------------------------------------------------------------------
 
 def print_summary(res: DemoResult, display: Display) -> None:
-    from rich.table import Table
 
     s, name, console = res.summary, display.name, display.console
     console.print()
@@ -627,7 +645,6 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
              deadline_s: float = 600.0) -> DemoResult:
     """Run the demo on a devnet of its own under ``workdir`` (default: a new temp dir, removed
     afterwards unless ``keep``); the devnet is stopped whatever happens."""
-    import json
 
     own_dir = workdir is None
     root = Path(tempfile.mkdtemp(prefix="pot-demo-")) if own_dir else Path(workdir).resolve()

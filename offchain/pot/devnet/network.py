@@ -357,6 +357,7 @@ class Devnet:
                 raise DevnetError(f"a devnet is already running in {self.root} ({', '.join(running)}): "
                                   "`pot devnet down` first")
         self.root.mkdir(parents=True, exist_ok=True)
+        self._move_previous(say)
         for sub in ("logs", "config", "state"):
             (self.root / sub).mkdir(exist_ok=True)
         (self.root / "devnet.toml").write_text(_dump_config(cfg))
@@ -380,6 +381,27 @@ class Devnet:
         self.state["ready_at"] = int(time.time())
         self._save()
         return self.state
+
+    #: what belongs to one devnet run: the chain dies with `down`, so its ledgers, PBFT logs and worker
+    #: state (keyed by chain id and OrderBook, which a fresh chain reuses) must not meet the next one
+    RUN_DATA = ("devnet.json", "deployment.json", "accounts.json", "devnet.toml", "aggregators", "state", "config",
+                "logs")
+
+    def _move_previous(self, say: Progress) -> None:
+        """Move a previous run's data to ``DIR/previous`` (replacing an older one there): a fresh chain
+        would otherwise meet the old PBFT log (the old orders came back and the new chain's order 1 was
+        refused as a DUPLICATE). The content store stays: content addresses hold for any chain."""
+        found = [name for name in self.RUN_DATA if (self.root / name).exists()]
+        if not found:
+            return
+        import shutil
+
+        previous = self.root / "previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        previous.mkdir()
+        for name in found:
+            os.replace(self.root / name, previous / name)
+        say(f"moved the previous devnet's data ({', '.join(found)}) to {previous}: this chain starts clean")
 
     def _start_chain(self, say: Progress) -> None:
         from pot.chain.anvil import anvil_binary, free_port, rpc
@@ -602,6 +624,68 @@ class Devnet:
             chain["error"] = f"{type(exc).__name__}: {exc}"
         return {"root": st["root"], "chain": chain, "processes": procs, "api_urls": st.get("api_urls", []),
                 "clients": st.get("clients", {})}
+
+    def problems(self, status: dict[str, Any]) -> list[str]:
+        """What is wrong in a ``status()``: each dead process, each replica whose API does not
+        answer (alive but stopped or wedged counts as dead too), an unreachable chain."""
+        out = []
+        if "error" in status["chain"]:
+            out.append(f"chain ({status['chain']['error'][:80]})")
+        for p in status["processes"]:
+            if not p["alive"]:
+                out.append(f"{p['name']} (exited; see {p['log']})")
+            elif "error" in p.get("info", {}):
+                out.append(f"{p['name']} (API not answering: {p['info']['error'][:60]})")
+        return out
+
+    # -- restart ------------------------------------------------------------------------------
+
+    def restart(self, name: str, *, timeout: float = 10.0, progress: Progress | None = None) -> dict[str, Any]:
+        """Stop node ``name`` (SIGTERM, SIGKILL after ``timeout``; a stopped process is continued
+        first) and start it again with the same command, config and log; an aggregator is back when
+        its API answers. The chain cannot be restarted: Anvil keeps it in memory only."""
+        say = progress or (lambda _msg: None)
+        st = self.load()
+        entries = st.get("processes", [])
+        entry = next((e for e in entries if e["name"] == name), None)
+        if entry is None:
+            raise DevnetError(f"no node {name!r} in this devnet (nodes: {', '.join(e['name'] for e in entries)})")
+        if entry.get("role") == "chain":
+            raise DevnetError("the chain cannot be restarted: Anvil keeps it in memory, a new one would be another "
+                              "chain; `pot devnet down` and `pot devnet up` start a new devnet")
+        if _alive(entry):
+            _signal(entry, signal.SIGCONT)
+            _signal(entry, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(entry) and time.monotonic() < deadline:
+                _reap(entry["pid"])
+                time.sleep(0.1)
+            if _alive(entry):
+                _signal(entry, signal.SIGKILL)
+                _reap(entry["pid"])
+            say(f"{name}: stopped (pid {entry['pid']})")
+        env = None
+        account = st.get("accounts", {}).get(name)
+        if entry.get("role") != "aggregator" and account is not None:
+            env = {"POT_PRIVATE_KEY": "0x" + bytes(dev_account(account["index"]).key).hex()}
+        new = _spawn(name, entry["cmd"], Path(entry["log"]), env=env, cwd=self.root)
+        entry.update({k: new[k] for k in ("pid", "start_time")})
+        self._save()
+        if entry.get("role") == "aggregator":
+            deadline = time.monotonic() + self.config.startup_timeout
+            while True:
+                try:
+                    _http_json(entry["url"] + "/v1/health", timeout=1.0)
+                    break
+                except Exception:  # noqa: BLE001 - not serving yet
+                    if not _alive(entry):
+                        raise DevnetError(f"{name} exited during start-up; see {entry['log']}:\n"
+                                          f"{_tail(entry['log'])}") from None
+                    if time.monotonic() > deadline:
+                        raise DevnetError(f"{name} did not serve within {self.config.startup_timeout:g}s") from None
+                    time.sleep(0.25)
+        say(f"{name}: started (pid {entry['pid']})")
+        return entry
 
     # -- down ---------------------------------------------------------------------------------
 

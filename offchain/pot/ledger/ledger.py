@@ -14,8 +14,10 @@ of one (``apply`` is deterministic, so replay rebuilds exactly what was there).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from pot.ledger.draft import DraftDict
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.committee import max_faulty
@@ -34,6 +37,17 @@ from pot.protocol.timeline import Phase, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger("pot.ledger")
+
+#: Refusals ``precheck`` gives that the ledger would give to the same op at any later time
+#: (windows only close, seen messages stay seen, closed orders stay closed, signatures and
+#: authorisations do not change), or that only a fact the sender must bring first can lift (its
+#: stake, its order in the ledger): the API refuses these before consensus. The others (no
+#: commitment yet, unknown model or nonce, ...) may still change while the op waits in PBFT.
+FINAL_REASONS = frozenset({
+    Reason.MALFORMED, Reason.BAD_SIGNATURE, Reason.WRONG_WINDOW, Reason.UNKNOWN_ORDER, Reason.NOT_ENOUGH_STAKE,
+    Reason.REPLAY, Reason.NOT_AUTHORIZED, Reason.DUPLICATE, Reason.ORDER_CLOSED, Reason.INVALID, Reason.TOO_LARGE})
 
 
 def _h(b: bytes) -> str:
@@ -119,6 +133,9 @@ class _Reject(Exception):
 class Ledger:
     """The global ledger. ``path=None`` keeps it in memory only (simulations, tests)."""
 
+    #: precheck: a window not open yet is taken as open (the op may execute later)
+    _optimistic_windows = False
+
     def __init__(self, config: LedgerConfig, path: str | None = None, *, checkpoint_every: int = 256,
                  write_hook: Callable[[str], None] | None = None) -> None:
         self.config = config
@@ -131,8 +148,12 @@ class Ledger:
         self._orders: dict[str, T.Order] = {}
         self.s = _empty_state()
         self._db: sqlite3.Connection | None = None
+        # rollback point of a failed op: a state and the accepted ops since (see _rollback)
+        self._base = b""
+        self._journal: list[tuple[Any, int]] = []
         if path is not None:
             self._open(path)
+        self._rebase()
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -165,6 +186,23 @@ class Ledger:
             raise ValueError("unsupported ledger state version")
         self.s = state
         self._orders = {k: codec.from_json(r["order"]) for k, r in state["orders"].items()}
+        self._rebase()
+
+    def _rebase(self) -> None:
+        self._base = _canonical(self.s)
+        self._journal = []
+
+    def _rollback(self) -> None:
+        """Back to the state before the op that just failed: the base state plus the accepted ops
+        since, replayed (apply is deterministic). Costs nothing until an op fails."""
+        journal = self._journal
+        self.s = json.loads(self._base)
+        self._orders = {k: codec.from_json(r["order"]) for k, r in self.s["orders"].items()}
+        self._journal = []
+        for op, t in journal:
+            res = self._apply(op, t)
+            if not res.ok:
+                raise RuntimeError(f"ledger rollback diverged: {res.text}")
 
     def close(self) -> None:
         if self._db is not None:
@@ -179,6 +217,19 @@ class Ledger:
     def apply(self, op: T.Op, ledger_time: int) -> Result:
         """Apply one op at ``ledger_time`` (the PBFT batch time, seconds) and persist it."""
         return self.apply_many([op], ledger_time)[0]
+
+    def precheck(self, op: T.Op, ledger_time: int) -> Result:
+        """What ``apply`` would answer for ``op`` at ``ledger_time`` or later, changing nothing: the
+        same handlers run on a copy-on-write view of the state. A window that has not opened yet
+        counts as open, so a refusal here in ``FINAL_REASONS`` is one the ledger would also give
+        when the op executes (the API uses it to refuse before consensus)."""
+        scratch = copy.copy(self)
+        scratch.s = DraftDict(self.s)
+        scratch._orders = DraftDict(self._orders)
+        scratch._db = None
+        scratch._journal = []
+        scratch._optimistic_windows = True
+        return scratch._apply(op, max(int(ledger_time), self.s["time"]))
 
     def apply_many(self, ops: Sequence[T.Op | bytes], ledger_time: int) -> list[Result]:
         """Apply a batch in order at one ledger time, as one durable transaction.
@@ -203,6 +254,8 @@ class Ledger:
                 accepted.append((self.s["seq"], raw if raw is not None else codec.encode(item)))
         if self._db is not None and accepted:
             self._persist(accepted, ledger_time)
+        if len(self._journal) >= self._checkpoint_every:
+            self._rebase()
         return results
 
     def _persist(self, accepted: list[tuple[int, bytes]], ledger_time: int) -> None:
@@ -250,8 +303,16 @@ class Ledger:
             res = handler(self, op, t)  # handlers check everything before they mutate
         except _Reject as rej:
             return rej.result
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave half an op behind
+            # every replica fails alike (apply is deterministic), so all of them refuse the op
+            # and carry on from the same state instead of stopping at this batch
+            log.exception("%s failed inside the ledger at time %d; rolled back", type(op).__name__, t)
+            self._rollback()
+            return Result.rejected(Reason.FAILED, f"{type(op).__name__} failed inside the ledger and changed "
+                                   f"nothing: {type(exc).__name__}: {exc}")
         self.s["time"] = t
         self.s["seq"] += 1
+        self._journal.append((op, t))
         return res
 
     # --- helpers --------------------------------------------------------------------------
@@ -274,9 +335,9 @@ class Ledger:
                           f"(needs {need}, has {have})")
         return node
 
-    @staticmethod
-    def _window(t: int, start: int | None, end: int | None, what: str) -> None:
-        if start is None or t < start or (end is not None and t >= end):
+    def _window(self, t: int, start: int | None, end: int | None, what: str) -> None:
+        closed = end is not None and t >= end
+        if closed or (not self._optimistic_windows and (start is None or t < start)):
             raise _Reject(Reason.WRONG_WINDOW, f"{what} window is [{start}, {end}), ledger time is {t}")
 
     @staticmethod

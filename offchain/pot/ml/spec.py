@@ -13,6 +13,12 @@ Canonical JSON (sorted keys, no spaces), so a spec has one CID::
 
 ``metric`` must equal the order's ``modelType``; the workers check that. Hints are advice to
 miners: they compete, and any training that gives a better model wins.
+
+The spec fixes the architecture (DESIGN.md §3): a revealed model whose config is not the spec's
+``model`` scores 0 with a reason (:meth:`TaskSpec.check_model`), decided from the model file's
+header before any weight is read; and the exact size of that architecture's canonical file is
+the order's model size limit (:attr:`TaskSpec.max_model_bytes`), which is what a validator
+passes to the store when it fetches a model, so a larger file is refused before it is read.
 """
 
 from __future__ import annotations
@@ -22,14 +28,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pot.ml.archs import check_config
+from pot.ml.modelfile import ModelHeader, file_size_for, loads_bounded
 from pot.ml.validation import get as get_validation
 
 MAX_SPEC_BYTES = 64 * 1024
+#: {"model": {"in_shape": [...]}} is three levels; one to spare for fields to come.
+SPEC_DEPTH = 4
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 class SpecError(ValueError):
     """A task spec is malformed."""
+
+
+class SpecMismatch(SpecError):
+    """A model file is not what its order's spec asks for."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,8 @@ class TaskSpec:
     hints: TrainHints = field(default_factory=TrainHints)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, dict) or not isinstance(self.model.get("arch"), str):
+            raise SpecError("model must be a JSON object naming its arch as a string")
         try:
             object.__setattr__(self, "model", check_config(self.model))
             get_validation(self.metric)
@@ -85,6 +100,24 @@ class TaskSpec:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not 1 <= len(v) <= 128 or not v.isascii()):
                 raise SpecError(f"{name} must be a CID string, got {v!r}")
+
+    @property
+    def max_model_bytes(self) -> int:
+        """Size of the canonical file of the spec's architecture: no model of this order is larger."""
+        return file_size_for(self.model)
+
+    def check_model(self, header: ModelHeader) -> None:
+        """Raise :class:`SpecMismatch` unless the model file's architecture is the spec's one.
+
+        Needs only the header, so a model of the wrong family or size is refused before its
+        weights are loaded."""
+        got, want = header.config, self.model
+        if got["arch"] != want["arch"]:
+            raise SpecMismatch(f"model is a {got['arch']!r}; the order's spec asks for a {want['arch']!r}")
+        if got != want:
+            diffs = [f"{k} is {got.get(k)!r}, the spec says {want.get(k)!r}"
+                     for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
+            raise SpecMismatch(f"model does not have the spec's architecture: {'; '.join(diffs)[:300]}")
 
     def to_dict(self) -> dict[str, Any]:
         init: dict[str, Any] = (
@@ -137,6 +170,9 @@ class TaskSpec:
         if len(data) > MAX_SPEC_BYTES:
             raise SpecError(f"task spec is over {MAX_SPEC_BYTES} bytes")
         try:
-            return cls.from_dict(json.loads(data))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            text = data.decode() if isinstance(data, bytes | bytearray) else data
+        except UnicodeDecodeError as exc:
             raise SpecError(f"task spec is not JSON: {exc}") from None
+        # a client's file, as hostile as a miner's model: bounded like a model header
+        return cls.from_dict(loads_bounded(text, max_depth=SPEC_DEPTH, what="task spec", error=SpecError,
+                                           floats=True))

@@ -446,6 +446,17 @@ class Reason(enum.IntEnum):
     UNKNOWN_NONCE = 15
     NOT_PENDING = 16
     TOO_LARGE = 17
+    #: the op raised inside the ledger (a bug): it changed nothing and is refused
+    FAILED = 18
+
+
+def bounded_text(text: str, limit: int = MAX_STRING_BYTES) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character boundary, with an ellipsis):
+    a result's text describes, it must never make an op fail after the ledger applied it."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit - 3].decode("utf-8", "ignore") + "…"
 
 
 @dataclass(frozen=True)
@@ -461,11 +472,11 @@ class Result(_Schema):
 
     @classmethod
     def accepted(cls, text: str = "", nonces: tuple[int, ...] = ()) -> Result:
-        return cls(True, int(Reason.OK), text, tuple(nonces))
+        return cls(True, int(Reason.OK), bounded_text(text), tuple(nonces))
 
     @classmethod
     def rejected(cls, reason: Reason, text: str) -> Result:
-        return cls(False, int(reason), text[:MAX_STRING_BYTES // 2])
+        return cls(False, int(reason), bounded_text(text, MAX_STRING_BYTES // 2))
 
     @property
     def reason_enum(self) -> Reason:

@@ -31,6 +31,10 @@ One TOML file per replica (``pot aggregator run --config agg0.toml``)::
     [params]                               # ledger parameters not read from the chain
     finalize_delay = 0
 
+    [admission]                            # API rate limits (pot.api.admission.AdmissionLimits)
+    sender_rate = 20.0                     # messages/s per signer (burst: sender_burst)
+    connection_rate = 200.0                # submissions/s per connection (burst: connection_burst)
+
 A replica's chain key is also its PBFT key: the committee table lists public keys only (links
 are keyed by ECDH, see ``pot.pbft.crypto``), and the committee's chain addresses follow from
 them; they must be RewardMultisig's members. The rest of the ledger configuration (members'
@@ -80,6 +84,7 @@ class AggregatorConfig:
     log_level: str = "INFO"
     pbft_options: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    admission: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -131,7 +136,7 @@ class AggregatorConfig:
 
 
 _TOP = {f.name for f in fields(AggregatorConfig)} - {"pbft", "public_keys", "api_urls", "pbft_options",
-                                                     "params", "path", "data_dir", "replica_id"}
+                                                     "params", "admission", "path", "data_dir", "replica_id"}
 
 
 def _addr(s: Any, where: str) -> tuple[str, int]:
@@ -157,7 +162,7 @@ def load_aggregator_config(path: str | os.PathLike, **overrides: Any) -> Aggrega
     except tomllib.TOMLDecodeError as exc:
         raise AggregatorConfigError(f"{path}: {exc}") from None
     doc.update({k: v for k, v in overrides.items() if v is not None})
-    known = _TOP | {"replica_id", "data_dir", "committee", "pbft", "params"}
+    known = _TOP | {"replica_id", "data_dir", "committee", "pbft", "params", "admission"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise AggregatorConfigError(f"{path}: unknown setting(s) {unknown} (known: {sorted(known)})")
@@ -192,11 +197,20 @@ def load_aggregator_config(path: str | os.PathLike, **overrides: Any) -> Aggrega
     bad = sorted(set(pbft_opts) - ({f.name for f in fields(ReplicaConfig)} - {"n"}))
     if bad:
         raise AggregatorConfigError(f"{path}: [pbft] unknown option(s) {bad}")
+    from pot.api.admission import AdmissionLimits
+
+    admission = doc.get("admission", {})
+    if not isinstance(admission, dict):
+        raise AggregatorConfigError(f"{path}: [admission] must be a table")
+    try:
+        AdmissionLimits.from_dict(admission, f"{path}: [admission]")
+    except ValueError as exc:
+        raise AggregatorConfigError(str(exc)) from None
     cfg = AggregatorConfig(replica_id=rid, pbft=[_addr(a, f"{path}: [committee] pbft[{i}]")
                                                  for i, a in enumerate(addrs)],
                            public_keys=pks, data_dir=Path(os.path.expanduser(str(doc["data_dir"]))),
                            api_urls=list(com.get("api_urls", [])), pbft_options=dict(pbft_opts),
-                           params=dict(doc.get("params", {})), path=path, **kw)
+                           params=dict(doc.get("params", {})), admission=dict(admission), path=path, **kw)
     if cfg.settlement_path not in SETTLEMENT_PATHS:
         raise AggregatorConfigError(f"{path}: settlement_path must be one of {SETTLEMENT_PATHS}, "
                                     f"got {cfg.settlement_path!r}")
@@ -240,6 +254,7 @@ def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path
                             settlement_path: str = "signed", confirmations: int = 0,
                             settlement_timeout: float = 15.0, tick_interval: float = 1.0,
                             pbft: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                            admission: dict[str, Any] | None = None,
                             extra: dict[str, Any] | None = None) -> list[Path]:
     """Write ``base_dir/agg<i>/aggregator.toml`` (plus an encrypted keystore and its password
     file, mode 0600) for replicas ``0..n-1`` on one machine; returns the config paths in
@@ -277,6 +292,8 @@ def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path
         tables += ["", "[pbft]", *(f"{k} = {_toml_value(v)}" for k, v in pbft.items())]
     if params:
         tables += ["", "[params]", *(f"{k} = {_toml_value(v)}" for k, v in params.items())]
+    if admission:
+        tables += ["", "[admission]", *(f"{k} = {_toml_value(v)}" for k, v in admission.items())]
     paths = []
     for i, acct in enumerate(accounts):
         d = base / f"agg{i}"

@@ -16,16 +16,17 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from pot.api.client import RateLimited
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
 from pot.protocol.timeline import Phase, phase
+from pot.roles.events import Event, EventCallback, Kind
 from pot.roles.gateway import Gateway
 
 log = logging.getLogger("pot.roles")
@@ -49,31 +50,6 @@ class OffsetClock:
 
     def advance(self, seconds: int) -> None:
         self.offset += int(seconds)
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something a worker did or saw; the demo prints these, tests assert on them."""
-    role: str
-    address: str
-    kind: str
-    order_id: int | None
-    time: int
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        order = f" order={self.order_id}" if self.order_id is not None else ""
-        fields = " ".join(f"{k}={_fmt(v)}" for k, v in self.data.items())
-        return f"{self.role} {self.address[:10]}{order} {self.kind}" + (f" {fields}" if fields else "")
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (bytes, bytearray)):
-        return "0x" + bytes(v).hex()[:16] + "…"
-    return str(v)
-
-
-EventCallback = Callable[[Event], Awaitable[None] | None]
 
 
 class ChainAccess:
@@ -301,6 +277,17 @@ def key_order(key: str) -> int | None:
         return None
 
 
+#: Refusals that waiting a few seconds does not change (the signer's stake, a closed or unknown
+#: order, a message the ledger can never take): the same message is not sent again for a while,
+#: 5 s doubling to a minute. A slashed validator used to resend its reveal every second.
+HOLD_OFF_REASONS = frozenset({T.Reason.NOT_ENOUGH_STAKE, T.Reason.NOT_AUTHORIZED, T.Reason.BAD_SIGNATURE,
+                              T.Reason.ORDER_CLOSED, T.Reason.UNKNOWN_ORDER, T.Reason.INVALID,
+                              T.Reason.MALFORMED, T.Reason.TOO_LARGE})
+HOLD_FIRST_S, HOLD_MAX_S = 5.0, 60.0
+#: the longest a worker honours a replica's Retry-After
+MAX_QUIET_S = 60.0
+
+
 class Worker:
     """Base of the role workers. Subclasses implement ``_step``."""
 
@@ -337,16 +324,20 @@ class Worker:
         self._new: list[Event] = []
         self._phases: dict[int, Phase] = {}
         self._staked = False
+        #: message digest -> (not before, refusals so far, the refusal): see HOLD_OFF_REASONS
+        self._holds: dict[bytes, tuple[float, int, T.Result]] = {}
+        self._quiet_until = 0.0
         #: secrets and progress that must survive a restart (in memory only without a state_dir)
         self.state = StateDir.for_worker(config, self.role, self.address, domain)
 
     # -- events ---------------------------------------------------------------------------------
 
-    def emit(self, kind: str, order_id: int | None = None, **data: Any) -> Event:
-        ev = Event(self.role, self.address, kind, order_id, self.clock(), data)
+    def emit(self, kind: Kind, order_id: int | None = None, *, exc: BaseException | None = None,
+             **data: Any) -> Event:
+        ev = Event(self.role, self.address, Kind(kind), order_id, self.clock(), data, exc)
         self.events.append(ev)
         self._new.append(ev)
-        level = logging.WARNING if kind in ("rejected", "error") else logging.INFO
+        level = logging.WARNING if kind in (Kind.REJECTED, Kind.ERROR) else logging.INFO
         log.log(level, "%s", ev, extra={"role": self.role, "node": self.address, "order_id": order_id,
                                         "event": kind})
         if self.on_event is not None:
@@ -360,16 +351,41 @@ class Worker:
         ph = phase(order, t3, self.clock())
         if self._phases.get(order.order_id) is not ph:
             self._phases[order.order_id] = ph
-            self.emit("phase", order.order_id, phase=ph.value)
+            self.emit(Kind.PHASE, order.order_id, phase=ph.value)
         return ph
 
-    async def send(self, kind: str, message: T.Message, order_id: int, **data: Any) -> T.Result:
-        """Sign, submit, and report the ledger's answer as ``kind`` or ``rejected``."""
-        result = await self.gateway.submit(message.sign(self.domain, self.key))
+    async def send(self, kind: Kind, message: T.Message, order_id: int, **data: Any) -> T.Result:
+        """Sign, submit, and report the ledger's answer as ``kind`` or ``rejected``.
+
+        A message refused for a reason that time does not change (``HOLD_OFF_REASONS``) is not sent
+        again until its hold expires: the last refusal is returned instead, without an event.
+        ``RateLimited`` when the committee asked this worker to slow down (nothing is sent until
+        its Retry-After has passed)."""
+        now = time.monotonic()
+        if now < self._quiet_until:
+            raise RateLimited("committee", "backing off after HTTP 429", self._quiet_until - now)
+        signed = message.sign(self.domain, self.key)
+        ident = message.digest(self.domain)
+        hold = self._holds.get(ident)
+        if hold is not None and now < hold[0]:
+            return hold[2]
+        try:
+            result = await self.gateway.submit(signed)
+        except RateLimited as exc:
+            self._quiet_until = time.monotonic() + min(exc.retry_after, MAX_QUIET_S)
+            self.emit(Kind.RATE_LIMITED, order_id, exc=exc, what=kind, retry_after=exc.retry_after)
+            raise
         if result.ok:
+            self._holds.pop(ident, None)
             self.emit(kind, order_id, **data)
-        else:
-            self.emit("rejected", order_id, what=kind, reason=result.reason_enum.name, text=result.text)
+            return result
+        self.emit(Kind.REJECTED, order_id, what=kind, message=type(message).__name__,
+                  reason=result.reason_enum.name, text=result.text)
+        if result.reason_enum in HOLD_OFF_REASONS:
+            tries = 1 if hold is None else hold[1] + 1
+            self._holds[ident] = (time.monotonic() + min(HOLD_MAX_S, HOLD_FIRST_S * 2 ** (tries - 1)), tries, result)
+            if len(self._holds) > 4096:
+                self._holds = {k: v for k, v in self._holds.items() if v[0] > now}
         return result
 
     # -- stake ----------------------------------------------------------------------------------
@@ -387,7 +403,7 @@ class Worker:
                 if amount:
                     await self.chain.call(c.token.ensure_allowance, self.chain.sender, c.stakes.address, amount)
                 await self.chain.call(c.stakes.register, self.chain.sender, self.stake_role, amount)
-                self.emit("staked", None, role=self.stake_role, amount=amount)
+                self.emit(Kind.STAKED, None, role=self.stake_role, amount=amount)
         node = await self.gateway.node_info(self.address)
         self._staked = bool(node and node["roles"] & self.stake_role)
         return self._staked
@@ -406,31 +422,33 @@ class Worker:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Step every ``poll_interval`` seconds until ``stop`` is set; a failed step is logged and
         retried (the network, the chain and storage all have bad moments)."""
-        self.emit("started")
+        self.emit(Kind.STARTED)
         while not stop.is_set():
             try:
                 await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a worker outlives one bad tick
-                self.emit("error", None, error=f"{type(exc).__name__}: {exc}")
+                self.emit(Kind.ERROR, None, exc=exc, error=f"{type(exc).__name__}: {exc}")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+                await asyncio.wait_for(stop.wait(), timeout=max(self.poll_interval,
+                                                                self._quiet_until - time.monotonic()))
             except TimeoutError:
                 pass
         await self.close()
-        self.emit("stopped")
+        self.emit(Kind.STOPPED)
 
     async def close(self) -> None:
         await self.gateway.aclose()
 
 
-def build_worker(cls: type[Worker], config: Any) -> Worker:
-    """A worker wired from its config: key (keystore or env), chain, content store, committee API."""
+def build_worker(cls: type[Worker], config: Any, account: LocalAccount | None = None) -> Worker:
+    """A worker wired from its config: key (``account``, else keystore or env), chain, content store,
+    committee API."""
     from pot.roles.gateway import HttpGateway
     from pot.storage import open_store
 
-    account = config.load_account()
+    account = account or config.load_account()
     chain = ChainAccess.connect(config.rpc_url, config.deployment, account, config.chain_id)
     return cls(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
                domain=chain.domain, store=open_store(config.store), chain=chain)

@@ -26,6 +26,7 @@ from pot.protocol.ids import test_commitment
 from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, build_worker, run_worker, worker_state_path
 from pot.roles.config import ClientConfig
+from pot.roles.events import Kind
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -133,7 +134,7 @@ class Client(Worker):
         order_id = int(res.event("OrderPlaced")["orderId"])
         self._save_state(order_id, {**state, "orderId": order_id, "tx": res.tx_hash})
         pending.unlink(missing_ok=True)
-        self.emit("order-placed", order_id, reward=cfg.reward, spec_cid=task.spec_cid, test_cid=task.test_cid,
+        self.emit(Kind.ORDER_PLACED, order_id, reward=cfg.reward, spec_cid=task.spec_cid, test_cid=task.test_cid,
                   train_duration=cfg.train_duration)
         return order_id
 
@@ -156,7 +157,7 @@ class Client(Worker):
                                     bytes.fromhex(state["salt"][2:]))
         t3 = int(res.event("TestDataReleased")["t3"])
         self._save_state(order_id, {**state, "released": True, "t3": t3})
-        self.emit("test-released", order_id, test_cid=cid, t3=t3)
+        self.emit(Kind.TEST_RELEASED, order_id, test_cid=cid, t3=t3)
         return t3
 
     # -- the result -------------------------------------------------------------------------
@@ -179,7 +180,7 @@ class Client(Worker):
         winner = to_checksum_address(os_.winner)
         if winner == to_checksum_address(ZERO_ADDRESS):
             result = FetchResult(order_id, winner, None, None, None, None, None, st.executed)
-            self.emit("no-winner", order_id, executed=st.executed)
+            self.emit(Kind.NO_WINNER, order_id, executed=st.executed)
             self.results[order_id] = result
             return result
         mid = os_.winning_mid
@@ -197,10 +198,10 @@ class Client(Worker):
         ledger_score = _standing_score(cyc, mid)
         result = FetchResult(order_id, winner, mid, cid, path, local, ledger_score, st.executed)
         self.results[order_id] = result
-        self.emit("model-fetched", order_id, winner=winner, mid=mid, cid=cid, path=str(path),
+        self.emit(Kind.MODEL_FETCHED, order_id, winner=winner, mid=mid, cid=cid, path=str(path),
                   local_score=local, network_score=ledger_score, executed=st.executed)
         if not result.ok:
-            self.emit("error", order_id, error=f"local score {local} differs from the network's {ledger_score}")
+            self.emit(Kind.ERROR, order_id, error=f"local score {local} differs from the network's {ledger_score}")
         return result
 
     async def _step(self) -> None:
@@ -230,9 +231,10 @@ def _standing_score(cyc, mid: bytes) -> int | None:
     return None
 
 
-def build(config: ClientConfig) -> Client:
-    """A client wired to the chain, the store and the committee's API, from its config."""
-    return build_worker(Client, config)
+def build(config: ClientConfig, account=None) -> Client:
+    """A client wired to the chain, the store and the committee's API, from its config (the key:
+    ``account``, else the config's keystore or $POT_PRIVATE_KEY)."""
+    return build_worker(Client, config, account)
 
 
 async def run(config: ClientConfig) -> None:

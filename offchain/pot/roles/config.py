@@ -33,6 +33,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pot.roles.scoring import ScoringLimits
+
 TOKEN = 10**18
 ENV_PREFIX = "POT_"
 
@@ -124,7 +126,20 @@ class MinerConfig(WorkerConfig):
 
 
 @dataclass
-class ValidatorConfig(WorkerConfig):
+class ScoringConfig(WorkerConfig):
+    """What validators and verifiers share: the limits of the process that scores models."""
+    scoring_memory_mb: int = _opt(4096, "memory (MiB) the scoring process may use beyond PyTorch itself; "
+                                        "a model that needs more is abstained from, never scored 0")
+    scoring_timeout_s: float = _opt(300.0, "seconds one model may take to score; past it the scoring "
+                                           "process is restarted and the model abstained from")
+
+    @property
+    def scoring_limits(self) -> ScoringLimits:
+        return ScoringLimits(memory_mb=self.scoring_memory_mb, timeout_s=self.scoring_timeout_s)
+
+
+@dataclass
+class ValidatorConfig(ScoringConfig):
     ROLE: typing.ClassVar[str] = "validator"
     v_stake: int = _amount(10**18, "vStake put behind each validation (lost if the score is wrong)")
     dishonest_offset: int = _opt(0, "DEMO ADVERSARY ONLY: add this many ppm to every reported score "
@@ -132,7 +147,7 @@ class ValidatorConfig(WorkerConfig):
 
 
 @dataclass
-class VerifierConfig(WorkerConfig):
+class VerifierConfig(ScoringConfig):
     ROLE: typing.ClassVar[str] = "verifier"
 
 

@@ -27,6 +27,7 @@ from pot.protocol.ids import claim_commitment
 from pot.protocol.timeline import Phase, timeline
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import MinerConfig
+from pot.roles.events import Kind
 
 
 @dataclass
@@ -130,10 +131,10 @@ class Miner(Worker):
                     mid, salt = bytes.fromhex(d["mid"][2:]), bytes.fromhex(d["salt"][2:])
                     model = self.state.read_file(d.get("modelFile") or f"model-{mid.hex()}.safetensors")
                 except (KeyError, TypeError, ValueError) as exc:
-                    self.emit("error", oid, error=f"state {key}: bad claim entry: {exc}")
+                    self.emit(Kind.ERROR, oid, error=f"state {key}: bad claim entry: {exc}")
                     continue
                 if model is None or hashlib.sha256(model).digest() != mid:
-                    self.emit("error", oid, error=f"state {key}: the model file of 0x{mid.hex()} is "
+                    self.emit(Kind.ERROR, oid, error=f"state {key}: the model file of 0x{mid.hex()} is "
                                                   "missing or does not hash to its mid")
                     continue
                 claims.append((Claim(model, mid, salt, float(d.get("holdoutAccuracy", 0.0))), d.get("status")))
@@ -147,7 +148,7 @@ class Miner(Worker):
             others = [c for c, _ in claims if c is not held]
             if others:
                 self.maybe[oid] = others
-            self.emit("resumed", oid, mid=held.mid, candidates=len(claims), revealed=held.revealed)
+            self.emit(Kind.RESUMED, oid, mid=held.mid, candidates=len(claims), revealed=held.revealed)
 
     # -- choosing an order ------------------------------------------------------------------
 
@@ -198,7 +199,7 @@ class Miner(Worker):
                 why = f"{type(exc).__name__}: {exc}"
             if why:
                 self.skipped.add(o.order_id)
-                self.emit("order-skipped", o.order_id, why=why)
+                self.emit(Kind.ORDER_SKIPPED, o.order_id, why=why)
                 continue
             return o, spec
         return None
@@ -229,7 +230,7 @@ class Miner(Worker):
 
         device = None if self.config.device == "auto" else self.config.device
         seed = self.config.train_seed if self.config.train_seed is not None else int.from_bytes(os.urandom(4), "big")
-        self.emit("training", oid, arch=spec.model.get("arch"), samples=len(data.y),
+        self.emit(Kind.TRAINING, oid, arch=spec.model.get("arch"), samples=len(data.y),
                   seconds=round(deadline - time.time(), 1))
         result = await _in_daemon_thread(lambda: train(model, data, spec.hints, device=device, deadline=deadline,
                                                        on_improve=on_improve, progress=self.config.progress,
@@ -238,7 +239,7 @@ class Miner(Worker):
         if job is not None and job.commits:
             await asyncio.gather(*job.commits, return_exceptions=True)
         best = result.best
-        self.emit("trained", oid, epochs=result.epochs, stopped_by=result.stopped_by, device=result.device,
+        self.emit(Kind.TRAINED, oid, epochs=result.epochs, stopped_by=result.stopped_by, device=result.device,
                   holdout_accuracy=None if best is None else round(best.holdout_accuracy, 4))
 
     async def commit(self, order_id: int, model_bytes: bytes, mid: bytes, holdout_accuracy: float = 0.0) -> T.Result:
@@ -251,7 +252,7 @@ class Miner(Worker):
             await self._persist(order_id)
             msg = T.ClaimCommit(order_id, self.address, claim.commitment(order_id, self.address))
             # an exception leaves it in ``maybe``: unanswered, the ledger may or may not hold it
-            res = await self.send("commit", msg, order_id, mid=mid, holdout_accuracy=round(holdout_accuracy, 4))
+            res = await self.send(Kind.COMMIT, msg, order_id, mid=mid, holdout_accuracy=round(holdout_accuracy, 4))
             if res.ok:
                 self.claims[order_id] = claim
                 self.maybe.pop(order_id, None)  # the ledger replaced whatever it held
@@ -291,7 +292,7 @@ class Miner(Worker):
         self.model_dir.mkdir(parents=True, exist_ok=True)
         (self.model_dir / f"order-{order_id}-{claim.mid.hex()[:16]}.safetensors").write_bytes(claim.model_bytes)
         claim.model_cid = cid
-        res = await self.send("reveal", T.ClaimReveal(order_id, self.address, claim.mid, claim.salt, cid),
+        res = await self.send(Kind.REVEAL, T.ClaimReveal(order_id, self.address, claim.mid, claim.salt, cid),
                               order_id, mid=claim.mid, cid=cid)
         claim.revealed = res.ok or res.reason_enum in (T.Reason.DUPLICATE, T.Reason.REPLAY)
         if claim.revealed:
@@ -319,21 +320,21 @@ class Miner(Worker):
                 await self.reveal(oid, cyc)
             elif ph not in (Phase.TRAINING, Phase.NOT_STARTED):
                 claim.revealed = True  # too late: nothing to do any more
-                self.emit("missed", oid, what="reveal", phase=ph.value)
+                self.emit(Kind.MISSED, oid, what="reveal", phase=ph.value)
                 self._forget(oid)
         if self.job is not None:
             if not self.job.task.done():
                 return
             exc = self.job.task.exception()
             if exc is not None:
-                self.emit("error", self.job.order.order_id, error=f"training failed: {type(exc).__name__}: {exc}")
+                self.emit(Kind.ERROR, self.job.order.order_id, error=f"training failed: {type(exc).__name__}: {exc}")
                 self.skipped.add(self.job.order.order_id)
             self.job = None
         picked = await self.pick_order()
         if picked is None:
             return
         order, spec = picked
-        self.emit("order-picked", order.order_id, reward=order.reward, train_duration=order.train_duration,
+        self.emit(Kind.ORDER_PICKED, order.order_id, reward=order.reward, train_duration=order.train_duration,
                   reward_per_second=round(order.reward_per_second))
         self.job = Job(order)
         self.job.task = asyncio.get_running_loop().create_task(self._train(order, spec))

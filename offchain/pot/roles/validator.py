@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 from pot.protocol import types as T
 from pot.protocol.ids import validation_commitment
+from pot.protocol.scoring import Abstain, Invalid
 from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import ValidatorConfig
-from pot.roles.scoring import Scorer, Unavailable
+from pot.roles.events import Kind
+from pot.roles.scoring import Scorer
 
 PPM = 1_000_000
 
@@ -44,7 +46,7 @@ class Validator(Worker):
 
     def __init__(self, config: ValidatorConfig | None = None, **kw) -> None:
         super().__init__(config, **kw)
-        self.scorer = Scorer(self.store)
+        self.scorer = Scorer(self.store, self.config.scoring_limits)
         self.validations: dict[tuple[int, bytes], Validation] = {}
         self.done_orders: set[int] = set()
         self._load_state()
@@ -71,11 +73,11 @@ class Validator(Worker):
                     v = Validation(int(d["score"]), int(d["trueScore"]), bytes.fromhex(d["salt"][2:]),
                                    bool(d.get("revealed")), bool(d.get("committed")))
                 except (KeyError, TypeError, ValueError) as exc:
-                    self.emit("error", oid, error=f"state {key}: bad validation entry: {exc}")
+                    self.emit(Kind.ERROR, oid, error=f"state {key}: bad validation entry: {exc}")
                     continue
                 self.validations[(oid, mid)] = v
                 n += 1
-            self.emit("resumed", oid, validations=n)
+            self.emit(Kind.RESUMED, oid, validations=n)
 
     def _forget(self, order_id: int) -> None:
         """Nothing more to do for the order (kept in memory for a look, not on disk)."""
@@ -88,7 +90,7 @@ class Validator(Worker):
 
     async def _send_commit(self, oid: int, mid: bytes, v: Validation) -> None:
         """Send (or, after a restart, send again: the same message) a saved ValidationCommit."""
-        res = await self.send("validation-commit", self._commit_message(oid, mid, v), oid, mid=mid)
+        res = await self.send(Kind.VALIDATION_COMMIT, self._commit_message(oid, mid, v), oid, mid=mid)
         if res.ok or res.reason_enum in (T.Reason.REPLAY, T.Reason.DUPLICATE):
             v.committed = True  # REPLAY: this very commit landed before the restart
         else:
@@ -112,13 +114,16 @@ class Validator(Worker):
                 if not known.committed:
                     await self._send_commit(oid, m.mid, known)
                 continue
-            try:
-                true_score, note = await self.scorer.score(m.mid, m.model_cid, cyc.test_cid, cyc.order.model_type_name)
-            except Unavailable as exc:
-                self.emit("unavailable", oid, mid=m.mid, error=str(exc))
+            outcome = await self.scorer.score(m.mid, m.model_cid, cyc.test_cid, cyc.order.model_type_name,
+                                              cyc.order.spec_cid)
+            if isinstance(outcome, Abstain):
+                # this machine could not score it: commit nothing (0 would be a lie), go on with the rest
+                self.emit(Kind.ABSTAIN, oid, mid=m.mid, reason=outcome.reason, retry=outcome.retry)
                 continue
+            true_score = outcome.score
             score = self.reported(true_score)
-            self.emit("score", oid, mid=m.mid, score=true_score, reported=score, **({"note": note} if note else {}))
+            note = {"note": outcome.reason} if isinstance(outcome, Invalid) else {}
+            self.emit(Kind.SCORE, oid, mid=m.mid, score=true_score, reported=score, **note)
             v = Validation(score, true_score, os.urandom(32))
             # on disk before it is sent: a commitment the validator cannot open loses the validation
             self.validations[(oid, m.mid)] = v
@@ -130,10 +135,14 @@ class Validator(Worker):
             if oid != order_id or v.revealed:
                 continue
             msg = T.ValidationReveal(oid, self.address, mid, v.score, v.salt, self.config.v_stake)
-            res = await self.send("validation-reveal", msg, oid, mid=mid, score=v.score, v_stake=self.config.v_stake)
+            res = await self.send(Kind.VALIDATION_REVEAL, msg, oid, mid=mid, score=v.score, v_stake=self.config.v_stake)
             v.revealed = res.ok or res.reason_enum in (T.Reason.DUPLICATE, T.Reason.REPLAY)
             if v.revealed:
                 self._save_order(oid)
+
+    async def close(self) -> None:
+        self.scorer.close()
+        await super().close()
 
     async def _step(self) -> None:
         if not await self.ensure_staked():

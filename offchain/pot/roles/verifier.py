@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 from pot.protocol import types as T
 from pot.protocol.ids import challenge_commitment, vid
+from pot.protocol.scoring import Abstain
 from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import VerifierConfig
-from pot.roles.scoring import Scorer, Unavailable
+from pot.roles.events import Kind
+from pot.roles.scoring import Scorer
 
 
 @dataclass
@@ -51,7 +53,7 @@ class Verifier(Worker):
         super().__init__(config, **kw)
         if self.chain is None:
             raise ValueError("a verifier challenges on-chain: it needs chain access")
-        self.scorer = Scorer(self.store)
+        self.scorer = Scorer(self.store, self.config.scoring_limits)
         self.challenges: dict[int, OpenChallenge] = {}
         self.checked: set[int] = set()
         self.done_orders: set[int] = set()
@@ -78,11 +80,11 @@ class Verifier(Worker):
                                    bytes.fromhex(d["mid"][2:]), int(d["reported"]), int(d["recomputed"]),
                                    bool(d.get("revealed")), bool(d.get("committed")))
             except (KeyError, TypeError, ValueError) as exc:
-                self.emit("error", oid, error=f"state {key}: bad challenge entry: {exc}")
+                self.emit(Kind.ERROR, oid, error=f"state {key}: bad challenge entry: {exc}")
                 continue
             self.challenges[oid] = ch
             self.checked.add(oid)
-            self.emit("resumed", oid, vid=ch.vid, validator=ch.validator, committed=ch.committed,
+            self.emit(Kind.RESUMED, oid, vid=ch.vid, validator=ch.validator, committed=ch.committed,
                       revealed=ch.revealed)
 
     def _forget(self, order_id: int) -> None:
@@ -108,13 +110,15 @@ class Verifier(Worker):
             m = cyc.model(v.mid)
             if m is None:
                 continue
-            try:
-                mine, _note = await self.scorer.score(v.mid, m.model_cid, cyc.test_cid, cyc.order.model_type_name)
-            except Unavailable as exc:
-                self.emit("unavailable", oid, mid=v.mid, error=str(exc))
+            outcome = await self.scorer.score(v.mid, m.model_cid, cyc.test_cid, cyc.order.model_type_name,
+                                              cyc.order.spec_cid)
+            if isinstance(outcome, Abstain):
+                # a challenge stakes cStake on the recomputed score: never on one we do not have
+                self.emit(Kind.ABSTAIN, oid, mid=v.mid, reason=outcome.reason, retry=outcome.retry)
                 continue
+            mine = outcome.score
             if oid not in self.checked:
-                self.emit("checked", oid, validator=v.validator, mid=v.mid, reported=v.score, recomputed=mine)
+                self.emit(Kind.CHECKED, oid, validator=v.validator, mid=v.mid, reported=v.score, recomputed=mine)
             if mine != v.score:
                 wrong.append((v, mine))
         self.checked.add(oid)
@@ -141,7 +145,8 @@ class Verifier(Worker):
             try:
                 landed = await self._on_chain(order_id, ch)
             except Exception:  # noqa: BLE001 - cannot tell: keep the salt, look again next tick
-                self.emit("rejected", order_id, what="challenge-commit", reason=type(exc).__name__, text=str(exc))
+                self.emit(Kind.REJECTED, order_id, exc=exc, what=Kind.CHALLENGE_COMMIT, reason=type(exc).__name__,
+                          text=str(exc))
                 return
             if landed:
                 ch.committed = True
@@ -149,11 +154,12 @@ class Verifier(Worker):
                 return
             del self.challenges[order_id]
             self.state.remove(order_key(order_id))
-            self.emit("rejected", order_id, what="challenge-commit", reason=type(exc).__name__, text=str(exc))
+            self.emit(Kind.REJECTED, order_id, exc=exc, what=Kind.CHALLENGE_COMMIT, reason=type(exc).__name__,
+                      text=str(exc))
             return
         ch.committed = True
         self._save_order(order_id)
-        self.emit("challenge-commit", order_id, validator=ch.validator, mid=ch.mid,
+        self.emit(Kind.CHALLENGE_COMMIT, order_id, validator=ch.validator, mid=ch.mid,
                   reported=ch.reported, recomputed=ch.recomputed, c_stake=c_stake, tx=res.tx_hash)
 
     async def _resume_commit(self, order_id: int, ch: OpenChallenge) -> None:
@@ -164,7 +170,7 @@ class Verifier(Worker):
             ch.committed = True
             self._save_order(order_id)
         elif landed is None:  # the chain holds a commitment this state cannot open
-            self.emit("error", order_id, error="the on-chain challenge is not the one in the state directory")
+            self.emit(Kind.ERROR, order_id, error="the on-chain challenge is not the one in the state directory")
             ch.committed = True  # nothing else can be done: one challenge per verifier and order
         else:
             await self._commit(order_id, ch)
@@ -175,11 +181,16 @@ class Verifier(Worker):
         try:
             res = await self.chain.call(c.challenges.reveal_challenge, self.chain.sender, order_id, ch.vid, ch.salt)
         except Exception as exc:  # noqa: BLE001
-            self.emit("rejected", order_id, what="challenge-reveal", reason=type(exc).__name__, text=str(exc))
+            self.emit(Kind.REJECTED, order_id, exc=exc, what=Kind.CHALLENGE_REVEAL, reason=type(exc).__name__,
+                      text=str(exc))
             return
         ch.revealed = True
         self._save_order(order_id)
-        self.emit("challenge-reveal", order_id, vid=ch.vid, validator=ch.validator, tx=res.tx_hash)
+        self.emit(Kind.CHALLENGE_REVEAL, order_id, vid=ch.vid, validator=ch.validator, tx=res.tx_hash)
+
+    async def close(self) -> None:
+        self.scorer.close()
+        await super().close()
 
     async def _step(self) -> None:
         if not await self.ensure_staked():

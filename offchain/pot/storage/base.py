@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,6 +18,17 @@ from .errors import TooLarge
 DEFAULT_MAX_SIZE = 8 * 1024**3
 
 READ_SIZE = 1024 * 1024
+
+#: Every fetch has a total deadline, by default this base plus the time its size limit takes at
+#: FETCH_MIN_RATE: a peer that sends one byte every two seconds, or a DAG built to be walked for
+#: hours, cannot hold a reader longer than an honest slow transfer of the largest allowed object.
+FETCH_BASE_S = 30.0
+FETCH_MIN_RATE = 1024 * 1024  # bytes per second
+
+
+def default_deadline(max_size: int) -> float:
+    """Seconds a fetch bounded by ``max_size`` may take by default."""
+    return FETCH_BASE_S + max_size / FETCH_MIN_RATE
 
 #: Called with the number of bytes just processed; drives progress bars.
 Progress = Callable[[int], None]
@@ -61,17 +73,20 @@ class ContentStore(ABC):
 
     # -- reading
     @abstractmethod
-    def stream(self, cid: str, *, max_size: int | None = None) -> Iterator[bytes]:
+    def stream(self, cid: str, *, max_size: int | None = None, deadline: float | None = None) -> Iterator[bytes]:
         """Yield the object's bytes. Backends that can verify block by block (embedded store) yield
         only verified bytes; the others verify the whole and raise at the end, so do not act on
-        streamed bytes before the iterator is exhausted: use :meth:`get` or :meth:`fetch`."""
+        streamed bytes before the iterator is exhausted: use :meth:`get` or :meth:`fetch`.
 
-    def get(self, cid: str, *, max_size: int | None = None) -> bytes:
+        ``deadline``: seconds for the whole object (default :func:`default_deadline` of the size
+        limit); past it the read stops with :class:`DeadlineExceeded`."""
+
+    def get(self, cid: str, *, max_size: int | None = None, deadline: float | None = None) -> bytes:
         """The whole object, verified against ``cid``."""
-        return b"".join(self.stream(cid, max_size=max_size))
+        return b"".join(self.stream(cid, max_size=max_size, deadline=deadline))
 
     def fetch(self, cid: str, dest: str | os.PathLike, *, max_size: int | None = None,
-              progress: Progress | None = None) -> int:
+              progress: Progress | None = None, deadline: float | None = None) -> int:
         """Write the object to ``dest``; the file appears only once every byte is verified.
         Returns its size."""
         dest = Path(dest)
@@ -79,7 +94,7 @@ class ContentStore(ABC):
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                for piece in self.stream(cid, max_size=max_size):
+                for piece in self.stream(cid, max_size=max_size, deadline=deadline):
                     out.write(piece)
                     size += len(piece)
                     if progress:
@@ -106,6 +121,12 @@ class ContentStore(ABC):
 
     def _limit(self, max_size: int | None) -> int:
         return self.max_size if max_size is None else max_size
+
+    @staticmethod
+    def _until(limit: int, deadline: float | None) -> tuple[float, float]:
+        """(seconds allowed, monotonic time they end) for a fetch bounded by ``limit`` bytes."""
+        seconds = default_deadline(limit) if deadline is None else deadline
+        return seconds, time.monotonic() + seconds
 
     @staticmethod
     def parse(cid: str) -> CID:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,7 +24,7 @@ from .base import DEFAULT_MAX_SIZE, ContentStore
 from .car import read_car, write_car
 from .cid import CID
 from .errors import NotFound, StorageError
-from .unixfs import MAX_BLOCK_SIZE, Importer, declared_size, iter_blocks, iter_file
+from .unixfs import MAX_BLOCK_SIZE, Importer, WalkLimits, declared_size, iter_blocks, iter_file
 
 
 def _fsync_dir(path: Path) -> None:
@@ -118,8 +118,13 @@ class EmbeddedStore(ContentStore):
             self.pin(str(root))
         return str(root)
 
-    def stream(self, cid: str, *, max_size: int | None = None) -> Iterator[bytes]:
-        return iter_file(self.get_block, cid, self._limit(max_size))
+    def stream(self, cid: str, *, max_size: int | None = None, deadline: float | None = None,
+               check: Callable[[], None] | None = None) -> Iterator[bytes]:
+        """``check``: called now and then during the walk; it may raise to stop it (the gateway's
+        "is the client still there?")."""
+        limit = self._limit(max_size)
+        seconds, _ = self._until(limit, deadline)
+        return iter_file(self.get_block, cid, limit, WalkLimits(seconds, check))
 
     def has(self, cid: str) -> bool:
         return self.has_block(cid)
@@ -178,15 +183,35 @@ class EmbeddedStore(ContentStore):
         return write_car(out, [root], iter_blocks(self.get_block, root))
 
     def import_car(self, inp: BinaryIO | str | os.PathLike, *, pin: bool = True) -> list[str]:
-        """Store every block of a CAR (each verified); pin and return its roots."""
+        """Store every block of a CAR (each verified); pin and return its roots.
+
+        All or nothing: a CAR that fails (a bad block, a block over MAX_BLOCK_SIZE, a root whose
+        DAG is incomplete) leaves none of the blocks it brought behind."""
         if isinstance(inp, (str, os.PathLike)):
             with open(inp, "rb") as f:
                 return self.import_car(f, pin=pin)
-        roots, blocks = read_car(inp)
-        touched = {self.put_block(cid, block, sync_dir=False).parent for cid, block in blocks}
-        for d in touched:
-            _fsync_dir(d)
-        if pin:
-            for root in roots:
-                self.pin(str(root))
+        new: list[Path] = []
+        pinned: list[str] = []
+        try:
+            roots, blocks = read_car(inp, max_block=MAX_BLOCK_SIZE)
+            touched = set()
+            for cid, block in blocks:
+                path = self.block_path(cid)
+                if not path.exists():
+                    new.append(path)
+                touched.add(self.put_block(cid, block, sync_dir=False).parent)
+            for d in touched:
+                _fsync_dir(d)
+            if pin:
+                for root in roots:
+                    if not (self.pins_dir / str(root)).exists():
+                        self.pin(str(root))
+                        pinned.append(str(root))
+        except BaseException:
+            # another import may have written one of these meanwhile; it can write it again
+            for cid in pinned:
+                self.unpin(cid)
+            for path in new:
+                path.unlink(missing_ok=True)
+            raise
         return [str(r) for r in roots]

@@ -41,3 +41,11 @@ class TooLarge(StorageError):
 
 class Unsupported(StorageError):
     """Valid IPFS content that this package does not read (directories, HAMT shards, symlinks)."""
+
+
+class DeadlineExceeded(StorageError):
+    """A fetch took longer than its deadline (a peer that trickles bytes, a walk that never ends)."""
+
+    def __init__(self, cid: str, seconds: float) -> None:
+        self.cid, self.seconds = cid, seconds
+        super().__init__(f"fetching {cid} took longer than its deadline of {seconds:g}s")

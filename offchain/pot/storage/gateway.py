@@ -12,22 +12,35 @@ a Kubo or js-ipfs gateway alike:
 
 The server re-hashes every block it sends, so a corrupt disk yields an error, not bad bytes; the
 reader still verifies, because it trusts no server. Standard library only (``http.server``).
+
+Errors are answered before the 200 whenever they can be: a CAR is walked and verified once before
+its headers go out (its exact Content-Length comes from that walk), so a corrupt block is a 500,
+not a 500 written inside a 200 body. A failure after the headers (the disk changed since) cuts
+the connection short of the announced length, which every HTTP client reports. Walks are bounded
+(see ``unixfs.max_visits`` and the fetch deadline) and stop as soon as the client has gone.
 """
 
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .car import write_car
-from .cid import CID
+from .base import default_deadline
+from .car import encode_header, write_car
+from .cid import CID, encode_varint
 from .embedded import EmbeddedStore
-from .errors import CorruptObject, InvalidCid, NotFound, StorageError, TooLarge, Unsupported
-from .unixfs import get_verified_block, iter_blocks
+from .errors import CorruptObject, DeadlineExceeded, InvalidCid, NotFound, StorageError, TooLarge, Unsupported
+from .unixfs import WalkLimits, get_verified_block, iter_blocks
 
 log = logging.getLogger("pot.storage.gateway")
+
+
+class ClientGone(StorageError):
+    """The client closed its connection: whatever was being read for it is abandoned."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -52,6 +65,32 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _check_client(self) -> None:
+        """Raise ClientGone when the peer closed its side (readable and at EOF): a walk that
+        writes nothing for a while would not notice otherwise."""
+        sock = self.connection
+        try:
+            if select.select([sock], [], [], 0)[0] and not sock.recv(1, socket.MSG_PEEK):
+                raise ClientGone("client went away")
+        except (OSError, ValueError):
+            raise ClientGone("client went away") from None
+
+    def _walk_limits(self, size: int) -> WalkLimits:
+        return WalkLimits(default_deadline(size), self._check_client)
+
+    def _car_length(self, cid: CID) -> int:
+        """Walk and verify the whole DAG before answering; the CAR's exact length."""
+        store = self.server.store
+        length = len(encode_header([cid]))
+        total = 0
+        for c, block in iter_blocks(store.get_block, cid, self._walk_limits(store.max_size)):
+            n = len(c.to_bytes()) + len(block)
+            length += len(encode_varint(n)) + n
+            total += len(block)
+            if total > store.max_size:
+                raise TooLarge(str(cid), None, store.max_size)
+        return length
+
     def _handle(self, head: bool) -> None:
         store = self.server.store
         url = urlsplit(self.path)
@@ -64,15 +103,18 @@ class _Handler(BaseHTTPRequestHandler):
                 body = get_verified_block(store.get_block, cid)
                 return self._send_body(body, "application/vnd.ipld.raw", head)
             if fmt == "car":
-                # The block count is unknown up front: close the connection to end the body.
-                store.size(str(cid))  # a missing root answers 404 before the 200 goes out
+                length = self._car_length(cid)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/vnd.ipld.car; version=1")
-                self.send_header("Connection", "close")
+                self.send_header("Content-Length", str(length))
                 self.end_headers()
-                self.close_connection = True
                 if not head:
-                    write_car(self.wfile, [cid], iter_blocks(store.get_block, cid))
+                    try:
+                        write_car(self.wfile, [cid], iter_blocks(store.get_block, cid,
+                                                                 self._walk_limits(store.max_size)))
+                    except StorageError as exc:
+                        log.error("aborted sending the CAR of %s: %s", cid, exc)
+                        self.close_connection = True
                 return None
             if fmt:
                 return self._send_error(400, f"unsupported format {fmt!r} (raw, car or none)")
@@ -87,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if not head:
                 try:
-                    for piece in store.stream(str(cid)):
+                    for piece in store.stream(str(cid), deadline=default_deadline(size), check=self._check_client):
                         self.wfile.write(piece)
                 except StorageError as exc:
                     # Headers are gone; cutting the connection short is the only signal left, and
@@ -106,6 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
         except CorruptObject as exc:
             log.error("%s", exc)
             return self._send_error(500, str(exc))
+        except DeadlineExceeded as exc:
+            return self._send_error(504, str(exc))
+        except ClientGone:
+            log.debug("client went away before %s was answered", self.path)
+            self.close_connection = True
+            return None
         except (BrokenPipeError, ConnectionResetError):
             return None
 

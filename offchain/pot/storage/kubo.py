@@ -7,6 +7,11 @@ return or rename into place after the check) are the calls to use.
 
 Only content imported with ``ipfs add``'s default chunker and balanced layout verifies: CIDv1
 with raw leaves or CIDv0. A file added with other options is refused as not matching its CID.
+
+Neither is trusted with our resources either: an error reply is read up to MAX_ERROR_BODY bytes
+(an endless 500 once made a ``--max-size 1M`` fetch read 1.5 GB), and every fetch has a total
+deadline, checked at every piece that arrives (a peer that trickles one byte every two seconds
+never times out a read), with each read's own timeout cut to what is left of it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -21,8 +27,38 @@ import httpx
 
 from .base import DEFAULT_MAX_SIZE, ContentStore
 from .cid import CID, RAW
-from .errors import CorruptObject, InvalidCid, NotFound, StorageError, TooLarge
+from .errors import CorruptObject, DeadlineExceeded, InvalidCid, NotFound, StorageError, TooLarge
 from .unixfs import Importer
+
+#: Most bytes read of a non-200 reply: enough for any error message, not for a stream of them.
+MAX_ERROR_BODY = 64 * 1024
+#: Most bytes read of a control command's 200 reply (add, stat, pin ls, dag import).
+MAX_REPLY_BODY = 64 * 1024 * 1024
+
+
+def read_capped(resp: httpx.Response, limit: int = MAX_ERROR_BODY, *, strict: bool = False) -> bytes:
+    """At most ``limit`` bytes of a streamed response's body; the rest is never read. ``strict``:
+    a longer body is an error, not a truncated one (and a broken one too)."""
+    buf = bytearray()
+    try:
+        for chunk in resp.iter_bytes():
+            buf += chunk[:limit + 1 - len(buf)]
+            if len(buf) > limit:
+                if strict:
+                    raise StorageError(f"reply from {resp.request.url.host} is over {limit} bytes")
+                del buf[limit:]
+                break
+    except httpx.HTTPError:
+        if strict:
+            raise
+    return bytes(buf)
+
+
+def _timed(pieces: Iterator[bytes], cid: str, seconds: float, until: float) -> Iterator[bytes]:
+    for piece in pieces:
+        if time.monotonic() > until:
+            raise DeadlineExceeded(cid, seconds)
+        yield piece
 
 
 def verify_stream(cid: CID, pieces: Iterable[bytes], max_size: int) -> Iterator[bytes]:
@@ -52,8 +88,14 @@ class _RemoteStore(ContentStore):
                  client: httpx.Client | None) -> None:
         self.base_url = base_url.rstrip("/")
         self.max_size = max_size
+        self.timeout = timeout
         self._own_client = client is None
         self.client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+
+    def _request_timeout(self, until: float) -> httpx.Timeout:
+        """Each read waits at most what is left of the fetch's deadline (and the usual timeout)."""
+        left = max(0.001, until - time.monotonic())
+        return httpx.Timeout(min(self.timeout, left), connect=min(5.0, left))
 
     def close(self) -> None:
         if self._own_client:
@@ -79,10 +121,7 @@ class KuboStore(_RemoteStore):
 
     @staticmethod
     def _error(resp: httpx.Response, cid: str | None = None) -> StorageError:
-        try:
-            body = resp.read().decode(errors="replace")
-        except httpx.HTTPError:
-            body = ""
+        body = read_capped(resp).decode(errors="replace")
         try:
             message = json.loads(body).get("Message", body)
         except (ValueError, AttributeError):
@@ -93,14 +132,15 @@ class KuboStore(_RemoteStore):
             return NotFound(cid, f"node: {message.strip()}")
         return StorageError(f"IPFS node answered {resp.status_code}: {message.strip()[:500]}")
 
-    def _post(self, command: str, cid: str | None = None, **params) -> httpx.Response:
+    def _post(self, command: str, cid: str | None = None, **params) -> bytes:
+        """A control command's reply body (at most MAX_REPLY_BODY bytes; an error's, MAX_ERROR_BODY)."""
         try:
-            resp = self.client.post(self._url(command), params=params)
+            with self.client.stream("POST", self._url(command), params=params) as resp:
+                if resp.status_code != 200:
+                    raise self._error(resp, cid)
+                return read_capped(resp, MAX_REPLY_BODY, strict=True)
         except httpx.HTTPError as exc:
             raise StorageError(f"IPFS node at {self.base_url} unreachable: {exc}") from exc
-        if resp.status_code != 200:
-            raise self._error(resp, cid)
-        return resp
 
     def add_stream(self, chunks: Iterable[bytes], *, cid_version: int = 1, pin: bool = True) -> str:
         # The CID is computed here as the bytes go out; the node's answer must match it, so a node
@@ -129,7 +169,8 @@ class KuboStore(_RemoteStore):
                                      headers=headers) as resp:
                 if resp.status_code != 200:
                     raise self._error(resp)
-                lines = [line for line in resp.iter_lines() if line.strip()]
+                lines = [line for line in read_capped(resp, MAX_REPLY_BODY, strict=True).splitlines()
+                         if line.strip()]
         except httpx.HTTPError as exc:
             raise StorageError(f"IPFS node at {self.base_url}: add failed: {exc}") from exc
         if not lines:
@@ -147,16 +188,18 @@ class KuboStore(_RemoteStore):
                                               "the node uses other import settings")
         return expected
 
-    def stream(self, cid: str, *, max_size: int | None = None) -> Iterator[bytes]:
+    def stream(self, cid: str, *, max_size: int | None = None, deadline: float | None = None) -> Iterator[bytes]:
         parsed = CID.parse(cid)
         limit = self._limit(max_size)
-        return verify_stream(parsed, self._cat(str(parsed), limit), limit)
+        seconds, until = self._until(limit, deadline)
+        return verify_stream(parsed, _timed(self._cat(str(parsed), limit, until), str(parsed), seconds, until), limit)
 
-    def _cat(self, cid: str, limit: int) -> Iterator[bytes]:
+    def _cat(self, cid: str, limit: int, until: float) -> Iterator[bytes]:
         # length=limit+1 so the node itself stops after one byte too many.
         params = {"arg": cid, "length": str(limit + 1), "timeout": f"{self.find_timeout:g}s"}
         try:
-            with self.client.stream("POST", self._url("cat"), params=params) as resp:
+            with self.client.stream("POST", self._url("cat"), params=params,
+                                    timeout=self._request_timeout(until)) as resp:
                 if resp.status_code != 200:
                     raise self._error(resp, cid)
                 yield from resp.iter_bytes()
@@ -170,25 +213,26 @@ class KuboStore(_RemoteStore):
     def has(self, cid: str) -> bool:
         parsed = CID.parse(cid)
         try:
-            resp = self.client.post(self._url("block/stat"),
-                                    params={"arg": str(parsed), "offline": "true", "timeout": "2s"})
+            with self.client.stream("POST", self._url("block/stat"),
+                                    params={"arg": str(parsed), "offline": "true", "timeout": "2s"}) as resp:
+                return resp.status_code == 200
         except httpx.HTTPError as exc:
             raise StorageError(f"IPFS node at {self.base_url} unreachable: {exc}") from exc
-        return resp.status_code == 200
 
     def size(self, cid: str) -> int:
         parsed = CID.parse(cid)
-        resp = self._post("files/stat", str(parsed), arg=f"/ipfs/{parsed}",
-                          timeout=f"{self.find_timeout:g}s")
-        return int(resp.json()["Size"])
+        body = self._post("files/stat", str(parsed), arg=f"/ipfs/{parsed}", timeout=f"{self.find_timeout:g}s")
+        try:
+            return int(json.loads(body)["Size"])
+        except (ValueError, KeyError, TypeError):
+            raise StorageError(f"IPFS node gave no size for {parsed}: {body[:200]!r}") from None
 
     def pin(self, cid: str) -> None:
         parsed = CID.parse(cid)
         self._post("pin/add", str(parsed), arg=str(parsed), timeout=f"{self.find_timeout:g}s")
 
     def pins(self) -> list[str]:
-        resp = self._post("pin/ls", type="recursive")
-        text = resp.text.strip()
+        text = self._post("pin/ls", type="recursive").decode(errors="replace").strip()
         keys: dict = {}
         for line in text.splitlines():  # js-ipfs streams NDJSON, Kubo one JSON object
             obj = json.loads(line)
@@ -202,14 +246,15 @@ class KuboStore(_RemoteStore):
         """``ipfs dag import`` a CAR file; return the roots the node reports."""
         with open(car_path, "rb") as f:
             try:
-                resp = self.client.post(self._url("dag/import"), params={"pin-roots": "true"},
-                                        files={"file": ("file.car", f, "application/vnd.ipld.car")})
+                with self.client.stream("POST", self._url("dag/import"), params={"pin-roots": "true"},
+                                        files={"file": ("file.car", f, "application/vnd.ipld.car")}) as resp:
+                    if resp.status_code != 200:
+                        raise self._error(resp)
+                    body = read_capped(resp, MAX_REPLY_BODY, strict=True)
             except httpx.HTTPError as exc:
                 raise StorageError(f"IPFS node at {self.base_url}: dag import failed: {exc}") from exc
-        if resp.status_code != 200:
-            raise self._error(resp)
         roots = []
-        for line in resp.text.splitlines():
+        for line in body.decode(errors="replace").splitlines():
             if line.strip():
                 obj = json.loads(line)
                 root = obj.get("Root") or {}
@@ -226,16 +271,17 @@ class HttpGatewayStore(_RemoteStore):
                  client: httpx.Client | None = None) -> None:
         super().__init__(gateway_url, max_size=max_size, timeout=timeout, client=client)
 
-    def _get(self, cid: str, limit: int) -> Iterator[bytes]:
+    def _get(self, cid: str, limit: int, until: float) -> Iterator[bytes]:
         try:
-            with self.client.stream("GET", f"{self.base_url}/ipfs/{cid}") as resp:
+            with self.client.stream("GET", f"{self.base_url}/ipfs/{cid}",
+                                    timeout=self._request_timeout(until)) as resp:
                 if resp.status_code == 404:
                     raise NotFound(cid, f"gateway {self.base_url}")
                 if resp.status_code == 413:
                     raise TooLarge(cid, None, limit)
                 if resp.status_code != 200:
                     raise StorageError(f"gateway answered {resp.status_code} for {cid}: "
-                                       f"{resp.read()[:300].decode(errors='replace')}")
+                                       f"{read_capped(resp, 300).decode(errors='replace')}")
                 declared = resp.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise TooLarge(cid, int(declared), limit)
@@ -243,10 +289,11 @@ class HttpGatewayStore(_RemoteStore):
         except httpx.HTTPError as exc:
             raise StorageError(f"gateway {self.base_url}: fetching {cid} failed: {exc}") from exc
 
-    def stream(self, cid: str, *, max_size: int | None = None) -> Iterator[bytes]:
+    def stream(self, cid: str, *, max_size: int | None = None, deadline: float | None = None) -> Iterator[bytes]:
         parsed = CID.parse(cid)
         limit = self._limit(max_size)
-        return verify_stream(parsed, self._get(str(parsed), limit), limit)
+        seconds, until = self._until(limit, deadline)
+        return verify_stream(parsed, _timed(self._get(str(parsed), limit, until), str(parsed), seconds, until), limit)
 
     def has(self, cid: str) -> bool:
         parsed = CID.parse(cid)

@@ -12,11 +12,12 @@ writes (links before data), because a byte of difference is a different CID.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .cid import CID, DAG_PB, RAW, decode_varint, encode_varint
-from .errors import CorruptObject, TooLarge, Unsupported
+from .errors import CorruptObject, DeadlineExceeded, TooLarge, Unsupported
 
 CHUNK_SIZE = 262_144
 MAX_LINKS = 174
@@ -235,6 +236,66 @@ def compute_cid(data: bytes, cid_version: int = 1) -> str:
 
 BlockGetter = Callable[[CID], bytes]
 
+#: A reader's work is bounded by what the file it reads claims to be. Honest importers put data in
+#: every leaf (Kubo's default: 262,144 bytes) and give every inner node several children, so a
+#: file of N bytes never needs more than 2 * N / MIN_AVG_LEAF + WALK_SLACK blocks visited. A DAG
+#: that links one child K times, twice over (K**2 visits from a 90 KB CAR), hits that bound.
+MIN_AVG_LEAF = 1024
+WALK_SLACK = 64
+#: Blocks a walk visits more than once are kept up to this many bytes (an honest file of zeros
+#: links one leaf many times; a hostile DAG links one node K times).
+REPEAT_CACHE_BYTES = 32 * 1024 * 1024
+
+
+def max_visits(size: int) -> int:
+    """Most block visits a walk of a file of ``size`` bytes may take."""
+    return 2 * -(-size // MIN_AVG_LEAF) + WALK_SLACK
+
+
+@dataclass
+class WalkLimits:
+    """Bounds on one DAG walk beyond its size: a total deadline and a caller's check (the
+    gateway's: is the client still there?), which may raise to stop the walk."""
+
+    seconds: float | None = None
+    check: Callable[[], None] | None = None
+    _until: float | None = None
+    _visits: int = 0
+
+    def start(self) -> WalkLimits:
+        if self.seconds is not None:
+            self._until = time.monotonic() + self.seconds
+        return self
+
+    def step(self, root: CID) -> None:
+        self._visits += 1
+        if self._until is not None and time.monotonic() > self._until:
+            raise DeadlineExceeded(str(root), self.seconds)
+        if self.check is not None and self._visits % 16 == 0:
+            self.check()
+
+
+class _Blocks:
+    """Verified blocks of one walk; a block asked for twice is kept (up to REPEAT_CACHE_BYTES) so
+    that a repeated child costs one read and one hash however often it is linked."""
+
+    def __init__(self, get_block: BlockGetter) -> None:
+        self.get_block = get_block
+        self.seen: set[CID] = set()
+        self.kept: dict[CID, bytes] = {}
+        self.kept_bytes = 0
+
+    def get(self, cid: CID) -> bytes:
+        block = self.kept.get(cid)
+        if block is not None:
+            return block
+        block = get_verified_block(self.get_block, cid)
+        if cid in self.seen and self.kept_bytes + len(block) <= REPEAT_CACHE_BYTES:
+            self.kept[cid] = block
+            self.kept_bytes += len(block)
+        self.seen.add(cid)
+        return block
+
 
 def get_verified_block(get_block: BlockGetter, cid: CID) -> bytes:
     block = get_block(cid)
@@ -266,14 +327,18 @@ def _file_node(cid: CID, block: bytes) -> FileNode:
     return node
 
 
-def iter_file(get_block: BlockGetter, root: CID | str, max_size: int) -> Iterator[bytes]:
+def iter_file(get_block: BlockGetter, root: CID | str, max_size: int,
+              limits: WalkLimits | None = None) -> Iterator[bytes]:
     """Yield the file's bytes, each piece only after the block that holds it hashed to its CID.
 
     The size the root declares is checked against ``max_size`` before any leaf is read, and the
     bytes actually produced are counted too, since a hostile DAG may declare less than it holds.
+    The walk visits at most :func:`max_visits` of the declared size and stops at ``limits``.
     """
+    limits = (limits or WalkLimits()).start()
     root = CID.parse(root)
-    root_block = get_verified_block(get_block, root)
+    blocks = _Blocks(get_block)
+    root_block = blocks.get(root)
     if root.codec == RAW:
         if len(root_block) > max_size:
             raise TooLarge(str(root), len(root_block), max_size)
@@ -283,14 +348,21 @@ def iter_file(get_block: BlockGetter, root: CID | str, max_size: int) -> Iterato
     size = node.filesize if node.filesize is not None else len(node.data) + sum(node.blocksizes)
     if size > max_size:
         raise TooLarge(str(root), size, max_size)
+    budget = max_visits(size)
+    visits = 0
     produced = 0
     # Depth-first, left to right, with an explicit stack: a deep hostile DAG cannot blow the
     # Python recursion limit.
     stack: list[tuple[CID, FileNode | None]] = [(root, node)]
     while stack:
+        visits += 1
+        if visits > budget:
+            raise CorruptObject(str(root), f"DAG needs more than {budget} block visits for the "
+                                           f"{size} bytes its root declares")
+        limits.step(root)
         cid, parsed = stack.pop()
         if parsed is None:
-            block = get_verified_block(get_block, cid)
+            block = blocks.get(cid)
             if cid.codec == RAW:
                 piece = block
                 parsed_children: list[Link] = []
@@ -306,18 +378,27 @@ def iter_file(get_block: BlockGetter, root: CID | str, max_size: int) -> Iterato
             if produced > size:
                 raise CorruptObject(str(root), f"DAG holds more than the {size} bytes its root declares")
             yield piece
+        elif not parsed_children and cid != root:
+            raise CorruptObject(str(root), f"{cid} is an empty leaf; no importer writes one")
         stack.extend((link.cid, None) for link in reversed(parsed_children))
     if produced != size:
         raise CorruptObject(str(root), f"DAG holds {produced} bytes, its root declares {size}")
 
 
-def iter_blocks(get_block: BlockGetter, root: CID | str) -> Iterator[tuple[CID, bytes]]:
-    """Every block of the file's DAG, verified, parents before children (the order CARs use)."""
+def iter_blocks(get_block: BlockGetter, root: CID | str, limits: WalkLimits | None = None) -> Iterator[tuple[CID, bytes]]:
+    """Every distinct block of the file's DAG once, verified, parents before children (the order
+    CARs use). A block linked many times is read once: the walk costs the DAG's distinct blocks."""
+    limits = (limits or WalkLimits()).start()
     root = CID.parse(root)
+    seen = {root}
     stack = [root]
     while stack:
+        limits.step(root)
         cid = stack.pop()
         block = get_verified_block(get_block, cid)
         yield cid, block
         if cid.codec == DAG_PB:
-            stack.extend(link.cid for link in reversed(_file_node(cid, block).links))
+            for link in reversed(_file_node(cid, block).links):
+                if link.cid not in seen:
+                    seen.add(link.cid)
+                    stack.append(link.cid)

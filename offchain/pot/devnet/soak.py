@@ -1,0 +1,403 @@
+"""``pot bench soak``: keep a devnet busy with faults in the committee and measure what it costs.
+
+A devnet (4 aggregators, 2 miners, 2 validators, a client process) first runs warm-up orders
+(until one had every worker in it), then takes one order every ``order_every_s`` seconds, with
+short windows, for ``baseline_s`` seconds without faults and then for ``duration_s`` seconds during
+which one replica is stopped (SIGSTOP) for ``stop_s`` seconds and then killed (kill -9) and
+restarted, twice: the first time the primary, the second time a backup. An order counts as
+fault-free only if it settled before the first fault. Afterwards the soak waits for every order to
+settle and reports:
+
+- orders placed and settled, and whether every order settled with every honest worker in it
+  (both miners' claims and reveals, both validators' validations of every model);
+- settle latency p50/p95 from placement to the settlement executed on-chain (block times), and
+  from the order's last window to that settlement (the committee's own share), for the orders of
+  the fault-free phase and of the faulted phase, and the ratio of the two p95s (target <= 1.5);
+- view changes (views gone through), and whether the replicas' ledger digests are equal at equal
+  sequence numbers at the end.
+
+It prints a table and writes JSON (``--json FILE``). The machine's load shows in the figures: say
+which machine, and whether it was shared, when you quote them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pot.api.client import ApiError, CommitteeClient, NoQuorum
+from pot.chain.sender import connect
+from pot.devnet.network import Devnet, DevnetConfig, _alive, _http_json, _signal, dev_account
+from pot.protocol import codec
+from pot.protocol.timeline import timeline
+from pot.roles.client import build
+from pot.roles.config import TOKEN, ClientConfig, load_config
+
+
+@dataclass
+class SoakConfig:
+    duration_s: float = 600.0
+    baseline_s: float = 240.0
+    order_every_s: float = 16.0
+    stop_s: float = 30.0
+    drain_s: float = 180.0
+    miners: int = 2
+    validators: int = 2
+    train_s: int = 16
+    reveal_s: int = 8
+    validate_s: int = 12
+    challenge_s: int = 4
+    #: p95 (placement to settled) of the faulted phase over the fault-free one must stay below this
+    target_ratio: float = 1.5
+
+
+@dataclass
+class Tracked:
+    order_id: int
+    placed_at: float                 # seconds since the soak started (wall clock)
+    phase: str                       # "baseline" or "faulted"
+    t0: int | None = None            # block time of placeOrder
+    final: int | None = None         # end of the last window (block time)
+    executed_block_time: int | None = None
+    settled_at: float | None = None  # seconds since start, when the soak saw it settled
+    participants_ok: bool | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def latency(self) -> float | None:
+        if self.executed_block_time is None or self.t0 is None:
+            return None
+        return float(self.executed_block_time - self.t0)
+
+    @property
+    def committee_latency(self) -> float | None:
+        if self.executed_block_time is None or self.final is None:
+            return None
+        return float(self.executed_block_time - self.final)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(sorted(values), n=100, method="inclusive")[int(q) - 1]
+
+
+def devnet_config(cfg: SoakConfig) -> DevnetConfig:
+    return DevnetConfig(
+        aggregators=4, miners=cfg.miners, validators=cfg.validators, verifiers=0, clients=1, workers=True,
+        poll_interval=0.5, min_reveal_duration=cfg.reveal_s, startup_timeout=180.0, fund=100_000 * TOKEN,
+        roles={"client": {"dataset": "digits", "arch": "mlp", "model": {"hidden": [32]}, "epochs": 5,
+                          "batch_size": 64, "lr": 0.003, "reward": "10 POT", "train_duration": cfg.train_s,
+                          "validate_duration": cfg.validate_s, "challenge_duration": cfg.challenge_s,
+                          "reveal_duration": cfg.reveal_s},
+               "miner": {"commit_margin_s": 2, "min_train_s": 2, "commit_interval_s": 1.0},
+               "validator": {"v_stake": "1 POT"}},
+        nodes={})
+
+
+class Soak:
+    def __init__(self, root: Path, cfg: SoakConfig, say=print) -> None:
+        self.root = root
+        self.cfg = cfg
+        self.say = say
+        self.net = Devnet(root, devnet_config(cfg))
+        self.orders: list[Tracked] = []
+        self.faults: list[dict[str, Any]] = []
+        self.t0 = 0.0
+        self.warm_up: dict[str, Any] = {}
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        await asyncio.to_thread(self.net.up, progress=lambda m: self.say(f"setup: {m}"))
+        st = self.net.state
+        self.w3 = connect(st["rpc_url"])
+        client_path = st["clients"]["client-1"]
+        account = dev_account(self.net.state["accounts"]["client-1"]["index"])
+        self.client = build(load_config(ClientConfig, client_path, env={}), account)
+        self.api = CommitteeClient(st["api_urls"], timeout=5.0)
+        await self._warm_up()
+        self.views_before = self._views()
+        self.t0 = time.monotonic()
+        end = cfg.baseline_s + cfg.duration_s
+        fault_at = [cfg.baseline_s + cfg.duration_s * k / 6 for k in (1, 4)]
+        tasks = [asyncio.create_task(self._place(end)), asyncio.create_task(self._follow(end + cfg.drain_s))]
+        tasks += [asyncio.create_task(self._fault(at, first=(k == 0))) for k, at in enumerate(fault_at)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+        self.digests = await self._digests_equal()
+        self.views_after = self._views()
+        await self.api.aclose()
+        return self.report()
+
+    async def _warm_up(self, tries: int = 3) -> None:
+        """Orders through the whole cycle before the clock starts, until one had every worker in it:
+        each has then loaded PyTorch, trained and scored once (a first scoring takes seconds), so the
+        fault-free phase measures the network, not the start-up."""
+        self.warm_up = {"orders": []}
+        for _ in range(tries):
+            self.t0 = time.monotonic()
+            oid = await self.client.place_order()
+            self.say(f"warm-up: order {oid} placed")
+            warm = Tracked(oid, 0.0, "warm-up")
+            await self._follow(self._cycle_s() + 120.0, only=[warm])
+            self.warm_up["orders"].append({"order": oid, "latency_s": warm.latency, "missing": warm.missing})
+            if warm.participants_ok:
+                return
+
+    def _cycle_s(self) -> float:
+        c = self.cfg
+        return c.train_s + 3 * c.reveal_s + c.validate_s + c.reveal_s + c.challenge_s + c.reveal_s
+
+    async def _place(self, end: float) -> None:
+        k = 0
+        while True:
+            at = k * self.cfg.order_every_s
+            if at >= end:
+                return
+            await asyncio.sleep(max(0.0, at - self.now()))
+            placed = self.now()
+            try:
+                oid = await self.client.place_order()
+            except Exception as exc:  # noqa: BLE001 - a failed placement is reported, the soak goes on
+                self.say(f"[{placed:6.1f}s] place-order failed: {type(exc).__name__}: {exc}")
+                k += 1
+                continue
+            # provisional: report() moves an order that was still open when the faults began
+            phase = "baseline" if placed < self.cfg.baseline_s else "faulted"
+            self.orders.append(Tracked(oid, placed, phase))
+            self.say(f"[{placed:6.1f}s] order {oid} placed ({phase})")
+            k += 1
+
+    async def _fault(self, at: float, *, first: bool) -> None:
+        await asyncio.sleep(max(0.0, at - self.now()))
+        infos = [i for i in (self._info(u) for u in self.net.state["api_urls"]) if i]
+        primary = max(infos, key=lambda i: i["view"])["primary"] if infos else 0
+        target = primary if first else (primary + 1) % 4
+        name = f"aggregator-{target}"
+        entry = next(e for e in self.net.state["processes"] if e["name"] == name)
+        self.say(f"[{self.now():6.1f}s] fault: SIGSTOP {name} ({'primary' if first else 'backup'}) for "
+                 f"{self.cfg.stop_s:g}s")
+        _signal(entry, signal.SIGSTOP)
+        self.faults.append({"at": round(self.now(), 1), "what": "SIGSTOP", "node": name,
+                            "primary": target == primary})
+        await asyncio.sleep(self.cfg.stop_s)
+        _signal(entry, signal.SIGKILL)
+        self.faults.append({"at": round(self.now(), 1), "what": "kill -9", "node": name})
+        while _alive(entry):
+            await asyncio.sleep(0.1)
+        t = self.now()
+        await asyncio.to_thread(self.net.restart, name)
+        self.faults.append({"at": round(self.now(), 1), "what": "restarted", "node": name,
+                            "seconds": round(self.now() - t, 1)})
+        self.say(f"[{self.now():6.1f}s] fault: {name} killed and restarted ({self.now() - t:.1f}s)")
+
+    async def _follow(self, until: float, only: list[Tracked] | None = None) -> None:
+        """Watch every order (or ``only`` these) until it settled (block time of the executed settlement)."""
+        while True:
+            pending = [o for o in (self.orders if only is None else only) if o.executed_block_time is None]
+            placing_done = only is not None or self.now() >= until - self.cfg.drain_s
+            if placing_done and not pending:
+                return
+            if self.now() >= until:
+                return
+            for o in pending:
+                try:
+                    cyc = await self.api.order(o.order_id)
+                except (NoQuorum, ApiError):
+                    continue
+                if cyc is None:
+                    continue
+                if o.t0 is None:
+                    order = codec.from_json(cyc["order"])
+                    o.t0 = order.t0
+                if cyc.get("t3") is not None and o.final is None:
+                    o.final = timeline(codec.from_json(cyc["order"]), cyc["t3"]).final
+                if cyc["status"] != "settled":
+                    continue
+                try:
+                    st = await self.api.settlement(cyc["nonce"])
+                except (NoQuorum, ApiError):
+                    continue
+                if not st or not st.get("executed"):
+                    continue
+                receipt = await asyncio.to_thread(self.w3.eth.get_transaction_receipt, st["txHash"])
+                block = await asyncio.to_thread(self.w3.eth.get_block, receipt["blockNumber"])
+                o.executed_block_time = int(block["timestamp"])
+                if o.final is None:  # no test release: the order finalized at releaseEnd
+                    o.final = timeline(codec.from_json(cyc["order"]), None).final
+                o.settled_at = self.now()
+                o.missing = self._missing(cyc)
+                o.participants_ok = not o.missing
+                self.say(f"[{self.now():6.1f}s] order {o.order_id} settled: {o.latency:.0f}s after placement, "
+                         f"{o.committee_latency:.0f}s after its last window"
+                         + (f"; MISSING {', '.join(o.missing)}" if o.missing else ""))
+            await asyncio.sleep(1.0)
+
+    def _missing(self, cyc: dict[str, Any]) -> list[str]:
+        """Honest workers absent from a settled order: every miner claims and reveals, every validator
+        validates every model."""
+        accounts = self.net.state["accounts"]
+        miners = {a["address"]: n for n, a in accounts.items() if a["role"] == "miner"}
+        validators = {a["address"]: n for n, a in accounts.items() if a["role"] == "validator"}
+        out = []
+        claimed = {c["miner"] for c in cyc["claims"]}
+        revealed = {m["miner"] for m in cyc["models"]}
+        for addr, name in miners.items():
+            if addr not in claimed:
+                out.append(f"{name} (no claim)")
+            elif addr not in revealed:
+                out.append(f"{name} (no reveal)")
+        for m in cyc["models"]:
+            seen = {v["validator"] for v in m["validations"]}
+            for addr, name in validators.items():
+                if addr not in seen:
+                    out.append(f"{name} (no validation of {m['mid'][:10]})")
+        return out
+
+    def _info(self, url: str) -> dict[str, Any] | None:
+        try:
+            return _http_json(url + "/v1/info", timeout=2.0)
+        except Exception:  # noqa: BLE001 - stopped or restarting
+            return None
+
+    def _views(self) -> list[int | None]:
+        return [(i or {}).get("view") for i in (self._info(u) for u in self.net.state["api_urls"])]
+
+    async def _digests_equal(self, tries: int = 60) -> dict[str, Any]:
+        """Sample every replica until all report the same ledger sequence number, then compare digests
+        (Ticks move the sequence every second: a sample is taken in well under one)."""
+        urls = self.net.state["api_urls"]
+        last = None
+        for _ in range(tries):
+            infos = await asyncio.gather(*(asyncio.to_thread(self._info, u) for u in urls))
+            if all(infos):
+                last = [(i["ledgerSeq"], i["ledgerDigest"], i["lastExecuted"], i["pbftDigest"]) for i in infos]
+                if len({x[0] for x in last}) == 1:
+                    return {"equal": len({x[1] for x in last}) == 1, "seq": last[0][0],
+                            "digests": sorted({x[1] for x in last})}
+            await asyncio.sleep(0.3)
+        return {"equal": False, "seq": None, "samples": last}
+
+    # -- the report ---------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        cfg = self.cfg
+        # an order belongs to the fault-free phase only if it settled before the first fault
+        first_fault = min((f["at"] for f in self.faults), default=None)
+        for o in self.orders:
+            if o.phase == "baseline" and first_fault is not None and (o.settled_at is None
+                                                                       or o.settled_at >= first_fault):
+                o.phase = "faulted"
+
+        def phase_stats(phase: str) -> dict[str, Any]:
+            orders = [o for o in self.orders if o.phase == phase]
+            lat = [o.latency for o in orders if o.latency is not None]
+            com = [o.committee_latency for o in orders if o.committee_latency is not None]
+            return {"orders": len(orders), "settled": len(lat),
+                    "latency_p50_s": _pct(lat, 50), "latency_p95_s": _pct(lat, 95),
+                    "committee_latency_p50_s": _pct(com, 50), "committee_latency_p95_s": _pct(com, 95)}
+
+        base, faulted = phase_stats("baseline"), phase_stats("faulted")
+        ratio = (faulted["latency_p95_s"] / base["latency_p95_s"]
+                 if faulted["latency_p95_s"] and base["latency_p95_s"] else None)
+        views = [v for v in self.views_after if v is not None]
+        view_changes = (max(views) - max(v for v in self.views_before if v is not None)) if views else None
+        all_settled = all(o.executed_block_time is not None for o in self.orders)
+        honest = all(o.participants_ok for o in self.orders)
+        out = {
+            "config": asdict(cfg),
+            "warm_up": self.warm_up,
+            "orders": len(self.orders),
+            "settled": sum(o.executed_block_time is not None for o in self.orders),
+            "all_settled": all_settled,
+            "every_honest_worker_in_every_order": honest,
+            "baseline": base,
+            "faulted": faulted,
+            "p95_ratio": ratio,
+            "view_changes": view_changes,
+            "views_before": self.views_before,
+            "views_after": self.views_after,
+            "digests": self.digests,
+            "faults": self.faults,
+            "per_order": [{**asdict(o), "latency_s": o.latency, "committee_latency_s": o.committee_latency}
+                          for o in self.orders],
+        }
+        out["ok"] = bool(all_settled and honest and self.digests.get("equal") and ratio is not None
+                         and ratio <= cfg.target_ratio and len(self.orders) > 0)
+        return out
+
+
+def print_report(r: dict[str, Any], echo=click.echo) -> None:
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1f}"
+
+    echo("")
+    echo(f"{'phase':<10} {'orders':>6} {'settled':>7} {'p50 s':>7} {'p95 s':>7} {'committee p50':>14} "
+         f"{'committee p95':>14}")
+    for phase in ("baseline", "faulted"):
+        s = r[phase]
+        echo(f"{phase:<10} {s['orders']:>6} {s['settled']:>7} {f(s['latency_p50_s']):>7} {f(s['latency_p95_s']):>7} "
+             f"{f(s['committee_latency_p50_s']):>14} {f(s['committee_latency_p95_s']):>14}")
+    echo("")
+    echo(f"orders {r['orders']}, settled {r['settled']}; every honest worker in every order: "
+         f"{r['every_honest_worker_in_every_order']}")
+    echo(f"p95 faulted / fault-free: {f(r['p95_ratio'])} (target <= {r['config']['target_ratio']:g})")
+    echo(f"view changes: {r['view_changes']} (views {r['views_before']} -> {r['views_after']}); digests equal: "
+         f"{r['digests'].get('equal')} at ledger seq {r['digests'].get('seq')}")
+    for fault in r["faults"]:
+        echo(f"  {fault['at']:7.1f}s {fault['what']:<10} {fault['node']}")
+    echo("OK" if r["ok"] else "NOT OK")
+
+
+def run_soak(cfg: SoakConfig, root: str | os.PathLike | None = None, say=print) -> dict[str, Any]:
+    own = root is None
+    path = Path(tempfile.mkdtemp(prefix="pot-soak-")) if own else Path(root).resolve()
+    soak = Soak(path, cfg, say=say)
+    try:
+        report = asyncio.run(soak.run())
+        report["dir"] = str(path)
+        return report
+    finally:
+        soak.net.down(timeout=10)
+
+
+@click.command("soak")
+@click.option("--duration", type=float, default=600.0, show_default=True, help="Seconds of the faulted phase.")
+@click.option("--baseline", type=float, default=240.0, show_default=True,
+              help="Seconds of the fault-free phase before it (the p95 reference).")
+@click.option("--order-every", type=float, default=16.0, show_default=True, help="Seconds between two orders.")
+@click.option("--stop", "stop_s", type=float, default=30.0, show_default=True,
+              help="Seconds a replica stays stopped (SIGSTOP) before it is killed and restarted.")
+@click.option("--dir", "root", type=click.Path(file_okay=False), default=None,
+              help="Devnet directory (default: a new temporary one).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the report here.")
+def command(duration, baseline, order_every, stop_s, root, json_path) -> None:
+    """Keep a devnet busy for DURATION seconds with one replica stopped and restarted twice; settle
+    latency against a fault-free phase, view changes, digests."""
+    cfg = SoakConfig(duration_s=duration, baseline_s=baseline, order_every_s=order_every, stop_s=stop_s)
+    report = run_soak(cfg, root, say=lambda m: click.echo(m, err=True))
+    print_report(report)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    if not report["ok"]:
+        raise SystemExit(1)

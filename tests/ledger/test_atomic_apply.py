@@ -1,0 +1,80 @@
+"""An op applies completely or changes nothing (DESIGN.md §4): no op can fail after it mutated
+state, whatever goes wrong inside ``apply``."""
+
+import pytest
+from ledger_world import CONFIG, CREVEAL_END, MINERS, T0, happy_ops, order, staked_ledger
+
+from pot.ledger import Ledger, LedgerStateMachine
+from pot.protocol import OrderPlaced, Tick, encode
+from pot.protocol import types as T
+from pot.protocol.codec import decode
+
+MANY = 300  # the Tick's result text listed every order id: over 1,024 bytes from ~220 orders on
+
+
+def _many_unclaimed(led: Ledger, n: int) -> None:
+    for oid in range(1, n + 1):
+        assert led.apply(OrderPlaced(order(oid)), T0).ok
+
+
+def test_a_tick_that_finalizes_hundreds_of_orders_settles_them_all():
+    led = staked_ledger()
+    _many_unclaimed(led, MANY)
+    sm = LedgerStateMachine(led)
+    # through PBFT's adapter, as a replica executes it: this raised after the state had changed,
+    # and every replica stopped at the same batch with the orders left "settling"
+    [raw] = sm.execute([encode(Tick())], CREVEAL_END + 1000)
+    res = decode(raw)
+    assert res.ok, res.text
+    assert res.nonces and len(res.text.encode()) <= T.MAX_STRING_BYTES
+    settled = {oid for st in led.pending_settlements() for oid in st["orderIds"]}
+    assert settled == set(range(1, MANY + 1))
+    assert all(led.order_cycle_data(oid)["status"] == "settling" for oid in (1, MANY))
+
+
+class _FaultyLedger(Ledger):
+    """A ledger whose Tick handler has a bug after it mutated the state (fault injection: the
+    real handler runs, then an exception escapes, as the over-long result text did)."""
+
+    armed = False
+
+    def _tick(self, op, t):
+        res = Ledger._tick(self, op, t)
+        if self.armed:
+            raise RuntimeError("bug after the state changed")
+        return res
+
+
+_FaultyLedger._HANDLERS = {**Ledger._HANDLERS, Tick: _FaultyLedger._tick}
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_an_exception_inside_apply_leaves_the_state_unchanged(tmp_path, persistent):
+    path = str(tmp_path / "ledger.db") if persistent else None
+    led = staked_ledger(path, cls=_FaultyLedger, checkpoint_every=3)
+    ref = staked_ledger()
+    history = sorted(happy_ops(1) + happy_ops(2), key=lambda x: x[0])
+    for lg in (led, ref):
+        for t, op in history:
+            assert lg.apply_many([op], t)[0].ok
+    assert led.digest() == ref.digest()
+    before = led.digest()
+    led.armed = True
+    # the faulty op sits between two good ones in one batch: they still apply, it changes nothing
+    late = T.StakeChanged(MINERS[2].addr, T.MINER, 2000)
+    results = led.apply_many([OrderPlaced(order(3)), Tick(), late], CREVEAL_END + 1)
+    assert results[0].ok and results[2].ok
+    assert not results[1].ok and results[1].reason_enum is T.Reason.FAILED
+    assert "RuntimeError" in results[1].text
+    assert [r.ok for r in ref.apply_many([OrderPlaced(order(3)), late], CREVEAL_END + 1)] == [True, True]
+    assert led.digest() == ref.digest() != before, "the failed Tick left a trace in the state"
+    assert all(led.order_cycle_data(o)["status"] == "open" for o in (1, 2))
+    # disarmed, the same Tick settles as it would have on a ledger that never failed
+    led.armed = False
+    assert led.apply(Tick(), CREVEAL_END + 2).ok and ref.apply(Tick(), CREVEAL_END + 2).ok
+    assert led.digest() == ref.digest()
+    if persistent:
+        led.close()
+        again = Ledger(CONFIG, path)
+        assert again.digest() == ref.digest()
+        again.close()
