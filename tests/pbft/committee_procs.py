@@ -214,6 +214,7 @@ class Load:
         self._votes: dict[tuple[bytes, bytes], set[int]] = {}
         self._ctr = 0
         self.paused = threading.Event()
+        self._quiet = threading.Event()  # set by the client once it saw `paused`
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
@@ -221,6 +222,16 @@ class Load:
     def start(self) -> "Load":
         self._thread.start()
         return self
+
+    def pause(self) -> None:
+        """No new requests from now on (those in flight are still retransmitted)."""
+        self.paused.set()
+        self._quiet.clear()
+        if not self._quiet.wait(10):
+            raise AssertionError("the load client did not pause")
+
+    def resume(self) -> None:
+        self.paused.clear()
 
     def stop(self) -> None:
         self._stop.set()
@@ -295,13 +306,16 @@ class Load:
                             m = encode(Request(p))
                             w.write(struct.pack(">I", len(m)) + m)
             now = time.monotonic()
+            paused = self.paused.is_set()
             with self._lock:
                 open_ = [rid for rid in self.sent if rid not in self.done]
             for rid in open_:
                 if now - last_send.get(rid, 0) > 1.0:
                     last_send[rid] = now
                     send(self.sent[rid])
-            while not self.paused.is_set() and len(open_) < self.window:
+            if paused:
+                self._quiet.set()
+            while not paused and len(open_) < self.window:
                 self._ctr += 1
                 p = f"{self.prefix}{self._ctr}={random.getrandbits(32)}".encode() + self.pad
                 rid = hashlib.sha256(p).digest()

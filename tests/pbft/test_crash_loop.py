@@ -56,13 +56,13 @@ def test_whole_committee_kill_9_loop(tmp_path):
             com.start_all()
             # the committee commits again: everything in flight and new requests get f+1 replies
             time.sleep(rng.uniform(0.5, 1.5))
-            load.paused.set()
+            load.pause()
             try:
                 load.wait_drained(60)
                 t_drained = time.monotonic()
                 st = com.converge(30)
             finally:
-                load.paused.clear()
+                load.resume()
             print(f"iteration {it:2d} {pattern:18s} drained {t_drained - t_kill:5.1f}s after the restart, "
                   f"converged at seq {st[0]['last_exec']} view {st[0]['view']} "
                   f"(+{time.monotonic() - t_drained:.1f}s)", flush=True)

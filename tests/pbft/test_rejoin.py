@@ -62,7 +62,7 @@ def test_paused_backup_rejoins_without_a_view_change(tmp_path):
             assert me["view"] == 0
             print(f"\nreplica {paused} back in view 0 and executing {took:.2f}s after SIGCONT")
             load.wait_progress()  # ... and the committee keeps committing with it
-        load.paused.set()
+        load.pause()
         load.wait_drained(30)
         st = com.converge(10)
         assert st[0]["view"] == 0
@@ -86,7 +86,7 @@ def test_replica_restarted_late_joins_the_view_the_others_moved_to(tmp_path):
         load.wait_progress()
         com.kill(0)
         load.wait_progress(10)  # committed again: in view 1
-        load.paused.set()
+        load.pause()
         load.wait_drained(30)
         assert {s["view"] for s in com.status([1, 2, 3])} == {1}
         time.sleep(11)  # > clock_skew
@@ -97,9 +97,9 @@ def test_replica_restarted_late_joins_the_view_the_others_moved_to(tmp_path):
             time.sleep(0.02)
         me, took = _wait_joined(com, 0, [1, 2, 3], 2 * VIEW_TIMEOUT)
         assert me["view"] == 1
-        load.paused.clear()
+        load.resume()
         load.wait_progress(10)
-        load.paused.set()
+        load.pause()
         load.wait_drained(30)
         st = com.converge(10)
         assert st[0]["view"] == 1, st
