@@ -171,7 +171,7 @@ log_size = {log_size}
             f = self.dir(i) / "executed.trace"
             for line in f.read_text().splitlines() if f.exists() else ():
                 parts = line.split()
-                if len(parts) != 2:
+                if len(parts) != 4:
                     continue  # the tail of a line cut by kill -9
                 seq, d = int(parts[0]), parts[1]
                 if hist.setdefault(seq, d) != d:

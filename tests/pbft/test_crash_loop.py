@@ -75,7 +75,9 @@ def test_whole_committee_kill_9_loop(tmp_path):
             for s in st:
                 missing = acked - s["ids"]
                 assert not missing, (f"iteration {it} ({pattern}): replica {s['id']} lost {len(missing)} of "
-                                     f"{len(acked)} answered requests")
+                                     f"{len(acked)} answered requests (first answers, replica and seq: "
+                                     f"{sorted(load.acked[r] for r in missing)[:8]}; status "
+                                     f"{[{k: v for k, v in x.items() if k != 'ids'} for x in st]})")
         print(f"\n{LOOPS} iterations, {kills} kill -9, {len(load.acked)} requests answered, "
               f"{compared} (replica, seq) digests compared, last seq {st[0]['last_exec']}, "
               f"view {view}, {time.monotonic() - t0:.0f}s")

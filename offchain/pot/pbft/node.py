@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -204,11 +205,12 @@ async def run(config_path: str, index: int) -> None:
     out_dir = Path(data_dir.replace("{id}", str(index))) if data_dir else None
     if out_dir is not None and node_cfg.get("trace", False):
         # For the fault tests: one line per batch this replica executed and made durable
-        # ("seq digest"), appended across restarts, so a test compares histories at equal
+        # ("seq digest time pid"), appended across restarts, so a test compares histories at equal
         # sequence numbers. Written unbuffered: a kill -9 loses nothing the kernel has.
         trace = open(out_dir / "executed.trace", "a", buffering=1)
+        pid = os.getpid()
         node.on_executed.append(lambda e: trace.write(
-            f"{e.seq} {batch_digest(e.timestamp, e.requests).hex()}\n"))
+            f"{e.seq} {batch_digest(e.timestamp, e.requests).hex()} {time.time():.3f} {pid}\n"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

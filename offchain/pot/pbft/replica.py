@@ -398,6 +398,7 @@ class Replica:
             self._active_view = self.view - 1 if self.in_view_change else self.view
             if rec.view.view_change is not None and self.in_view_change:
                 self.view_changes[self.view] = {self.id: rec.view.view_change}
+                self._left_with = rec.view.left_with
         if rec.new_view is not None and rec.new_view.view <= self.view:
             self.new_view_msg = rec.new_view
         # Our votes: we re-send them (peers may have lost theirs, see storage) and never cast a
@@ -967,21 +968,22 @@ class Replica:
         if len(self.suspects) < self.cfg.quorum:
             return
         cert = SuspectCert(self.view, tuple(self.suspects.values()))
-        if self.in_view_change:
-            self.vc_attempts += 1  # the view change to this view failed: wait longer next time
-        self._start_view_change(self.view + 1, now, f"{len(cert.suspects)} replicas suspect view {cert.view}")
-        # Every correct replica that gets this follows: none stays behind in the old view.
-        self._left_with = cert
+        # Views that end without progress: wait longer in the next (§4.5.2); reset by progress.
+        self.vc_attempts += 1
+        # Every correct replica that gets the certificate follows: none stays behind in the old
+        # view (it is kept with the view-change, and re-sent after a restart too).
+        self._start_view_change(self.view + 1, now, f"{len(cert.suspects)} replicas suspect view {cert.view}",
+                                cert)
         self._out.append(Send(None, cert))
 
-    def _start_view_change(self, view: int, now: float, why: str) -> None:
+    def _start_view_change(self, view: int, now: float, why: str, left_with: SuspectCert | None = None) -> None:
         if view <= self.view:
             return
         self._out.append(ViewChanged(self.view, view, False, why))
         self.view = view
         self.in_view_change = True
         self.suspects = {}
-        self._left_with = None
+        self._left_with = left_with
         self.timers.pop("batch", None)
         # `proposed` means "carried by a pre-prepare of this view": none yet (the new view's O
         # set refills it). Left stale, a client retransmission to a replica that is alone in a
@@ -992,7 +994,7 @@ class Replica:
         vc = ViewChange(vc.view, vc.stable_seq, vc.stable_digest, vc.checkpoint_proof,
                         vc.prepared, self.id, self.signer.sign(vc.signable()))
         self.view_changes.setdefault(view, {})[self.id] = vc
-        self.store.save_view(ViewState(view, True, vc))
+        self.store.save_view(ViewState(view, True, vc, self._left_with))
         self._out.append(Send(None, vc))
         self._set_timer("view", now + self._timeout())
         self._try_new_view(view, now)
@@ -1139,8 +1141,10 @@ class Replica:
 
     def _enter_view(self, nv: NewView, now: float) -> None:
         self._out.append(ViewChanged(self._active_view, nv.view, True, f"new-view from primary {nv.replica}"))
-        # Suspects of this view sent while it was being set up were about its new-view.
-        self.suspects = {}
+        if nv.view != self.view:
+            self.suspects = {}
+        # (Suspects of this view sent while it was being set up, when its new-view was late,
+        # still count: every replica must count the same ones, whenever it got the new-view.)
         self._active_view = nv.view
         self.view = nv.view
         self.in_view_change = False

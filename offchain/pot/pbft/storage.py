@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from .messages import NewView, PrePrepare, Prepare, PreparedCert, ViewChange, decode, encode
+from .messages import NewView, PrePrepare, Prepare, PreparedCert, SuspectCert, ViewChange, decode, encode
 
 
 class StateMachine(Protocol):
@@ -57,10 +57,12 @@ class StoredCheckpoint:
 @dataclass(frozen=True)
 class ViewState:
     """The view a replica is in, and while it is changing views its own VIEW-CHANGE (it must
-    send the same one again after a restart, never one that forgets a prepared batch)."""
+    send the same one again after a restart, never one that forgets a prepared batch) and the
+    2f+1 suspects it left the last view with (re-sent until the others follow)."""
     view: int
     in_view_change: bool
     view_change: ViewChange | None = None
+    left_with: SuspectCert | None = None
 
 
 @dataclass
@@ -252,8 +254,10 @@ class FileStore:
         self._begin().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def save_view(self, state: ViewState) -> None:
-        self._meta("view", struct.pack(">QB", state.view, state.in_view_change)
-                   + (encode(state.view_change) if state.view_change is not None else b""))
+        self._meta("view", encode_snapshot_parts([
+            struct.pack(">QB", state.view, state.in_view_change),
+            encode(state.view_change) if state.view_change is not None else b"",
+            encode(state.left_with) if state.left_with is not None else b""]))
 
     def save_new_view(self, nv: NewView) -> None:
         self._meta("new_view", encode(nv))
@@ -279,10 +283,12 @@ class FileStore:
             seq, digest, snap, proof = decode_snapshot_parts(meta["checkpoint"])
             rec.checkpoint = StoredCheckpoint(struct.unpack(">Q", seq)[0], digest, snap, proof)
         if "view" in meta:
-            raw = meta["view"]
-            view, in_vc = struct.unpack_from(">QB", raw)
-            vc = decode(raw[9:]) if len(raw) > 9 else None
-            rec.view = ViewState(view, bool(in_vc), vc if type(vc) is ViewChange else None)
+            head, vc, cert = decode_snapshot_parts(meta["view"])
+            view, in_vc = struct.unpack(">QB", head)
+            vc = decode(vc) if vc else None
+            cert = decode(cert) if cert else None
+            rec.view = ViewState(view, bool(in_vc), vc if type(vc) is ViewChange else None,
+                                 cert if type(cert) is SuspectCert else None)
         if "new_view" in meta:
             nv = decode(meta["new_view"])
             rec.new_view = nv if type(nv) is NewView else None
