@@ -158,7 +158,7 @@ class Aggregator:
         domain = self.ledger_config.message_domain
         self.attester = Attester(w3=self.w3, deployment=self.deployment, ledger=self.ledger, domain=domain,
                                  address=address, key=key, fire=self._fire, confirmations=cfg.confirmations,
-                                 stats=self.stats)
+                                 stats=self.stats, state_path=cfg.data_dir / "follower.json")
         # PoT.Verify scores in a process of its own, started at the first one: PyTorch is never
         # imported here, so neither PBFT nor the API ever waits on it
         self.scorer = Scorer(open_store(cfg.store), ScoringLimits(nice=10), start=False)
