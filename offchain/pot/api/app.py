@@ -10,6 +10,7 @@
     GET  /v1/nodes/{address}          roles, stake and locked stake the ledger knows
     GET  /v1/settlements/pending      settlements waiting for signatures or execution
     GET  /v1/settlements/{nonce}      one settlement, executed or not
+    GET  /v1/deployment               the contracts' addresses (the deployment file's entry)
     GET  /v1/health                   liveness
     GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
                                       submissions refused or rate-limited before consensus
@@ -106,10 +107,12 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator",
                peers: Sequence[str] = (), rpc_url: str | None = None,
-               limits: AdmissionLimits | None = None) -> FastAPI:
+               limits: AdmissionLimits | None = None, deployment: dict[str, Any] | None = None) -> FastAPI:
     """The API over ``node`` (see the module docstring for the endpoints). ``peers`` (every
     member's API URL) and ``rpc_url`` (this replica's chain node) feed the explorer's committee
-    view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``)."""
+    view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``);
+    ``deployment``: the deployment file's entry of this chain, served so that a participant needs
+    nothing but the network's URLs."""
     app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   description="The committee's API: submit signed messages, read the global ledger. "
                               "Token amounts are integers in wei (18 decimals) and may exceed 2**53.")
@@ -272,6 +275,14 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
         if st is None:
             return _not_found(f"no settlement with nonce {nonce}")
         return _json(st)
+
+    @app.get("/v1/deployment", response_model=schemas.DeploymentDoc, responses={404: {"model": schemas.Error}})
+    async def get_deployment() -> Response:
+        """The contracts of this network (the deployment file's entry for its chain): with it and
+        the committee's URLs a participant on another machine has everything it needs."""
+        if deployment is None:
+            return _not_found("this replica serves no deployment")
+        return _json(deployment)
 
     @app.get("/v1/health", responses={200: {"model": schemas.Health}})
     async def health() -> dict[str, Any]:

@@ -105,6 +105,17 @@ class _TypedReads:
     async def settlement(self, nonce: int) -> dict[str, Any] | None:
         return await self.get_json(f"/v1/settlements/{int(nonce)}")
 
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        """How the order ended: winner, payouts, slashes, verdicts, every model's score, settlement."""
+        return await self.get_json(f"/v1/orders/{int(order_id)}/outcome")
+
+    async def account(self, address: str) -> dict[str, Any] | None:
+        """Stake and roles, earned, pending and slashed, the orders the address took part in."""
+        return await self.get_json(f"/v1/accounts/{address}")
+
+    async def orders_page(self, **filters: Any) -> dict[str, Any]:
+        """One page of ``GET /v1/orders`` with its filters (phase, status, client, miner, limit, cursor)."""
+        return await self.get_json("/v1/orders", {k: v for k, v in filters.items() if v is not None})
 
 
 class _AsgiReplica:
@@ -406,3 +417,26 @@ class CommitteeClient(_TypedReads):
 
         return await self._ask("POST", "/v1/messages", decide, body=raw, headers=_OCTETS,
                                timeout=self.submit_timeout)
+
+
+def read_quorum_sync(urls: Sequence[str], path: str, *, f: int | None = None, timeout: float = 10.0) -> bytes | None:
+    """A blocking BFT read for start-up, before any event loop runs: the body f+1 replicas give
+    alike (None: f+1 say 404). ``NoQuorum`` when they do not agree or do not answer."""
+    f = max_faulty(len(urls)) if f is None else f
+    tally: dict[tuple[int, bytes], int] = {}
+    errors = []
+    with httpx.Client(timeout=timeout) as http:
+        for url in urls:
+            try:
+                resp = http.get(url.rstrip("/") + path)
+            except httpx.HTTPError as exc:
+                errors.append(f"{url}: {type(exc).__name__}")
+                continue
+            if resp.status_code not in (200, 404):
+                errors.append(f"{url}: HTTP {resp.status_code}")
+                continue
+            key = (resp.status_code, resp.content)
+            tally[key] = tally.get(key, 0) + 1
+            if tally[key] >= f + 1:
+                return None if key[0] == 404 else key[1]
+    raise NoQuorum(f"GET {path}: no {f + 1} of {len(urls)} replicas answered alike ({'; '.join(errors[:4]) or 'they differ'})")

@@ -89,7 +89,7 @@ def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_perio
 
     from pot.chain.anvil import DEV_KEYS, Anvil
     from pot.chain.deployment import DeployParams, deploy
-    from pot.chain.keys import KeyError_, load_account
+    from pot.chain.keys import KeyLoadError, load_account
     from pot.chain.sender import Sender, connect
     from pot.protocol.committee import default_threshold
 
@@ -103,7 +103,7 @@ def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_perio
             url = node.url
         try:
             account = load_account(keystore, allow_dev_key=node is not None)
-        except KeyError_ as exc:
+        except KeyLoadError as exc:
             raise click.ClickException(str(exc)) from None
         try:
             w3 = connect(url)

@@ -55,6 +55,9 @@ def _print_endpoints(net, state) -> None:
             where += f"  pbft {p['pbft']}"
         click.echo(f"  {p['name']:<13} pid {p['pid']:<7} {p.get('address', '')[:12]:<12} {where}")
     click.echo(f"  logs         {net.logs}/<node>.log")
+    if state.get("network_config"):
+        click.echo(f"  join it      POT_CONFIG={state['network_config']}  (the chain and the committee's URLs, "
+                   "nothing else)")
     if state.get("api_urls"):
         # every aggregator serves the explorer; the first is as good as any
         click.echo(f"  explorer     {state['api_urls'][0]}/   (API reference: {state['api_urls'][0]}/docs)")
@@ -143,6 +146,39 @@ def down(root, timeout) -> None:
         raise click.ClickException(str(exc)) from None
     for name, how in outcome:
         click.echo(f"  {name:<13} {how}")
+
+
+@group.command()
+@click.argument("address")
+@_dir
+@click.option("--pot", "pot_amount", default="100 POT", show_default=True,
+              help="POT to send (from the devnet's deployer, which holds the supply).")
+@click.option("--eth", "eth_amount", default="10", show_default=True, help="ETH to send for gas.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def fund(address, root, pot_amount, eth_amount, as_json) -> None:
+    """Send ETH (for gas) and POT to ADDRESS on this devnet's chain, from its deployer account: what a
+    new key needs before `pot stake register`. Devnets only: the deployer's key is Anvil's public one."""
+    from eth_utils import is_address, to_checksum_address
+
+    from pot.devnet import Devnet, DevnetError
+    from pot.protocol.units import format_native, format_pot, parse_amount
+
+    if not is_address(address):
+        raise click.BadParameter(f"not an address: {address}", param_hint="ADDRESS")
+    try:
+        pot_wei = parse_amount(pot_amount, "--pot", default_unit="POT")
+        eth_wei = parse_amount(eth_amount.upper().removesuffix("ETH"), "--eth", default_unit="POT")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    try:
+        got = Devnet(root).fund(to_checksum_address(address), pot_wei, eth_wei)
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({k: str(v) if isinstance(v, int) else v for k, v in got.items()}, indent=2))
+        return
+    click.echo(f"sent {format_native(eth_wei)} and {format_pot(pot_wei)} to {got['address']}: it holds "
+               f"{format_native(got['native'])} and {format_pot(got['pot'])} now")
 
 
 @group.command("config")

@@ -174,7 +174,8 @@ class Aggregator:
 
     async def _serve_api(self) -> None:
         app = create_app(self.node, peers=self.cfg.api_urls, rpc_url=self.cfg.rpc_url,
-                         limits=AdmissionLimits.from_dict(self.cfg.admission))
+                         limits=AdmissionLimits.from_dict(self.cfg.admission),
+                         deployment=self.deployment.to_json())
         config = uvicorn.Config(app, host=self.cfg.api_host, port=self.cfg.api_port,
                                 log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
@@ -213,14 +214,16 @@ class Aggregator:
             await asyncio.sleep(interval)
 
 
-async def run(cfg: AggregatorConfig) -> None:
-    """Serve one replica until SIGINT/SIGTERM, then stop cleanly (status.json in data_dir)."""
+async def run(cfg: AggregatorConfig) -> int | None:
+    """Serve one replica until SIGINT/SIGTERM, then stop cleanly (status.json in data_dir);
+    returns the signal that stopped it."""
     agg = Aggregator(cfg)
     setup_logging(cfg, agg)
     stop = asyncio.Event()
+    received: list[int] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, lambda s=sig: (received.append(s), stop.set()))
     try:
         await agg.start()
         (cfg.data_dir / "ready").write_text(str(os.getpid()))
@@ -228,3 +231,4 @@ async def run(cfg: AggregatorConfig) -> None:
     finally:
         (cfg.data_dir / "ready").unlink(missing_ok=True)
         await agg.stop()
+    return received[0] if received else None

@@ -45,15 +45,17 @@ the replicas cannot disagree about it by configuration.
 from __future__ import annotations
 
 import os
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pot.roles.config import ConfigError, env_layer, read_toml, resolve_layers
+
 SETTLEMENT_PATHS = ("signed", "propose-confirm-execute")
 
 
-class AggregatorConfigError(ValueError):
+class AggregatorConfigError(ConfigError):
     """The aggregator's configuration is missing something or malformed (the message says what)."""
 
 
@@ -112,31 +114,17 @@ class AggregatorConfig:
         return Path(self.log_file) if self.log_file else self.data_dir / "aggregator.log"
 
     def load_account(self):
-        """The replica's chain key (also its PBFT key): keystore, else ``$<key_env>``."""
-        from eth_account import Account
+        """The replica's chain key (also its PBFT key), by the one key loader
+        (``pot.chain.keys.load_account``): keystore, else ``$<key_env>``."""
+        from pot.chain.keys import load_account
 
-        from pot.chain.keys import KeyError_, from_keystore
-
-        if self.keystore:
-            password = None
-            if self.password_file:
-                try:
-                    password = Path(self.password_file).read_text().strip()
-                except OSError as exc:
-                    raise AggregatorConfigError(f"password_file: {exc}") from None
-            return from_keystore(self.keystore, password)
-        key = os.environ.get(self.key_env)
-        if not key:
-            raise KeyError_(f"no key for replica {self.replica_id}: set keystore (and password_file or "
-                            f"$POT_KEYSTORE_PASSWORD) in the config, or ${self.key_env}")
-        try:
-            return Account.from_key(key.strip())
-        except ValueError as exc:
-            raise KeyError_(f"${self.key_env} is not a valid private key: {exc}") from None
+        return load_account(self.keystore, password_file=self.password_file, key_env=self.key_env)
 
 
 _TOP = {f.name for f in fields(AggregatorConfig)} - {"pbft", "public_keys", "api_urls", "pbft_options",
                                                      "params", "admission", "path", "data_dir", "replica_id"}
+#: the file's tables: the committee, PBFT options, ledger parameters, admission limits
+_TABLES = ("committee", "pbft", "params", "admission")
 
 
 def _addr(s: Any, where: str) -> tuple[str, int]:
@@ -152,20 +140,17 @@ def _addr(s: Any, where: str) -> tuple[str, int]:
     return host, p
 
 
-def load_aggregator_config(path: str | os.PathLike, **overrides: Any) -> AggregatorConfig:
-    """Parse and check one replica's TOML file; ``overrides`` (not None) replace top-level keys."""
+def load_aggregator_config(path: str | os.PathLike, *, env: Mapping[str, str] | None = None,
+                           **overrides: Any) -> AggregatorConfig:
+    """Parse and check one replica's TOML file. The settings' layers are the workers' (``pot.roles.config``):
+    defaults < the file < ``$POT_<SETTING>`` < ``overrides`` (the command line; None: unset)."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise AggregatorConfigError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AggregatorConfigError(f"{path}: {exc}") from None
-    doc.update({k: v for k, v in overrides.items() if v is not None})
-    known = _TOP | {"replica_id", "data_dir", "committee", "pbft", "params", "admission"}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise AggregatorConfigError(f"{path}: unknown setting(s) {unknown} (known: {sorted(known)})")
+    doc = read_toml(path)
+    tables = {k: doc.pop(k) for k in _TABLES if k in doc}
+    settings = resolve_layers(AggregatorConfig, [(str(path), doc, False), env_layer(_TOP, env),
+                                                 ("the command line", overrides, False)],
+                              known=_TOP | {"replica_id", "data_dir"})
+    doc = {**settings, **tables}
     com = doc.get("committee")
     if not isinstance(com, dict):
         raise AggregatorConfigError(f"{path}: missing [committee] table (pbft addresses, public_keys)")
@@ -188,7 +173,7 @@ def load_aggregator_config(path: str | os.PathLike, **overrides: Any) -> Aggrega
     rid = doc.get("replica_id")
     if type(rid) is not int or not 0 <= rid < len(addrs):
         raise AggregatorConfigError(f"{path}: replica_id must be an int in [0, {len(addrs)})")
-    if "data_dir" not in doc:
+    if not doc.get("data_dir"):
         raise AggregatorConfigError(f"{path}: data_dir is required")
     kw: dict[str, Any] = {k: doc[k] for k in _TOP if k in doc}
     from pot.pbft.replica import ReplicaConfig

@@ -237,6 +237,6 @@ def build(config: ClientConfig, account=None) -> Client:
     return build_worker(Client, config, account)
 
 
-async def run(config: ClientConfig) -> None:
+async def run(config: ClientConfig) -> int | None:
     """``pot client run``: release and fetch for every order in the state directory, until stopped."""
-    await run_worker(Client, config)
+    return await run_worker(Client, config)

@@ -42,6 +42,10 @@ class Gateway(Protocol):
 
     async def settlement(self, nonce: int) -> views.SettlementView | None: ...
 
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        """How the order ended (``GET /v1/orders/{id}/outcome``); None for an unknown order."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -96,6 +100,12 @@ class LocalGateway:
         st = views.settlement(self.ledger, nonce)
         return None if st is None else views.SettlementView.from_json(st)
 
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        try:
+            return views.order_outcome(self.ledger, order_id)
+        except KeyError:
+            return None
+
     async def aclose(self) -> None:
         pass
 
@@ -135,6 +145,9 @@ class HttpGateway:
     async def settlement(self, nonce: int) -> views.SettlementView | None:
         doc = await self.api.settlement(nonce)
         return None if doc is None else views.SettlementView.from_json(doc)
+
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        return await self.api.outcome(order_id)
 
     async def aclose(self) -> None:
         await self.api.aclose()
