@@ -14,6 +14,8 @@
     GET  /v1/health                   liveness
     GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
                                       submissions refused or rate-limited before consensus
+    PUT  /v1/content/{cid}, GET /ipfs/{cid}   signed uploads of what orders reference, and the
+                                      content back (``pot.api.content``)
     GET  /, /docs, /openapi.json      the explorer, the API reference and its OpenAPI document;
                                       the explorer's reads are in ``pot.api.explorer``
 
@@ -35,8 +37,10 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from eth_utils import is_hex_address
 
+from pot.api import content as content_routes
 from pot.api import explorer, schemas, views
 from pot.api.admission import AdmissionLimits, TokenBuckets, retry_after
+from pot.api.content import ContentService
 from pot.api.node import Node, NodeUnavailable
 from pot.ledger.ledger import FINAL_REASONS
 from pot.protocol import codec
@@ -107,12 +111,14 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator",
                peers: Sequence[str] = (), rpc_url: str | None = None,
-               limits: AdmissionLimits | None = None, deployment: dict[str, Any] | None = None) -> FastAPI:
+               limits: AdmissionLimits | None = None, deployment: dict[str, Any] | None = None,
+               content: ContentService | None = None) -> FastAPI:
     """The API over ``node`` (see the module docstring for the endpoints). ``peers`` (every
     member's API URL) and ``rpc_url`` (this replica's chain node) feed the explorer's committee
     view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``);
     ``deployment``: the deployment file's entry of this chain, served so that a participant needs
-    nothing but the network's URLs."""
+    nothing but the network's URLs; ``content``: the uploads this replica takes and serves
+    (``pot.api.content``)."""
     app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   description="The committee's API: submit signed messages, read the global ledger. "
                               "Token amounts are integers in wei (18 decimals) and may exceed 2**53.")
@@ -299,4 +305,6 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
                 "threshold": cfg.threshold, "admission": dict(app.state.admission)}
 
     explorer.install(app, node, peers=peers, rpc_url=rpc_url)
+    if content is not None:
+        content_routes.install(app, content, ledger.config.message_domain)
     return app

@@ -42,7 +42,8 @@ def run(config_file, **overrides) -> None:
               help="Writes <dir>/agg<i>/aggregator.toml with a devnet keystore each.")
 @click.option("--deployment", required=True, type=click.Path(dir_okay=False), help="Deployment file.")
 @click.option("--rpc-url", default="http://127.0.0.1:8545", show_default=True, help="Chain RPC URL.")
-@click.option("--store", required=True, help="Content store (directory or IPFS RPC URL).")
+@click.option("--store", default=None,
+              help="One content store for every replica (directory or IPFS RPC URL); default: each its own.")
 @click.option("--seed", default="devnet", show_default=True,
               help="Seed of the deterministic committee keys (devnets only: never for real value).")
 @click.option("--settlement-path", type=click.Choice(["signed", "propose-confirm-execute"]), default="signed",

@@ -48,7 +48,7 @@ def _print_endpoints(net, state) -> None:
     click.echo(f"\ndevnet in {state['root']}  (ready in {state['ready_at'] - state['started_at']}s)")
     click.echo(f"  chain        {state['rpc_url']}  chain id {state['chain_id']}")
     click.echo(f"  deployment   {state['deployment']}")
-    click.echo(f"  store        {state['store']}")
+    click.echo("  stores       each node its own; what orders reference goes through the committee")
     for p in state["processes"]:
         where = p.get("url", "")
         if p.get("pbft"):

@@ -45,14 +45,13 @@ def status(config_file, keystore, api_urls, address, limit, as_json) -> None:
     (won, lost to whom and by how much, what each paid), from the committee's ledger (f+1
     replicas alike)."""
     import asyncio
-    import json
 
-    from pot.commands.accounts import account_address, miner_report, render_miner_report
+    from pot.commands.accounts import account_address, echo_json, miner_report, render_miner_report
 
     cfg = load(MinerConfig, config_file, keystore=keystore, api_urls=api_urls)
     who = account_address(address, cfg)
     report = asyncio.run(miner_report(cfg, who, limit))
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
     else:
         render_miner_report(report)

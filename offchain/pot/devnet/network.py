@@ -16,8 +16,12 @@ this is for a local chain only, never for anything of value.
 Layout of DIR::
 
     devnet.json  deployment.json  accounts.json  devnet.toml (the config used)
-    config/<node>.toml   logs/<node>.log   store/ (shared embedded CID store)
-    aggregators/agg<i>/  (ledger, PBFT log, keystore)   state/<node>/ (worker state)
+    config/<node>.toml   logs/<node>.log   network.toml (what a newcomer needs: `POT_CONFIG=...`)
+    aggregators/agg<i>/  (ledger, PBFT log, keystore, store/: the content uploaded to it)
+    state/<node>/        (worker state, store/: the node's own content store)
+
+No two nodes share a store, as on a real network: content an order references (spec, data,
+models, test set) goes to the committee, which every node reads it from (``pot.api.content``).
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ class DevnetConfig:
     verifiers: int = 1
     clients: int = 1
     workers: bool = True
+    #: every node on one store directory (DIR/store), for a dApp that places orders with content
+    #: it never uploads to the committee; by default each node has its own, as on a real network
+    shared_store: bool = False
     poll_interval: float = 1.0
     log_level: str = "INFO"
     startup_timeout: float = 90.0
@@ -113,7 +120,7 @@ class DevnetConfig:
 
 _SECTIONS = {
     "devnet": ("host", "chain_port", "chain_id", "block_time", "aggregators", "miners", "validators", "verifiers", "clients",
-               "workers", "poll_interval", "log_level", "startup_timeout"),
+               "workers", "shared_store", "poll_interval", "log_level", "startup_timeout"),
     "chain": ("fund", "min_stake", "challenge_stake", "min_reveal_duration", "unbonding_period",
               "settlement_grace", "max_order_lifetime"),
 }
@@ -319,6 +326,8 @@ class Devnet:
 
     @property
     def store_dir(self) -> Path:
+        """The one store of a ``shared_store`` devnet, or of participants that run inside one
+        process (the demo's)."""
         return self.root / "store"
 
     def load(self) -> dict[str, Any]:
@@ -361,7 +370,7 @@ class Devnet:
         (self.root / "devnet.toml").write_text(_dump_config(cfg))
         self.participants = participants(cfg, extra)
         self.state = {"root": str(self.root), "started_at": int(time.time()), "processes": [],
-                      "deployment": str(self.deployment_file), "store": str(self.store_dir),
+                      "deployment": str(self.deployment_file),
                       "accounts": {p.name: {"address": p.address, "role": p.role, "index": p.index}
                                    for p in self.participants}}
         try:
@@ -488,7 +497,8 @@ class Devnet:
         params = agg_table.pop("params", None)
         pbft = agg_table.pop("pbft", None)
         paths = local_committee_configs(
-            len(members), self.root / "aggregators", self.deployment_file, self.state["rpc_url"], self.store_dir,
+            len(members), self.root / "aggregators", self.deployment_file, self.state["rpc_url"],
+            self.store_dir if cfg.shared_store else None,
             keys=[p.account for p in members], host=cfg.host, pbft=pbft, params=params,
             extra={"log_file": "-", "log_level": cfg.log_level, "chain_id": cfg.chain_id, **agg_table})
         urls = []
@@ -526,7 +536,9 @@ class Devnet:
         cfg = self.config
         table = {**cfg.roles.get(p.role, {}), **cfg.nodes.get(p.name, {})}
         top = {"rpc_url": self.state["rpc_url"], "deployment": str(self.deployment_file),
-               "chain_id": cfg.chain_id, "store": str(self.store_dir), "api_urls": self.state["api_urls"],
+               "chain_id": cfg.chain_id,
+               "store": str(self.store_dir if cfg.shared_store else self.root / "state" / p.name / "store"),
+               "api_urls": self.state["api_urls"],
                "poll_interval": cfg.poll_interval, "state_dir": str(self.root / "state" / p.name),
                "log_level": cfg.log_level}
         path = self.root / "config" / f"{p.name}.toml"

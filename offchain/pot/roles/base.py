@@ -312,6 +312,8 @@ HOLD_OFF_REASONS = frozenset({T.Reason.NOT_ENOUGH_STAKE, T.Reason.NOT_AUTHORIZED
 HOLD_FIRST_S, HOLD_MAX_S = 5.0, 60.0
 #: the longest a worker honours a replica's Retry-After
 MAX_QUIET_S = 60.0
+#: how long ``publish`` waits for the committee's ledger to learn a fresh order
+PUBLISH_WAIT_S = 90.0
 
 
 class Worker:
@@ -455,6 +457,38 @@ class Worker:
                 self._holds = {k: v for k, v in self._holds.items() if v[0] > now}
         return result
 
+    # -- content --------------------------------------------------------------------------------
+
+    async def publish(self, order_id: int, cid: str, what: str, data: bytes | None = None) -> int:
+        """Upload content order ``order_id`` references (a model, a spec, a data set) to the committee,
+        so that participants on other machines can fetch it; returns how many replicas hold it.
+        An order the ledger does not know yet (it enters a few blocks after placeOrder) is waited
+        for up to ``PUBLISH_WAIT_S``; any other refusal raises ``UploadRefused``."""
+        from pot.api.client import UploadRefused
+        from pot.protocol.content import ContentUpload
+
+        if data is None:
+            data = await asyncio.to_thread(self.store.get, cid)
+        give_up = time.monotonic() + PUBLISH_WAIT_S
+        while True:
+            # the replicas judge the expiry by their wall clocks, not by a test's offset clock
+            upload = ContentUpload(self.address, order_id, cid, len(data), int(time.time()) + 600)
+            try:
+                held = await self.gateway.publish(upload.sign(self.domain, self.key), data)
+            except UploadRefused as exc:
+                if exc.status != 404 or time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(1.0)
+                continue
+            except RateLimited as exc:
+                if time.monotonic() + exc.retry_after > give_up:
+                    raise
+                await asyncio.sleep(min(exc.retry_after, MAX_QUIET_S))
+                continue
+            if held:
+                self.emit(Kind.PUBLISHED, order_id, what=what, cid=cid, size=len(data), replicas=held)
+            return held
+
     # -- stake ----------------------------------------------------------------------------------
 
     async def ensure_staked(self) -> bool:
@@ -533,8 +567,9 @@ def build_worker(cls: type[Worker], config: Any, account: LocalAccount | None = 
 
     account = account or config.load_account()
     chain = ChainAccess.for_config(config, account)
+    # what this machine lacks it reads from the committee, which keeps what orders reference
     return cls(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
-               domain=chain.domain, store=open_store(config.store), chain=chain)
+               domain=chain.domain, store=open_store(config.store, mirrors=config.api_urls), chain=chain)
 
 
 async def run_worker(cls: type[Worker], config: Any) -> int | None:

@@ -28,6 +28,7 @@ class Kind(enum.StrEnum):
     UNAVAILABLE = "unavailable"    # a model or test set could not be fetched yet
     ABSTAIN = "abstain"            # this machine could not score a model (resource failure): no score sent
     MISSED = "missed"
+    PUBLISHED = "published"        # content handed to the committee (2f+1 replicas hold it)
     # what a settled order meant for this worker (roles.outcome)
     WON = "won"                    # miner: the winner
     LOST = "lost"                  # miner: another model won
@@ -124,6 +125,8 @@ _WORDS: dict[Kind, Callable[[dict[str, Any]], str]] = {
     Kind.UNAVAILABLE: lambda d: f"{d.get('what', 'content')} not available yet: {d.get('why', '')}",
     Kind.ABSTAIN: lambda d: f"could not score model {short(d.get('mid'))} here ({d.get('reason')}): no score sent",
     Kind.MISSED: lambda d: f"missed the {d.get('what')} window (now {d.get('phase')})",
+    Kind.PUBLISHED: lambda d: (f"{d['what']} uploaded to the committee ({d['size']:,} bytes, {d['replicas']} "
+                               f"replicas hold it)"),
     Kind.ORDER_PLACED: lambda d: f"placed: {_pot(d['reward'])} escrowed, {d.get('train_duration')} s of training",
     Kind.TEST_RELEASED: lambda d: f"test set released on-chain (t3 = {d['t3']})",
     Kind.NO_WINNER: lambda d: "settled without a winner: the reward went back",

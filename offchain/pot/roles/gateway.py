@@ -46,6 +46,11 @@ class Gateway(Protocol):
         """How the order ended (``GET /v1/orders/{id}/outcome``); None for an unknown order."""
         ...
 
+    async def publish(self, signed: T.Signed, data: bytes) -> int:
+        """Hand content an order references to the committee (a signed ``ContentUpload``); how many
+        replicas hold it."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -106,6 +111,9 @@ class LocalGateway:
         except KeyError:
             return None
 
+    async def publish(self, signed: T.Signed, data: bytes) -> int:
+        return 0  # one process, one store: everyone reads it already
+
     async def aclose(self) -> None:
         pass
 
@@ -148,6 +156,9 @@ class HttpGateway:
 
     async def outcome(self, order_id: int) -> dict[str, Any] | None:
         return await self.api.outcome(order_id)
+
+    async def publish(self, signed: T.Signed, data: bytes) -> int:
+        return await self.api.upload(signed, data)
 
     async def aclose(self) -> None:
         await self.api.aclose()

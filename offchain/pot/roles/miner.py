@@ -310,6 +310,8 @@ class Miner(Worker):
         claim = self._held(order_id, cyc)
         cid = await asyncio.to_thread(self.store.add_bytes, claim.model_bytes)
         await asyncio.to_thread(self.store.pin, cid)
+        # before the reveal: a model the validators cannot fetch would be scored by nobody
+        await self.publish(order_id, cid, "model", claim.model_bytes)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         (self.model_dir / f"order-{order_id}-{claim.mid.hex()[:16]}.safetensors").write_bytes(claim.model_bytes)
         claim.model_cid = cid
