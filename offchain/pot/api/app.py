@@ -1,4 +1,4 @@
-"""The aggregator's HTTP API (DESIGN.md §4), as a FastAPI app over a ``Node``.
+"""The aggregator's HTTP API (ARCHITECTURE.md §4), as a FastAPI app over a ``Node``.
 
     POST /v1/messages                 submit a signed message (codec wire bytes; raw or hex)
     GET  /v1/orders                   every order, newest first (?phase, ?status, ?client, ?miner,

@@ -1,4 +1,4 @@
-"""The committee's content service: signed uploads in, verified content out (DESIGN.md §5).
+"""The committee's content service: signed uploads in, verified content out (ARCHITECTURE.md §5).
 
     PUT  /v1/content/{cid}    upload the bytes of ``cid``; the request is a ``ContentUpload``
                               signed by the uploader, in ``x-pot-*`` headers

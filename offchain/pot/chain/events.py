@@ -5,7 +5,7 @@
         ...
 
 The follower only returns logs at least ``confirmations`` blocks deep (0 on Anvil, 15 on BSC:
-DESIGN.md §3), in chain order, each once; it resumes from ``next_block``.
+ARCHITECTURE.md §3), in chain order, each once; it resumes from ``next_block``.
 """
 
 from __future__ import annotations

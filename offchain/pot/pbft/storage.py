@@ -2,7 +2,7 @@
 
 ``StateMachine`` is what the ledger implements (``pot.ledger.LedgerStateMachine``);
 ``ReplicaStore`` is where a replica persists each committed batch *before* it replies
-(DESIGN.md §4), so a restarted replica recovers from its own log first and from its peers
+(ARCHITECTURE.md §4), so a restarted replica recovers from its own log first and from its peers
 after that.
 """
 

@@ -1,4 +1,4 @@
-"""The aggregator: one replica of the committee (DESIGN.md §4), as one asyncio process.
+"""The aggregator: one replica of the committee (ARCHITECTURE.md §4), as one asyncio process.
 
 This module only wires the pieces together; each lives in a module of its own::
 

@@ -1,6 +1,6 @@
 """The miner: stake, pick an order, train, commit every better model, reveal the best.
 
-Per order (DESIGN.md §3): during training ``[t0, trainEnd)`` every improvement on the miner's
+Per order (ARCHITECTURE.md §3): during training ``[t0, trainEnd)`` every improvement on the miner's
 holdout is committed at once (``ClaimCommit``, a later one replaces the earlier), because the
 miner may be cut off at any moment and only a committed model can win. Training stops
 ``commit_margin_s`` before trainEnd so the last commit still lands. In the reveal window the

@@ -1,4 +1,4 @@
-"""Content-addressed storage of models, data sets, task specs and cycle records (DESIGN.md §5).
+"""Content-addressed storage of models, data sets, task specs and cycle records (ARCHITECTURE.md §5).
 
 One interface, :class:`ContentStore`, and its backends:
 
