@@ -144,6 +144,12 @@ def test_a_newcomer_keys_stakes_mines_wins_and_leaves(tmp_path):
         mined = json.loads(run("miner", "status", "--keystore", "alice", "--json").stdout)
         order = next(o for o in mined["orders"] if o["orderId"] == 1)
         assert order["outcome"] == "won" and int(order["paid"]) > 0 and int(mined["account"]["earned"]) > 0, mined
+        net = json.loads(run("devnet", "status", "--dir", str(root), "--json").stdout)
+        assert net["orders"][0]["orderId"] == 1 and net["orders"][0]["winner"] == alice, net["orders"]
+        held = {b["name"]: b for b in net["balances"]}
+        assert int(held["client-1"]["pot"]) > 0 and int(held["validator-1"]["stake"]) > 0, held
+        text = run("devnet", "status", "--dir", str(root)).stdout
+        assert f"won by {alice[:6]}" in text and "POT" in text, text
         assert a.interrupt() == 130, a.output[-3000:]
         clean(a.output)
 
@@ -165,9 +171,10 @@ def test_a_newcomer_keys_stakes_mines_wins_and_leaves(tmp_path):
     assert down.returncode == 0, down.stdout + down.stderr
 
 
-@pytest.fixture
-def keystore(tmp_path):
-    env = {**os.environ, "POT_KEYSTORE_DIR": str(tmp_path / "keys"), "HOME": str(tmp_path)}
+@pytest.fixture(scope="module")
+def keystore(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("keys")
+    env = {**os.environ, "POT_KEYSTORE_DIR": str(tmp_path / "keys"), "HOME": str(tmp_path), "TMP_KEYS": str(tmp_path)}
     for var in ("POT_PRIVATE_KEY", "POT_KEYSTORE_PASSWORD", "POT_CONFIG", "POT_DEBUG"):
         env.pop(var, None)
     (tmp_path / "pw").write_text("right\n")
@@ -180,7 +187,8 @@ def keystore(tmp_path):
 
 @pytest.mark.parametrize("case", ["wrong password", "rpc down", "missing key", "no key", "bad config",
                                   "bad amount"])
-def test_expected_errors_are_one_line_with_the_fix(tmp_path, keystore, case):
+def test_expected_errors_are_one_line_with_the_fix(keystore, case):
+    tmp_path = Path(keystore["TMP_KEYS"])
     dead = "http://127.0.0.1:9"  # discard port: nothing answers JSON-RPC there
     args, expect, code = {
         "wrong password": (["stake", "register", "--role", "miner", "--keystore", "k", "--password-file",

@@ -80,7 +80,7 @@ def _print_endpoints(net, state) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(root, as_json) -> None:
     """Each process alive or dead, the chain's head block, each replica's view, sequence and
-    ledger digest (GET /v1/info). Exits 1 naming what is dead: an exited process, a replica whose
+    ledger digest (GET /v1/info), every account's gas, POT and stake, the latest orders. Exits 1 naming what is dead: an exited process, a replica whose
     API does not answer, an unreachable chain."""
     from pot.devnet import Devnet, DevnetError
 
@@ -110,9 +110,30 @@ def status(root, as_json) -> None:
                 line += (f"  view {info.get('view')}  seq {info.get('lastExecuted')}  ledger seq "
                          f"{info.get('ledgerSeq')}  digest {digest[:14]}…")
         click.echo(line)
+    _print_balances_and_orders(st)
     if problems:
         click.echo(f"not healthy: {'; '.join(problems)}", err=True)
         raise SystemExit(1)
+
+
+def _print_balances_and_orders(st: dict) -> None:
+    from pot.protocol.units import format_native, format_pot
+    from pot.roles.events import short
+
+    rows = [b for b in st.get("balances", []) if "error" not in b]
+    if rows:
+        click.echo("accounts")
+        for b in rows:
+            click.echo(f"  {b['name']:<13} {b['address'][:12]:<12} {format_native(b['native']):>16} "
+                       f"{format_pot(b['pot']):>16}" + (f"  staked {format_pot(b['stake'])}" if b["stake"] else ""))
+    orders = st.get("orders")
+    if isinstance(orders, dict):
+        click.echo(f"orders: {orders['error'][:80]}")
+    elif orders is not None:
+        click.echo("orders (newest first)" if orders else "orders: none yet")
+        for o in orders:
+            click.echo(f"  order {o['orderId']:<5} {format_pot(o['reward']):>12}  {o['phase'] or o['status']:<18}"
+                       + (f"  won by {short(o['winner'])}" if o.get("winner") else ""))
 
 
 @group.command()

@@ -660,8 +660,34 @@ class Devnet:
             chain["block"] = int(rpc(st["rpc_url"], "eth_blockNumber", timeout=2.0), 16)
         except Exception as exc:  # noqa: BLE001
             chain["error"] = f"{type(exc).__name__}: {exc}"
-        return {"root": st["root"], "chain": chain, "processes": procs, "api_urls": st.get("api_urls", []),
-                "clients": st.get("clients", {})}
+        out = {"root": st["root"], "chain": chain, "processes": procs, "api_urls": st.get("api_urls", []),
+               "clients": st.get("clients", {})}
+        if "error" not in chain:
+            out["balances"] = self._balances(st)
+        if out["api_urls"]:
+            try:
+                page = _http_json(out["api_urls"][0] + "/v1/orders?limit=10", timeout=2.0)
+                out["orders"] = [{"orderId": int(o["order"]["orderId"]), "phase": o["phase"], "status": o["status"],
+                                  "reward": int(o["order"]["reward"]), "phaseEnd": o.get("phaseEnd"),
+                                  "winner": o.get("winner")} for o in page["orders"]]
+            except Exception as exc:  # noqa: BLE001 - the replica's health is reported above
+                out["orders"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return out
+
+    def _balances(self, st: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each devnet account's gas, POT and stake, as the chain has them now."""
+        from pot.chain.clients import Contracts
+        from pot.chain.deployment import Deployment
+
+        try:
+            accounts = json.loads((self.root / "accounts.json").read_text())["accounts"]
+            w3 = self._w3()
+            c = Contracts(w3, Deployment.load(self.deployment_file, st["chain_id"]))
+            return [{"name": name, "role": a["role"], "address": a["address"],
+                     "native": w3.eth.get_balance(a["address"]), "pot": c.token.balance_of(a["address"]),
+                     "stake": c.stakes.staker(a["address"])["stake"]} for name, a in accounts.items()]
+        except (OSError, KeyError, ValueError, ConnectionError) as exc:
+            return [{"error": f"{type(exc).__name__}: {exc}"}]
 
     def problems(self, status: dict[str, Any]) -> list[str]:
         """What is wrong in a ``status()``: each dead process, each replica whose API does not
