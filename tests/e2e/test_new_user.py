@@ -80,7 +80,9 @@ def clean(text: str) -> None:
 def test_a_newcomer_keys_stakes_mines_wins_and_leaves(tmp_path):
     cfg = tmp_path / "devnet.toml"
     # no devnet miners: the newcomers are the only ones; one validator scores, the client runs
-    cfg.write_text("[devnet]\nminers = 0\nvalidators = 1\nverifiers = 0\nclients = 1\npoll_interval = 0.5\n")
+    # a minute of training: on a loaded 2-core machine a miner may pick the order many seconds late
+    cfg.write_text("[devnet]\nminers = 0\nvalidators = 1\nverifiers = 0\nclients = 1\npoll_interval = 0.5\n"
+                   "[client]\ntrain_duration = 60\n")
     root = tmp_path / "net"
     up = pot("devnet", "up", "--config", str(cfg), "--dir", str(root))
     workers: list[Worker] = []
