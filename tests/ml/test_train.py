@@ -83,6 +83,31 @@ def test_model_selection_uses_the_validation_function(digits):
     assert [c.holdout_score for c in seen] == sorted(c.holdout_score for c in seen)
 
 
+def test_a_bar_class_of_the_caller_shows_the_rate_and_the_time_left(digits):
+    """The miner draws the bar with its console's class (no rate of its own): the rate and the time
+    left come as fields."""
+    bars = []
+
+    class Bar:
+        def __init__(self, total=None, unit="it", disable=False, **_options):
+            self.disable, self.unit, self.fields = disable, unit, {}
+            bars.append(self)
+
+        def update(self, n=1):
+            pass
+
+        def set_postfix(self, ordered_dict=None, refresh=True, **fields):
+            self.fields = {**(ordered_dict or {}), **fields}
+
+        def close(self):
+            pass
+
+    train(build_model(model_config_for("digits", "mlp")), Dataset.from_bytes(digits[0]), TrainHints(epochs=1),
+          time_budget_s=600, progress=Bar)
+    assert len(bars) == 1 and bars[0].unit == "sample"
+    assert float(bars[0].fields["sample/s"].replace(",", "")) > 0 and ":" in bars[0].fields["left"]
+
+
 def test_language_model_trains_with_a_progress_bar_in_tokens(tmp_path, capsys):
     """A byte-level GPT on grammar text: the bar counts tokens per second and shows the time left."""
     from pot.ml.demo_data import grammar_text

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -191,16 +193,23 @@ class _Progress:
     """tqdm bar in samples (tokens for a language model) per second, with the time left before
     the deadline (the end of the training window minus the commit margin)."""
 
-    def __init__(self, total: int, unit: str, scale: int, stop_at: float, disable: bool):
+    def __init__(self, total: int, unit: str, scale: int, stop_at: float, disable: bool,
+                 cls: Callable[..., Any] = tqdm):
         self.scale, self.stop_at = scale, stop_at
-        self.bar = tqdm(total=total * scale, unit=unit, unit_scale=True, disable=disable, leave=False,
-                        dynamic_ncols=True)
+        self.bar = cls(total=total * scale, unit=unit, unit_scale=True, disable=disable, leave=False,
+                       dynamic_ncols=True)
         self.fields: dict[str, str] = {}
+        # tqdm prints its own rate; another bar class (the miner's console) gets it as a field
+        self.rate_field = None if cls is tqdm else f"{unit}/s"
+        self.t0, self.done = time.perf_counter(), 0
 
     def update(self, samples: int) -> None:
         if self.bar.disable:
             return
         self.bar.update(samples * self.scale)
+        self.done += samples * self.scale
+        if self.rate_field is not None:
+            self.fields[self.rate_field] = f"{self.done / max(time.perf_counter() - self.t0, 1e-9):,.0f}"
         if math.isfinite(self.stop_at):
             left = max(0, int(self.stop_at - time.time()))
             self.fields["left"] = f"{left // 60}:{left % 60:02d}"
@@ -220,12 +229,13 @@ def train(
     time_budget_s: float | None = None,
     on_improve: Callable[[Checkpoint], None] | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | Callable[..., Any] = True,
     evals_per_epoch: int = 1,
     eval_interval_s: float | None = None,
     max_eval_share: float = 0.03,
     commit_interval_s: float = 0.0,
     metric: str | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
     """Train ``model`` (built by :func:`pot.ml.archs.build_model`) on ``data``; return the best checkpoint.
 
@@ -246,6 +256,10 @@ def train(
     the last one is held back and delivered with the next one due, or when training ends, so a
     miner whose model improves every few milliseconds does not spend its time (and the ledger's)
     on commits that a better model replaces at once. The best model is always delivered.
+    ``progress``: a bar on stderr (True), none (False), or a tqdm-like class to draw it with (the
+    miner's console, so its log lines and the bar never interleave). ``stop``: set it and training
+    ends at the next batch as at the deadline (a miner asked to stop must not leave a thread
+    inside PyTorch when the process exits).
     """
     hints = hints or TrainHints()
     t_start = time.perf_counter()
@@ -304,11 +318,12 @@ def train(
     result = TrainResult(best=None, device=str(dev), tokens_per_sample=tok_per_sample)
     best_key: tuple[int, float] | None = None
     bar = _Progress(hints.epochs * per_rank * world, "tok" if tokens else "sample", tok_per_sample, stop_at,
-                    disable=not progress or rank != 0)
+                    disable=not progress or rank != 0,
+                    cls=progress if callable(progress) else tqdm)
     stop_flag = torch.zeros(1, dtype=torch.int32)
 
     def should_stop() -> bool:
-        local = time.time() >= stop_at
+        local = time.time() >= stop_at or (stop is not None and stop.is_set())
         if not ddp:
             return local
         # every rank counts the same steps, so they all reach this all-reduce together; not every
