@@ -56,7 +56,7 @@ def place_order(config_file, **options) -> None:
 
     if options.get("channels") is not None:
         options["channels"] = int(options["channels"])
-    config = build_config(ClientConfig, config_file, **options)
+    config = load(ClientConfig, config_file, **options)
     try:
         # the data first, before any connection: a bad file is reported at once
         built = build_task(config)
