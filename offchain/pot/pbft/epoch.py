@@ -33,7 +33,7 @@ from typing import Any, Callable, Hashable
 
 from pot.protocol.epoch import boundary
 
-from .messages import Checkpoint, Fetch, H
+from .messages import H, Request
 from .replica import Replica, ReplicaConfig, Send, SetTimer, encode_proof
 from .storage import (
     MemoryStore, ReplicaStore, StoredCheckpoint, decode_snapshot_parts, encode_snapshot_parts,
@@ -81,6 +81,7 @@ class JoinState:
     seq: int
     digest: bytes
     snapshot: bytes
+    proof: tuple = ()  # the checkpoint's 2f+1 signatures; none for the epoch's boundary
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +197,9 @@ class EpochReplica:
         self._future: list[tuple[Epoched, NodeId]] = []
         self._out: list = []
         self._joining: EpochSpec | None = None
-        self._join_votes: dict[tuple[int, bytes], set[NodeId]] = {}
-        self._join_snaps: dict[tuple[int, bytes], bytes] = {}
+        self._frozen_until: dict[int, float] = {}
+        self._join_votes: dict[tuple[EpochSpec, int, bytes], set[NodeId]] = {}
+        self._join_snaps: dict[tuple[EpochSpec, int, bytes], tuple[bytes, tuple]] = {}
         if join is not None and join.number > genesis.number:
             # Restarted after it joined (perhaps a later epoch than configured): its own store.
             joined = next((e for e in range(join.number, join.number + 64)
@@ -242,7 +244,13 @@ class EpochReplica:
     def tick(self, now: float) -> list:
         if self._joining is not None:
             self._ask_join(now)
-        elif self.inner is not None and not self.retired:
+        for e, until in list(self._frozen_until.items()):
+            if until < now or e not in self.frozen:
+                del self._frozen_until[e]
+            else:
+                spec, old = self.frozen[e]
+                self._take(spec, old.tick(now), now, frozen=True)
+        if self._joining is None and self.inner is not None and not self.retired:
             inner = self.inner
             b = inner.sm.boundary
             if b is not None and inner.last_exec < b and not inner.pending:
@@ -261,17 +269,19 @@ class EpochReplica:
     def _others(self, spec: EpochSpec) -> tuple[NodeId, ...]:
         return tuple(m for m in spec.members if m != self.node)
 
-    def _take(self, spec: EpochSpec, effects: list, now: float, live: bool = True) -> None:
+    def _take(self, spec: EpochSpec, effects: list, now: float, frozen: bool = False,
+              switch: bool = True) -> None:
         """Translate one epoch's replica effects into node effects, then switch if its state
-        machine crossed the boundary. A frozen epoch (``live`` False) only answers: it keeps no
-        timers and executes nothing."""
+        machine crossed the boundary. A frozen epoch's replica only votes and answers: it
+        executes nothing and replies to no client."""
         for e in effects:
-            if type(e) is Send:
+            t = type(e)
+            if t is Send:
                 to = self._others(spec) if e.to is None else (spec.members[e.to],)
                 self._out.append(SendTo(to, Epoched(spec.number, e.msg)))
-            elif live:
+            elif not frozen or t is SetTimer:
                 self._out.append(e)
-        if live:
+        if switch and not frozen:
             self._maybe_switch(now)
 
     def _open(self, spec: EpochSpec, now: float, store: ReplicaStore) -> None:
@@ -298,9 +308,13 @@ class EpochReplica:
             digest, snapshot = old.own_ckpts.get(b) or (old.digest(), old._snapshot())
             self.frozen[old_spec.number] = (old_spec, old)
             for e in list(self.frozen):
-                if e < old_spec.number - 2:
-                    del self.frozen[e]  # laggards more than two epochs behind use a join
+                if e < old_spec.number - 4:
+                    del self.frozen[e]
             carry = [(p, old.clients.get(rid)) for rid, p in old.pending.items() if not p.startswith(_FILL)]
+            # What the old epoch did not execute is the new epoch's to order; a frozen replica
+            # waits for nothing (no view timer of its own).
+            for d in (old.pending, old.pending_since, old.queue):
+                d.clear()
             nxt = self.sm.committee()
             if nxt.index(self.node) is None:
                 self.inner, self.retired = None, True
@@ -315,8 +329,7 @@ class EpochReplica:
             for p, client in carry:
                 effects += self.inner.request(p, client, now)
             # (The loop switches again if the new epoch's own recovery crossed its boundary.)
-            self._take(self.spec, effects, now, live=False)
-            self._out.extend(e for e in effects if type(e) is not Send)
+            self._take(self.spec, effects, now, switch=False)
         if switched:
             future, self._future = self._future, []
             for env, sender in future:
@@ -331,15 +344,19 @@ class EpochReplica:
                 return
             self._take(self.spec, self.inner.receive(env.msg, i, now), now)
         elif e in self.frozen:
-            # A laggard of an epoch we left: it may fetch what it missed and its checkpoint may
-            # complete the boundary's proof. Nothing else runs in a frozen epoch.
+            # A laggard of an epoch we left: it fetches what it missed, and when too few of the
+            # old members executed the boundary for it to take their word (f + 1), it needs our
+            # votes, view changes included, to commit the boundary itself. A frozen replica
+            # votes but executes nothing more and takes no new requests.
             spec, old = self.frozen[e]
             i = spec.index(sender)
             if i is None:
                 self.refused += 1
                 return
-            if type(env.msg) in (Fetch, Checkpoint):
-                self._take(spec, old.receive(env.msg, i, now), now, live=False)
+            if type(env.msg) is not Request:
+                # Its timers run while laggards talk to it (a view change needs them).
+                self._frozen_until[e] = now + 20 * self.cfg.status_interval
+                self._take(spec, old.receive(env.msg, i, now), now, frozen=True)
         elif self.retired:
             self.refused += 1
         elif self.spec is None or e > self.spec.number:
@@ -360,7 +377,8 @@ class EpochReplica:
         if self.inner is None or self.spec.number < m.epoch or self.spec.index(sender) is None:
             return
         r = self.inner
-        self._out.append(SendTo((sender,), JoinState(self.spec, r.h, r.stable_digest, r.stable_snapshot)))
+        self._out.append(SendTo((sender,), JoinState(self.spec, r.h, r.stable_digest, r.stable_snapshot,
+                                                     r.stable_proof)))
 
     def _on_join_state(self, m: JoinState, sender: NodeId, now: float) -> None:
         # Trust comes from the committee the operator configured (in a deployment: the chain's
@@ -373,7 +391,7 @@ class EpochReplica:
         key = (m.spec, m.seq, m.digest)
         if len(self._join_votes) < 64 or key in self._join_votes:
             self._join_votes.setdefault(key, set()).add(sender)
-            self._join_snaps.setdefault(key, m.snapshot)
+            self._join_snaps.setdefault(key, (m.snapshot, tuple(m.proof)))
         f = (len(trusted.members) - 1) // 3
         for (spec, seq, digest), who in sorted(self._join_votes.items(), key=lambda kv: -kv[0][1]):
             if len(who) < f + 1 or (spec, seq, digest) not in self._join_snaps:
@@ -381,16 +399,17 @@ class EpochReplica:
             # The snapshot must give the digest they vouch for; a wrong one (a lying member's) is
             # dropped and the next one for the key awaited.
             trial = MemoryStore()
-            snapshot = self._join_snaps[(spec, seq, digest)]
-            trial.save_checkpoint(StoredCheckpoint(seq, digest, snapshot, encode_proof(())))
+            snapshot, proof = self._join_snaps[(spec, seq, digest)]
+            trial.save_checkpoint(StoredCheckpoint(seq, digest, snapshot, encode_proof(proof)))
             trial.sync()
             probe = self._replica(spec, _EpochMachine(self.sm, spec.number, self.cfg.checkpoint_interval),
                                   trial, now)
-            if probe.digest() != digest or self.sm.committee() != spec:
+            if (probe.digest() != digest or self.sm.committee() != spec
+                    or (proof and not probe._valid_proof(seq, digest, proof))):
                 del self._join_snaps[(spec, seq, digest)]
                 continue
             store = self.store_for(spec.number)
-            store.save_checkpoint(StoredCheckpoint(seq, digest, snapshot, encode_proof(())))
+            store.save_checkpoint(StoredCheckpoint(seq, digest, snapshot, encode_proof(proof)))
             store.sync()
             self._joining = None
             self._join_votes.clear()

@@ -213,6 +213,9 @@ class Replica:
         self._status_ticks = 0
 
         genesis = self._checkpoint_digest(0)
+        # The state this replica's log starts from, which needs no proof: the genesis, or for a
+        # committee epoch (pbft.epoch) its boundary checkpoint, stored without one.
+        self.base: tuple[int, bytes] = (0, genesis)
         self.stable_digest = genesis
         self.own_ckpts[0] = (genesis, self._snapshot())
         self.stable_snapshot = self.own_ckpts[0][1]
@@ -390,6 +393,8 @@ class Replica:
             self.stable_snapshot = c.snapshot
             self.stable_proof = tuple(decode_proof(c.proof))
             self.own_ckpts = {c.seq: (c.digest, c.snapshot)}
+            if not self.stable_proof:
+                self.base = (c.seq, c.digest)
         for b in rec.batches:
             if b.seq == self.last_exec + 1 and self._may_execute(b.seq):
                 self._apply(b.seq, b.timestamp, b.requests, persist=False, reply=False)
@@ -865,7 +870,7 @@ class Replica:
                 del self.fetch_batches[dd]
 
     def _valid_proof(self, seq: int, digest: bytes, proof: tuple[Checkpoint, ...]) -> bool:
-        if seq == 0:
+        if seq == self.base[0] and (seq == 0 or digest == self.base[1]):
             return True
         signers = set()
         for c in proof:

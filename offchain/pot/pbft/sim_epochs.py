@@ -396,7 +396,7 @@ class EpochSimulation:
                 f"{m} v{self.nodes[m].inner.view}" for m in self._live_members()) + f"; log {self.log}")
         if self.remove_live:
             gone = self.nodes.get(self.removed_live)
-            if gone is not None and not gone.retired:
+            if gone is not None and gone.inner is not None:
                 raise LivenessFailure(where + f"removed node {self.removed_live} still runs epoch {gone.epoch}")
 
 
