@@ -213,6 +213,9 @@ class Replica:
         self._status_ticks = 0
 
         genesis = self._checkpoint_digest(0)
+        # The state this replica's log starts from, which needs no proof: the genesis, or for a
+        # committee epoch (pbft.epoch) its boundary checkpoint, stored without one.
+        self.base: tuple[int, bytes] = (0, genesis)
         self.stable_digest = genesis
         self.own_ckpts[0] = (genesis, self._snapshot())
         self.stable_snapshot = self.own_ckpts[0][1]
@@ -390,8 +393,10 @@ class Replica:
             self.stable_snapshot = c.snapshot
             self.stable_proof = tuple(decode_proof(c.proof))
             self.own_ckpts = {c.seq: (c.digest, c.snapshot)}
+            if not self.stable_proof:
+                self.base = (c.seq, c.digest)
         for b in rec.batches:
-            if b.seq == self.last_exec + 1:
+            if b.seq == self.last_exec + 1 and self._may_execute(b.seq):
                 self._apply(b.seq, b.timestamp, b.requests, persist=False, reply=False)
         if rec.view is not None:
             self.view, self.in_view_change = rec.view.view, rec.view.in_view_change
@@ -680,7 +685,7 @@ class Replica:
 
     def _execute_ready(self, now: float) -> None:
         progressed = False
-        while True:
+        while self._may_execute(self.last_exec + 1):
             b = self.committed.pop(self.last_exec + 1, None)
             if b is None:
                 break
@@ -693,6 +698,12 @@ class Replica:
             self.vc_attempts = 0
             if self.is_primary:
                 self._maybe_propose(now)
+
+    def _may_execute(self, seq: int) -> bool:
+        # A committee change (pbft.epoch): this epoch's replicas execute nothing after its
+        # boundary; the next epoch's replicas order what comes after it.
+        limit = getattr(self.sm, "exec_limit", None)
+        return limit is None or seq <= limit
 
     def _apply(self, seq: int, ts: int, reqs: tuple[bytes, ...], persist: bool = True,
                reply: bool = True) -> None:
@@ -713,6 +724,9 @@ class Replica:
         self.last_ts = ts_eff
         self.last_exec = seq
         self.exec_log[seq] = (ts, reqs)
+        after = getattr(self.sm, "after_batch", None)
+        if after is not None:
+            after(seq)  # before the checkpoint below: a change taking effect here is in its state
         for (rid, _), res in zip(fresh, results):
             self.executed_ids.add(rid)
             self.ids_hash = (self.ids_hash + self._id_term(rid)) & _MASK
@@ -856,7 +870,7 @@ class Replica:
                 del self.fetch_batches[dd]
 
     def _valid_proof(self, seq: int, digest: bytes, proof: tuple[Checkpoint, ...]) -> bool:
-        if seq == 0:
+        if seq == self.base[0] and (seq == 0 or digest == self.base[1]):
             return True
         signers = set()
         for c in proof:
@@ -867,7 +881,7 @@ class Replica:
 
     def _on_state(self, m: State, sender: int, now: float) -> None:
         self._recovering = 0
-        if m.replica != sender or m.seq <= self.h:
+        if m.replica != sender or m.seq <= self.h or not self._may_execute(m.seq):
             return
         # At or below what we executed, a state only replaces a history that disagrees with it.
         rollback = m.seq <= self.last_exec
