@@ -19,6 +19,7 @@ from web3 import Web3
 from web3._utils.events import event_abi_to_log_topic, get_event_data
 
 from pot.chain.compile import load_artifact
+from pot.protocol import types as T
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,23 @@ def decode_logs(w3: Web3, logs: Iterable, names_by_address: dict[str, str]) -> l
     return out
 
 
+def order_from_event(ev: ChainEvent) -> T.Order:
+    """The order an ``OrderPlaced`` log announces (``getOrder`` lacks its modelType and specCid)."""
+    a = ev.args
+    return T.Order(order_id=int(a["orderId"]), client=a["client"], reward=int(a["reward"]), t0=int(a["t0"]),
+                   train_duration=int(a["trainDuration"]), reveal_duration=int(a["revealDuration"]),
+                   validate_duration=int(a["validateDuration"]), challenge_duration=int(a["challengeDuration"]),
+                   model_type=bytes(a["modelType"]), spec_cid=a["specCid"],
+                   test_commitment=bytes(a["testCommitment"]))
+
+
 class EventFollower:
-    """Polls the logs of a deployment's contracts, ``confirmations`` blocks behind the head."""
+    """Polls the logs of a deployment's contracts, ``confirmations`` blocks behind the head.
+
+    ``order_id``: only the logs of that order (OrderBook and ChallengeManager index it first)."""
 
     def __init__(self, w3: Web3, deployment, *, from_block: int | None = None, confirmations: int = 0,
-                 max_range: int = 2_000, contracts: tuple[str, ...] | None = None):
+                 max_range: int = 2_000, contracts: tuple[str, ...] | None = None, order_id: int | None = None):
         if confirmations < 0:
             raise ValueError("confirmations must be >= 0")
         self.w3 = w3
@@ -89,6 +102,7 @@ class EventFollower:
         self.next_block = deployment.block if from_block is None else from_block
         self.confirmations = confirmations
         self.max_range = max_range
+        self.topics = None if order_id is None else [None, "0x" + int(order_id).to_bytes(32, "big").hex()]
 
     def poll(self) -> list[ChainEvent]:
         """Every new confirmed event since the last poll, oldest first."""
@@ -96,8 +110,10 @@ class EventFollower:
         events: list[ChainEvent] = []
         while self.next_block <= safe_head:
             to_block = min(safe_head, self.next_block + self.max_range - 1)
-            logs = self.w3.eth.get_logs({"fromBlock": self.next_block, "toBlock": to_block,
-                                         "address": list(self.names)})
+            query = {"fromBlock": self.next_block, "toBlock": to_block, "address": list(self.names)}
+            if self.topics is not None:
+                query["topics"] = self.topics
+            logs = self.w3.eth.get_logs(query)
             logs = sorted(logs, key=lambda lg: (int(lg["blockNumber"]), int(lg["logIndex"])))
             events.extend(decode_logs(self.w3, logs, self.names))
             self.next_block = to_block + 1
