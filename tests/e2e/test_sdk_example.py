@@ -5,7 +5,6 @@ chain and the files are checked independently of the SDK."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sdk_support import write_iris_csv
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +24,6 @@ EXAMPLE = ROOT / "docs" / "examples" / "place_order.py"
 
 def pot(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pot.cli", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def write_iris_csv(path: Path) -> Path:
-    """A user's CSV: a header, numeric features, the label as a string in the last column."""
-    from sklearn.datasets import load_iris
-
-    d = load_iris()
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sepal_length", "sepal_width", "petal_length", "petal_width", "species"])
-        for x, y in zip(d.data, d.target):
-            w.writerow([*x, d.target_names[y]])
-    return path
 
 
 @pytest.mark.timeout(900)
