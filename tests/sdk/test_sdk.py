@@ -125,3 +125,19 @@ def test_fetching_a_winner_before_the_settlement_says_so(sdk, flowers):
     order = sdk.place_order(sdk.prepare_task(data=flowers, model={"hidden": [8]}), TERMS)
     with pytest.raises(NotSettled, match="is open, phase training: not settled yet"):
         sdk.fetch_winner(order)
+
+
+def test_the_blocking_facade_reads_the_committee_from_inside_a_running_event_loop():
+    # a notebook runs its cells inside an event loop: asyncio.run there would raise
+    import asyncio
+
+    from pot.sdk.client import _run
+
+    async def read() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    async def cell() -> int:
+        return _run(read)
+
+    assert _run(read) == 7 and asyncio.run(cell()) == 7
