@@ -302,10 +302,11 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         for (uint256 i; i < n; ++i) {
             Slash calldata s = batch.slashes[i];
             // A slash for a wrong validation waits, like its order, for the challenge reveals
-            // to end (consecutive slashes of one order check once).
-            if (s.orderId != checkedOrder) {
-                uint64 at = orderBook.finalizableAt(s.orderId);
-                if (block.timestamp < at) revert IOrderBook.TooEarly(s.orderId, uint64(block.timestamp), at);
+            // to end (consecutive slashes of one order check once). The first always checks:
+            // order 0 does not exist, and finalizableAt refuses it.
+            if (i == 0 || s.orderId != checkedOrder) {
+                uint64 dueAt = orderBook.finalizableAt(s.orderId);
+                if (block.timestamp < dueAt) revert IOrderBook.TooEarly(s.orderId, uint64(block.timestamp), dueAt);
                 checkedOrder = s.orderId;
             }
             stakeRegistry.slash(s.staker, s.amount, s.to);
