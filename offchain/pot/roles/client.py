@@ -30,9 +30,8 @@ from pot.roles.config import ClientConfig
 from pot.roles.events import Kind
 from pot.sdk import orders, task
 from pot.sdk.models import check_model_file, check_reveal, standing_score
+from pot.sdk.orders import ZERO_ADDRESS
 from pot.sdk.task import PreparedTask, Task
-
-ZERO_ADDRESS = "0x" + "00" * 20
 
 
 @dataclass(frozen=True)

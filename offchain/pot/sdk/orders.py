@@ -32,8 +32,6 @@ from pot.protocol.timeline import Phase, Timeline, phase, timeline
 from pot.sdk.task import PreparedTask, check_validation_window
 from pot.storage import ContentStore
 
-#: OrderBook's Status enum
-STATUS = ("none", "open", "settled", "reclaimed")
 #: events after which nothing more happens to an order's escrow
 FINAL_EVENTS = ("OrderSettled", "OrderReclaimed")
 ZERO_ADDRESS = "0x" + "00" * 20
