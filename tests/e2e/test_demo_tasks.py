@@ -1,13 +1,14 @@
 """``pot demo --task lm`` and ``--task images`` end to end: the own-files path (a generated text
 corpus, a folder of generated PNG images) through a whole cycle on a devnet of its own. The winner
-is an honest miner, the client's own check reproduces the network's score, the liar is slashed."""
+is an honest miner, the client's own check reproduces the network's score, the liar is slashed.
+How long each takes (at most 5 minutes on the 2-core machine) is measured and stated in the
+README, not asserted here: on a shared CI machine a time limit would be a flake."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -16,9 +17,8 @@ from pot.devnet.network import DevnetConfig, participants
 from pot.ml.validation import bits_per_byte
 
 
-def _demo(tmp_path, task: str) -> tuple[dict, str, float]:
+def _demo(tmp_path, task: str) -> tuple[dict, str]:
     out = tmp_path / "summary.json"
-    t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "pot.cli", "demo", "--task", task, "--json", str(out),
                              "--workdir", str(tmp_path / "work")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -29,7 +29,7 @@ def _demo(tmp_path, task: str) -> tuple[dict, str, float]:
         stdout, stderr = proc.communicate(timeout=60)
         raise AssertionError(f"the {task} demo did not finish in 480s:\n" + stdout[-4000:] + stderr[-4000:]) from None
     assert proc.returncode == 0, stdout[-4000:] + stderr[-4000:]
-    return json.loads(out.read_text()), stdout, time.monotonic() - t0
+    return json.loads(out.read_text()), stdout
 
 
 def _check_outcome(s: dict) -> None:
@@ -44,20 +44,18 @@ def _check_outcome(s: dict) -> None:
 
 @pytest.mark.slow
 def test_demo_language_model(tmp_path):
-    s, stdout, elapsed = _demo(tmp_path, "lm")
+    s, stdout = _demo(tmp_path, "lm")
     _check_outcome(s)
     # a byte-level GPT that learned the grammar: well under the 8 bits per byte of a uniform guess
     assert bits_per_byte(s["winning_score_ppm"]) < 3.0, s["winning_score_ppm"]
     assert "training gpt" in stdout and "bytes of text" in stdout
-    assert elapsed < 300, f"the demo took {elapsed:.0f}s"
 
 
 @pytest.mark.slow
 def test_demo_images(tmp_path):
-    s, stdout, elapsed = _demo(tmp_path, "images")
+    s, stdout = _demo(tmp_path, "images")
     _check_outcome(s)
     # six shapes: chance is 1 in 6
     assert 400_000 < s["winning_score_ppm"] <= 1_000_000
     assert "training resnet" in stdout and "360 images in 6 classes" in stdout
     assert (tmp_path / "work" / "data" / "shapes" / "ring").is_dir()
-    assert elapsed < 300, f"the demo took {elapsed:.0f}s"

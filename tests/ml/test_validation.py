@@ -104,6 +104,7 @@ _SETTINGS = {
 }
 
 
+@pytest.mark.slow  # five processes, each scoring every boundary model 18 ways
 def test_boundary_models_score_identically_everywhere(boundary):
     d, cases = boundary
     results: dict[str, dict[str, object]] = {}
