@@ -35,7 +35,7 @@ def _demo(tmp_path, task: str) -> tuple[dict, str]:
 def _check_outcome(s: dict) -> None:
     names = {p.name: p.address for p in participants(DevnetConfig(**DEMO_CONFIG), {"thief": 1})}
     assert s["winner"] in {names["miner-1"], names["miner-2"]}
-    assert s["winning_score_ppm"] == s["client_checked_score_ppm"]
+    assert s["winning_score"] == s["client_checked_score"]
     assert sum(int(p["amount"]) for p in s["payouts"]) == int(s["escrow"])
     assert {sl["from"] for sl in s["slashes"]} == {names["validator-2"]}
     assert s["challenges"] == [{"validator": names["validator-2"], "upheld": True}]
@@ -47,7 +47,7 @@ def test_demo_language_model(tmp_path):
     s, stdout = _demo(tmp_path, "lm")
     _check_outcome(s)
     # a byte-level GPT that learned the grammar: well under the 8 bits per byte of a uniform guess
-    assert bits_per_byte(s["winning_score_ppm"]) < 3.0, s["winning_score_ppm"]
+    assert bits_per_byte(s["winning_score"]) < 3.0, s["winning_score"]
     assert "training gpt" in stdout and "bytes of text" in stdout
 
 
@@ -56,6 +56,6 @@ def test_demo_images(tmp_path):
     s, stdout = _demo(tmp_path, "images")
     _check_outcome(s)
     # six shapes: chance is 1 in 6
-    assert 400_000 < s["winning_score_ppm"] <= 1_000_000
+    assert 400_000 < s["winning_score"] <= 1_000_000
     assert "training resnet" in stdout and "360 images in 6 classes" in stdout
     assert (tmp_path / "work" / "data" / "shapes" / "ring").is_dir()

@@ -158,7 +158,7 @@ def _commit_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
 def _score_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
     d = ev.data
     lie = "  <- LIES" if d["reported"] != d["score"] else ""
-    return "validator", f"{name} scored {_short(d['mid'])}: {d['score']} ppm, reports {d['reported']}{lie}"
+    return "validator", f"{name} scored {_short(d['mid'])}: {d['score']}, reports {d['reported']}{lie}"
 
 
 def _checked_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
@@ -194,7 +194,7 @@ _LINES: dict[Kind, Callable[[Display, str, Event], tuple[str, str]]] = {
     Kind.VALIDATION_COMMIT: lambda _dp, n, ev: ("validator", f"{n} ValidationCommit {_short(ev.data['mid'])} "
                                                              "(score hidden)"),
     Kind.VALIDATION_REVEAL: lambda _dp, n, ev: (
-        "validator", f"{n} ValidationReveal {_short(ev.data['mid'])}: {ev.data['score']} ppm, vStake "
+        "validator", f"{n} ValidationReveal {_short(ev.data['mid'])}: {ev.data['score']}, vStake "
                      f"{_pot(ev.data['v_stake'])} POT"),
     Kind.CHECKED: _checked_line,
     Kind.CHALLENGE_COMMIT: lambda dp, n, ev: (
@@ -204,7 +204,7 @@ _LINES: dict[Kind, Callable[[Display, str, Event], tuple[str, str]]] = {
         "chain", f"{n} revealChallenge vid {_short(ev.data['vid'])}, tx {_short(ev.data['tx'])}"),
     Kind.MODEL_FETCHED: lambda _dp, n, ev: (
         "client", f"{n} fetched the winner {_short(ev.data['mid'])} from storage: its sha256 is the mid; score here "
-                  f"{ev.data['local_score']} ppm, network {ev.data['network_score']} ppm"),
+                  f"{ev.data['local_score']}, network {ev.data['network_score']}"),
 }
 
 
@@ -456,7 +456,7 @@ class Demo:
                         if m.get("verifiedScore") is not None and key not in seen:
                             seen.add(key)
                             say("committee", f"verified score of {_short(m['mid'])} "
-                                             f"({self.display.name(m['miner'])}): {m['verifiedScore']} ppm")
+                                             f"({self.display.name(m['miner'])}): {m['verifiedScore']}")
                 if st is not None:
                     if "proposed" not in seen:
                         seen.add("proposed")
@@ -526,7 +526,7 @@ class Demo:
         out_slashes = []
         for staker, e in slashes.items():
             bad = wrong.get(staker.lower(), [])
-            what = "; ".join(f"reported {r} ppm for {_short(m, 18)}, PoT.Verify says {v}" for m, r, v in bad)
+            what = "; ".join(f"reported {r} for {_short(m, 18)}, PoT.Verify says {v}" for m, r, v in bad)
             upheld = [v for v in batch.verdicts if v.validator == staker and v.upheld]
             reason = (f"{len(bad)} wrong validation score(s) ({what})" if bad else "wrong validation")
             if upheld:
@@ -542,8 +542,9 @@ class Demo:
             "order_id": oid,
             "winner": os_.winner,
             "winning_mid": "0x" + os_.winning_mid.hex(),
-            "winning_score_ppm": result.ledger_score,
-            "client_checked_score_ppm": result.local_score,
+            "metric": codec.from_json(cyc["order"]).model_type_name,
+            "winning_score": result.ledger_score,
+            "client_checked_score": result.local_score,
             "escrow": str(codec.from_json(cyc["order"]).reward),
             "payouts": [{"to": p.to, "amount": str(p.amount)} for p in os_.paid(batch.members)],
             "slashes": out_slashes,
@@ -577,6 +578,7 @@ def _abi_type(item: dict[str, Any]) -> str:
 # --- the summary --------------------------------------------------------------------------------
 
 def print_summary(res: DemoResult, display: Display) -> None:
+    from pot.ml.validation import describe_score  # torch: only once there is a summary
 
     s, name, console = res.summary, display.name, display.console
     console.print()
@@ -585,8 +587,9 @@ def print_summary(res: DemoResult, display: Display) -> None:
               title_style="bold")
     t.add_row("winner", f"{name(s['winner'])} {s['winner']}")
     t.add_row("winning model", s["winning_mid"])
-    t.add_row("score", f"{s['winning_score_ppm']} ppm (network) / {s['client_checked_score_ppm']} ppm "
-                       f"(client's own check) " + ("✔" if s["winning_score_ppm"] == s["client_checked_score_ppm"]
+    t.add_row("score", f"{s['metric']}: {describe_score(s['metric'], s['winning_score'])} (network) / "
+                       f"{s['client_checked_score']:,} (client's own check) "
+                       + ("✔" if s["winning_score"] == s["client_checked_score"]
                                                    else "✘ MISMATCH"))
     t.add_row("escrow", f"{_pot(int(s['escrow']))} POT")
     for p in s["payouts"]:
@@ -632,7 +635,7 @@ def check(summary: dict[str, Any], honest_miners: list[str]) -> list[str]:
     problems = []
     if summary["winner"] not in honest_miners:
         problems.append(f"winner {summary['winner']} is not an honest miner")
-    if summary["winning_score_ppm"] != summary["client_checked_score_ppm"]:
+    if summary["winning_score"] != summary["client_checked_score"]:
         problems.append("the client's own score differs from the network's")
     if sum(int(p["amount"]) for p in summary["payouts"]) != int(summary["escrow"]):
         problems.append("payouts do not sum to the escrow")

@@ -170,6 +170,16 @@ def bits_per_byte(score: int) -> float:
     return (UNIFORM_MICROBITS - score) / PPM
 
 
+def describe_score(metric: str, score: int) -> str:
+    """A score as people read it: ``"788,888 (78.89% correct)"``, ``"7,322,403 (0.678 bits per byte)"``."""
+    fn = REGISTRY.get(metric)
+    if fn is None:
+        return f"{score:,}"
+    if fn.labels == "tokens":
+        return f"{score:,} ({bits_per_byte(score):.3f} bits per byte)"
+    return f"{score:,} ({score / PPM:.2%} correct)"
+
+
 # --------------------------------------------------------------------------- scoring
 
 
