@@ -76,14 +76,19 @@ def pbft_tables(d: dict) -> str:
 
 def train_table(runs: list[dict]) -> str:
     out = ["| model | parameters | device | plain PyTorch | PoT miner | miner / plain | PoT's own work | "
-           "model selection | scoring by the reference validator |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "model selection | fixed per window: final holdout scoring | scoring by the reference validator |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     order = {m: i for i, m in enumerate(("mlp", "cnn", "lstm", "resnet", "gpt", "gpt-50m"))}
     for r in sorted(runs, key=lambda r: (r["device"], order.get(r["model"], 99))):
         unit = "tok/s" if r["unit"] == "tokens" else "samples/s"
+        fixed = (f"{r['final_scoring_s']:.2f} s for {r['holdout_samples']} samples" if "final_scoring_s" in r
+                 else "–")
         out.append(f"| {r['model']} | {r['params']:,} | {r['device']} | {r['plain_per_s']:,.0f} {unit} "
                    f"| {r['pot_per_s']:,.0f} {unit} | {r['ratio']:.3f} | {r['pot_overhead_pct']:.2f}% "
-                   f"| {r['eval_pct']:.2f}% | {r['validation_s']:.2f} s for {r['validation_samples']} samples |")
+                   f"| {r['eval_pct']:.2f}% | {fixed} | {r['validation_s']:.2f} s for {r['validation_samples']} samples |")
+    rounds = sorted({(r.get("round_s"), r["rounds"]) for r in runs if r.get("round_s")})
+    if rounds:
+        out += ["", "Rounds: " + "; ".join(f"{n} of each loop, {s:g} s of training each" for s, n in rounds) + "."]
     return "\n".join(out)
 
 

@@ -15,11 +15,13 @@ def test_bench_train_writes_the_agreed_json(tmp_path):
     assert "miner/plain" in r.output and "process CPU time" in r.output
     d = json.loads(out.read_text())
     assert list(d) == ["device", "model", "params", "unit", "clock", "rounds", "epochs_per_round", "plain_per_s",
-                       "pot_per_s", "ratio", "pot_overhead_pct", "eval_pct", "validation_s", "validation_samples",
-                       "plain_rounds", "pot_rounds"]
+                       "pot_per_s", "ratio", "pot_overhead_pct", "eval_pct", "round_s", "final_scoring_s",
+                       "holdout_samples", "validation_s", "validation_samples", "plain_rounds", "pot_rounds"]
     assert d["device"] == "cpu" and d["model"] == "mlp" and d["unit"] == "samples" and d["rounds"] == 2
     assert d["plain_per_s"] > 0 and d["pot_per_s"] > 0 and d["ratio"] > 0 and 0 <= d["pot_overhead_pct"] < 100
     assert d["validation_samples"] == 450 and d["validation_s"] > 0
+    # the window's fixed cost is reported on its own: the exact scoring of one model on the miner's holdout
+    assert d["round_s"] == 0.3 and d["final_scoring_s"] > 0 and 0 < d["holdout_samples"] < 450
     assert len(d["plain_rounds"]) == len(d["pot_rounds"]) == 2
 
 

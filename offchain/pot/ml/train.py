@@ -182,6 +182,16 @@ def holdout_split(data: Dataset, fraction: float, seed: int) -> tuple[np.ndarray
     return np.sort(perm[n:]), np.sort(perm[:n])
 
 
+def miner_holdout(data: Dataset, cfg: dict, fraction: float, seed: int,
+                  hold_idx: np.ndarray | None = None) -> Dataset:
+    """The part of the holdout a miner scores with the exact validation function: bounded in
+    cost (:data:`MAX_HOLDOUT_OPS`); the float loss uses all of it."""
+    if hold_idx is None:
+        hold_idx = holdout_split(data, fraction, seed)[1]
+    n_score = max(1, min(len(hold_idx), MAX_HOLDOUT_OPS // max(1, eval_ops(cfg, 1))))
+    return data.subset(hold_idx[:n_score])
+
+
 def amp_dtype(dev: torch.device) -> torch.dtype | None:
     """bfloat16 where the GPU has it (no loss scaling needed), else float16; None on the CPU."""
     if dev.type != "cuda":
@@ -286,9 +296,7 @@ def train(
     fit_idx, hold_idx = holdout_split(data, hints.holdout_fraction, seed)
     if len(hold_idx) == 0 or len(fit_idx) < world:
         raise ValueError(f"{len(data.y)} samples are too few to hold out {hints.holdout_fraction:.0%} and train")
-    # the exact scoring of the holdout is bounded in cost; the float loss uses all of it
-    n_score = max(1, min(len(hold_idx), MAX_HOLDOUT_OPS // max(1, eval_ops(cfg, 1))))
-    holdout = data.subset(hold_idx[:n_score])
+    holdout = miner_holdout(data, cfg, hints.holdout_fraction, seed, hold_idx)
     x_all = torch.from_numpy(np.array(data.x, order="C"))  # a writable copy; uint8 stays uint8 until on the device
     y_all = torch.from_numpy(np.ascontiguousarray(data.y, dtype=np.int64))
     x_fit, y_fit = x_all[fit_idx], y_all[fit_idx]
