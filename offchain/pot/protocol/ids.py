@@ -31,22 +31,46 @@ def mid_of(model_file: bytes) -> bytes:
     return hashlib.sha256(model_file).digest()
 
 
-def claim_commitment(order_id: int, miner: str, mid: bytes, salt: bytes) -> bytes:
+# The commitments below are checked once per message on the ledger's hot path: ``abi.encode`` of
+# static types is 32-byte words, concatenated here directly (tests/protocol checks them
+# against eth_abi).
+
+def _u256(value: int, name: str) -> bytes:
+    if type(value) is not int or not 0 <= value < 1 << 256:
+        raise ValueError(f"{name} must be an int in [0, 2**256)")
+    return value.to_bytes(32, "big")
+
+
+def _addr(address: str | bytes, name: str) -> bytes:
+    if isinstance(address, (bytes, bytearray)):
+        raw = bytes(address)
+    elif isinstance(address, str) and address[:2] in ("0x", "0X") and len(address) == 42:
+        try:
+            raw = bytes.fromhex(address[2:])
+        except ValueError:
+            raw = b""
+    else:
+        raw = b""
+    if len(raw) != 20:
+        raise ValueError(f"{name} must be a 20-byte address")
+    return bytes(12) + raw
+
+
+def claim_commitment(order_id: int, miner: str | bytes, mid: bytes, salt: bytes) -> bytes:
     """``keccak256(abi.encode(orderId, miner, mid, salt))``: binds the miner, hides the model."""
-    return keccak(abi_encode(["uint256", "address", "bytes32", "bytes32"],
-                             [order_id, miner, _b32(mid, "mid"), _b32(salt, "salt")]))
+    return keccak(_u256(order_id, "orderId") + _addr(miner, "miner") + _b32(mid, "mid") + _b32(salt, "salt"))
 
 
-def vid(order_id: int, validator: str, mid: bytes) -> bytes:
+def vid(order_id: int, validator: str | bytes, mid: bytes) -> bytes:
     """``keccak256(abi.encode(orderId, validator, mid))``: the id a challenge names."""
-    return keccak(abi_encode(["uint256", "address", "bytes32"], [order_id, validator, _b32(mid, "mid")]))
+    return keccak(_u256(order_id, "orderId") + _addr(validator, "validator") + _b32(mid, "mid"))
 
 
-def validation_commitment(order_id: int, validator: str, mid: bytes, score: int, salt: bytes) -> bytes:
+def validation_commitment(order_id: int, validator: str | bytes, mid: bytes, score: int, salt: bytes) -> bytes:
     """``keccak256(abi.encode(orderId, validator, mid, score, salt))``: binds the validator, so a
     commitment copied from another validator can never be opened by the copier."""
-    return keccak(abi_encode(["uint256", "address", "bytes32", "uint256", "bytes32"],
-                             [order_id, validator, _b32(mid, "mid"), score, _b32(salt, "salt")]))
+    return keccak(_u256(order_id, "orderId") + _addr(validator, "validator") + _b32(mid, "mid")
+                  + _u256(score, "score") + _b32(salt, "salt"))
 
 
 def challenge_commitment(order_id: int, challenger: str, vid_: bytes, salt: bytes) -> bytes:
