@@ -62,12 +62,12 @@ def test_random_histories(seq):
     # 1. no participant message was accepted outside its window
     for t, op in log:
         if isinstance(op, Signed) and type(op.message) in EXPECTED_PHASE:
-            rec = led.s["orders"][str(op.message.order_id)]
-            assert phase(led.order(op.message.order_id), rec["t3"], t) is EXPECTED_PHASE[type(op.message)]
+            t3 = led.order_state(op.message.order_id).row.t3
+            assert phase(led.order(op.message.order_id), t3, t) is EXPECTED_PHASE[type(op.message)]
     # 2. every settled order pays exactly its escrow, and each order settles once
     seen = set()
-    for st_ in led.s["settlements"].values():
-        s = led.settlement(int(st_["settlement"]["nonce"]))
+    for nonce in led.settlement_nonces():
+        s = led.settlement(nonce)
         for o in s.orders:
             assert o.total(len(s.members)) == led.order(o.order_id).reward
             assert o.order_id not in seen
@@ -109,14 +109,14 @@ def test_random_interleavings_of_a_full_cycle(extra, dropped):
     led.apply(Tick(), CREVEAL_END + 102)
     log.append((CREVEAL_END + 102, Tick()))
     assert led.pending_verifications() == []
-    for nonce in led.s["settlements"]:
-        s = led.settlement(int(nonce))
+    for nonce in led.settlement_nonces():
+        s = led.settlement(nonce)
         for o in s.orders:
             assert o.total(len(s.members)) == led.order(o.order_id).reward
     for t, op in log:
         if isinstance(op, Signed) and type(op.message) in EXPECTED_PHASE:
-            rec = led.s["orders"][str(op.message.order_id)]
-            assert phase(led.order(op.message.order_id), rec["t3"], t) is EXPECTED_PHASE[type(op.message)]
+            t3 = led.order_state(op.message.order_id).row.t3
+            assert phase(led.order(op.message.order_id), t3, t) is EXPECTED_PHASE[type(op.message)]
     again = staked_ledger()
     for t, op in log:
         assert again.apply(op, t).ok
