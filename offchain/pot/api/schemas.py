@@ -89,6 +89,7 @@ class Claim(_Doc):
     miner: Address
     commitment: Hex
     seq: int
+    signature: Hex = Field(description="the miner's EIP-712 signature of its ClaimCommit")
 
 
 class ValidationRecord(_Doc):
@@ -98,12 +99,16 @@ class ValidationRecord(_Doc):
     salt: Hex
     vStake: int
     seq: int
+    signature: Hex = Field(description="the validator's EIP-712 signature of its ValidationReveal")
 
 
 class ModelRecord(_Doc):
     mid: Hex
     miner: Address
     modelCid: str
+    salt: Hex
+    seq: int
+    signature: Hex = Field(description="the miner's EIP-712 signature of its ClaimReveal")
     validations: list[ValidationRecord]
     verifiedScore: int | None = Field(description="PoT.Verify's result (2f+1 replicas), when it ran")
 
@@ -201,7 +206,8 @@ class SettlementDoc(_Doc):
     orderIds: list[int]
     executed: bool
     txHash: Hex | None
-    signers: list[Address]
+    signers: list[Address] = Field(description="members who signed, by address ascending")
+    signatures: list[Hex] = Field(description="their EIP-712 signatures, in the order of signers")
 
 
 class PendingSettlement(_Doc):

@@ -389,7 +389,7 @@ _ARCHIVE_SQL = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
     # one row per settled order / executed settlement: its rows' texts, zlib-compressed
     "CREATE TABLE IF NOT EXISTS archive_orders (order_id INTEGER PRIMARY KEY, status INTEGER NOT NULL, "
-    "client BLOB NOT NULL, nonce INTEGER, rows BLOB NOT NULL)",
+    "cancelled INTEGER NOT NULL, client BLOB NOT NULL, nonce INTEGER, rows BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS archive_settlements (nonce INTEGER PRIMARY KEY, rows BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS archive_refs (ref BLOB PRIMARY KEY, order_id INTEGER NOT NULL) WITHOUT ROWID",
     # mid -> the link of its first reveal (an index for GET /v1/models, not state)
@@ -564,7 +564,7 @@ class Ledger:
             db.executemany(f"INSERT OR REPLACE INTO {cls.TABLE} VALUES ({marks})", items)
             self._hook("write")
         if self._out_orders:
-            db.executemany("INSERT OR REPLACE INTO archive_orders VALUES (?, ?, ?, ?, ?)", self._out_orders)
+            db.executemany("INSERT OR REPLACE INTO archive_orders VALUES (?, ?, ?, ?, ?, ?)", self._out_orders)
             self._hook("archive")
         if self._out_settlements:
             db.executemany("INSERT OR REPLACE INTO archive_settlements VALUES (?, ?)", self._out_settlements)
@@ -1072,7 +1072,8 @@ class Ledger:
         self._acc_archive = (self._acc_archive + _hash(b"order" + blob)) & _MASK
         self._acc_ids = (self._acc_ids + _id_term(oid)) & _MASK
         self._meta_dirty = True
-        self._out_orders.append((oid, int(status), address_bytes(st.order.client), st.row.nonce, blob))
+        self._out_orders.append((oid, int(status), st.row.cancelled, address_bytes(st.order.client), st.row.nonce,
+                                 blob))
         self._out_models += [(r.mid, r.model_cid) for r in sorted(st.reveals.values(), key=lambda r: r.seq)]
         self._delete((OrderRow, oid))
         for miner in st.claims:
@@ -1213,6 +1214,32 @@ class Ledger:
         archived = [r[0] for r in self._db.execute("SELECT order_id FROM archive_orders")]
         return sorted(set(self._open) | set(archived), reverse=True)
 
+    def archived_order_ids(self, *, status: Status | None = None, cancelled: bool | None = None,
+                           client: str | None = None) -> list[int]:
+        """Archived order ids, highest first, filtered by the archive's own columns (no row is
+        read back): what a list of settled orders costs is an index scan."""
+        where, args = [], []
+        if status is not None:
+            where.append("status=?")
+            args.append(int(status))
+        if cancelled is not None:
+            where.append("cancelled=?")
+            args.append(int(cancelled))
+        if client is not None:
+            where.append("client=?")
+            args.append(address_bytes(client))
+        sql = "SELECT order_id FROM archive_orders" + (" WHERE " + " AND ".join(where) if where else "")
+        return [r[0] for r in self._db.execute(sql + " ORDER BY order_id DESC", args)]
+
+    def order_status(self, order_id: int) -> tuple[Status, bool] | None:
+        """(status, cancelled) of an order, open or archived, without reading its records."""
+        st = self._open.get(order_id)
+        if st is not None:
+            return st.status, bool(st.row.cancelled)
+        row = self._db.execute("SELECT status, cancelled FROM archive_orders WHERE order_id=?",
+                               (order_id,)).fetchone()
+        return None if row is None else (Status(row[0]), bool(row[1]))
+
     def open_order_ids(self) -> list[int]:
         return sorted(self._open)
 
@@ -1228,6 +1255,10 @@ class Ledger:
         for r in rows[1:]:
             st.sigs[r.signer] = r.signature
         return st
+
+    def settlement_executed(self, nonce: int) -> bool:
+        """Executed settlements are the archived ones: the working state holds only pending ones."""
+        return nonce not in self._settlements and 0 < nonce < self.next_nonce
 
     def settlement_nonces(self) -> list[int]:
         """Every settlement nonce, pending or executed, highest first."""
