@@ -93,16 +93,13 @@ def recover(msg: SignableMessage, signature: bytes) -> str:
 from functools import lru_cache  # noqa: E402
 
 from coincurve import PrivateKey, PublicKey  # noqa: E402
-from Crypto.Hash import keccak as _keccak  # noqa: E402
+
+from pot.protocol.ids import keccak as _k  # noqa: E402
 
 #: secp256k1 group order; a signature with s > n/2 is the malleated twin of a valid one and
 #: OpenZeppelin's ECDSA.recover refuses it, so we do too.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = SECP256K1_N // 2
-
-
-def _k(data: bytes) -> bytes:
-    return _keccak.new(data=data, digest_bits=256).digest()
 
 
 DOMAIN_TYPEHASH = _k(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")

@@ -7,17 +7,47 @@ copied commitment worthless to anybody else (model theft, copied validations).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import threading
 
-from Crypto.Hash import keccak as _keccak
+from Crypto.Hash.keccak import _raw_keccak_lib
 from eth_abi import encode as abi_encode
 
 ZERO_BYTES32 = b"\x00" * 32
 
+# keccak256 is the hot path of every message (struct hash, EIP-712 digest, signer address,
+# commitment): pycryptodome's C sponge, called directly. Its Python wrapper allocates and frees a
+# state and a buffer per hash, half of the cost; here each thread keeps one state and resets it.
+_lib = ctypes.CDLL(_raw_keccak_lib._name)
+_vp = ctypes.c_void_p
+_lib.keccak_init.argtypes = [ctypes.POINTER(_vp), ctypes.c_size_t, ctypes.c_uint8]
+_lib.keccak_reset.argtypes = [_vp]
+_lib.keccak_absorb.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t]
+_lib.keccak_digest.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8]
+_KECCAK_CAPACITY, _KECCAK_ROUNDS, _KECCAK_PADDING = 64, 24, 0x01   # keccak256, not SHA3's 0x06
+
+
+class _Sponge(threading.local):
+    def __init__(self) -> None:
+        self.state = _vp()
+        if _lib.keccak_init(ctypes.byref(self.state), _KECCAK_CAPACITY, _KECCAK_ROUNDS):
+            raise RuntimeError("keccak_init failed")
+        self.out = ctypes.create_string_buffer(32)
+
+
+_sponge = _Sponge()
+
 
 def keccak(data: bytes) -> bytes:
     """keccak256 (Ethereum's, not SHA3-256)."""
-    return _keccak.new(data=data, digest_bits=256).digest()
+    s = _sponge
+    state = s.state
+    data = bytes(data)
+    if _lib.keccak_reset(state) or _lib.keccak_absorb(state, data, len(data)) \
+            or _lib.keccak_digest(state, s.out, 32, _KECCAK_PADDING):
+        raise RuntimeError("keccak failed")
+    return s.out.raw
 
 
 def _b32(value: bytes, name: str) -> bytes:

@@ -26,10 +26,15 @@ _CHECKSUMMED: dict[bytes, str] = {}
 _CHECKSUM_MEMO = 1 << 16
 
 
-def checksum(raw: bytes) -> str:
-    """The EIP-55 address of 20 raw bytes."""
+def checksum(address: bytes | str) -> str:
+    """The EIP-55 form of an address given as 20 raw bytes or as 0x-hex (any case)."""
+    raw = address
+    if isinstance(raw, str):
+        raw = bytes.fromhex(raw[2:]) if raw[:2] in ("0x", "0X") else b""
     out = _CHECKSUMMED.get(raw)
     if out is None:
+        if len(raw) != 20:
+            raise ValueError(f"not a 20-byte address: {address!r}")
         if len(_CHECKSUMMED) >= _CHECKSUM_MEMO:
             _CHECKSUMMED.clear()
         out = _CHECKSUMMED[bytes(raw)] = to_checksum_address(bytes(raw))
@@ -493,7 +498,13 @@ class Result(_Schema):
 
     @classmethod
     def accepted(cls, text: str = "", nonces: tuple[int, ...] = ()) -> Result:
-        return cls(True, int(Reason.OK), bounded_text(text), tuple(nonces))
+        nonces = tuple(nonces)
+        if len(nonces) > MAX_LIST:
+            raise ValueError(f"Result.nonces has more than {MAX_LIST} items")
+        # one per op on the ledger's hot path: its fields are ours, built valid
+        out = object.__new__(cls)
+        out.__dict__.update(ok=True, reason=int(Reason.OK), text=bounded_text(text), nonces=nonces)
+        return out
 
     @classmethod
     def rejected(cls, reason: Reason, text: str) -> Result:
