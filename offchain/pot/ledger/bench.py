@@ -83,6 +83,8 @@ class _Run:
     tx: int = 0
     max_open: int = 0
     checkpoints_ms: list[float] = field(default_factory=list)
+    digest_ms: list[float] = field(default_factory=list)
+    snapshot_bytes: int = 0
     settled: int = 0
 
     def __post_init__(self) -> None:
@@ -165,8 +167,12 @@ class _Run:
         if self.tx % CHECKPOINT_EVERY_TX == 0:
             t = time.perf_counter()
             self.ledger.digest()
-            self.ledger.snapshot()
-            self.checkpoints_ms.append((time.perf_counter() - t) * 1000)
+            d = time.perf_counter()
+            snap = self.ledger.snapshot()
+            e = time.perf_counter()
+            self.checkpoints_ms.append((e - t) * 1000)
+            self.digest_ms.append((d - t) * 1000)
+            self.snapshot_bytes = max(self.snapshot_bytes, len(snap))
         bad = [r for r in results if not r.ok]
         if bad:
             raise RuntimeError(f"the ledger refused a bench op at {second}: {bad[0].reason_enum.name} {bad[0].text}")
@@ -256,7 +262,9 @@ def command(orders, rate, workdir, json_path):
                             "cpu_us_per_msg": round(run.apply_cpu_s / run.ops * 1e6, 2), "signed_msgs": run.signed,
                             "transactions": run.tx, "max_open": run.max_open, "settled": run.settled,
                             "checkpoint_ms_max": round(max(run.checkpoints_ms), 3) if run.checkpoints_ms else None,
-                            "checkpoints": len(run.checkpoints_ms), "disk_bytes": run.disk_bytes()})
+                            "checkpoints": len(run.checkpoints_ms), "disk_bytes": run.disk_bytes(),
+                            "digest_ms_max": round(max(run.digest_ms), 4) if run.digest_ms else None,
+                            "snapshot_bytes_max": run.snapshot_bytes})
             click.echo(f"{n:>8} {row['msgs']:>10} {row['msgs_per_s']:>9} {row['us_per_msg']:>8} "
                        f"{details[-1]['cpu_us_per_msg']:>8} "
                        f"{row['checkpoint_ms'] if row['checkpoint_ms'] is not None else '-':>8} "

@@ -1041,13 +1041,17 @@ class Ledger:
                           f"the event says {list(op.order_ids)}")
         applied = set(op.order_ids)
         skipped = [oid for oid in order_ids if oid not in applied]
+        released: dict[bytes, int] = {}
+        for oid in order_ids:
+            for v in self._open[oid].vreveals.values():   # vStake is no longer at risk
+                released[v.validator] = released.get(v.validator, 0) + v.v_stake
+        for validator in sorted(released):
+            node = self._nodes.get(validator)
+            if node is not None:
+                node = self._nodes[validator] = node._replace(locked=max(0, node.locked - released[validator]))
+                self._put(node)
         for oid in order_ids:
             rec = self._open[oid]
-            for v in rec.vreveals.values():   # vStake is no longer at risk
-                node = self._nodes.get(v.validator)
-                if node is not None:
-                    node = self._nodes[v.validator] = node._replace(locked=max(0, node.locked - v.v_stake))
-                    self._put(node)
             # an order the contract skipped (its client reclaimed it first) is closed all the same:
             # its escrow is gone, and nothing else may be paid from it
             self._archive_order(rec, Status.SETTLED if oid in applied else Status.SKIPPED)

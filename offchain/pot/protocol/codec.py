@@ -126,10 +126,21 @@ class _Reader:
         return int.from_bytes(self.take(2), "big")
 
 
+#: per type: (attribute, kind, "Type.attribute" for error messages), built once
+_PLANS: dict[type, tuple[tuple[str, str, str], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, str, str], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple((attr, kind, f"{cls.__name__}.{attr}") for attr, _w, kind in cls.FIELDS)
+    return plan
+
+
 def _dec_fields(cls: type, r: _Reader) -> dict[str, Any]:
     kw: dict[str, Any] = {}
-    for attr, _w, kind in cls.FIELDS:
-        r.where = f"{cls.__name__}.{attr}"
+    for attr, kind, where in _PLANS.get(cls) or _plan(cls):
+        r.where = where
         if kind == "uint":
             kw[attr] = r.uint()
         elif kind == "address":

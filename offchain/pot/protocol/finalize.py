@@ -243,7 +243,8 @@ def finalize_order(cycle: OrderCycle, params: Params, committee: Sequence[str]) 
             pairs = [(best.miner, R - tax_total - sum(a for _, a in vals))] + vals
 
     slashes: list[Slash] = []
-    by_vid = {vid(v.order_id, v.validator, v.mid): v for v in cycle.validations}
+    # vids only matter to challenges: most orders have none, and a vid is a keccak per validation
+    by_vid = {vid(v.order_id, v.validator, v.mid): v for v in cycle.validations} if cycle.challenges else {}
     for v in cycle.validations:
         if v.mid not in scores or v.score == scores[v.mid]:
             continue

@@ -191,8 +191,9 @@ class Message(_Schema):
 
     def hash_struct(self) -> bytes:
         parts = [self.TYPEHASH]
+        d = self.__dict__
         for attr, _w, kind in self.FIELDS:
-            v = getattr(self, attr)
+            v = d[attr]
             if kind == "uint":
                 parts.append(v.to_bytes(32, "big"))
             elif kind == "address":
