@@ -420,6 +420,9 @@ class Ledger:
         if path is not None:
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a replica replies only after its state is durable
+        # the model index takes random keys; a cache that holds its upper levels keeps inserts
+        # from reading pages back as the history grows
+        db.execute("PRAGMA cache_size=-65536")
         self._db = db
         for sql in _ARCHIVE_SQL:
             db.execute(sql)
