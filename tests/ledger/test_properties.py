@@ -6,6 +6,7 @@ from ledger_world import (CLIENT, COMMITTEE, CONFIG, CREVEAL_END, DOMAIN, MINERS
                           commit, happy_ops, mid, order, reveal, staked_ledger, vcommit, vreveal)
 
 from pot.ledger import Ledger
+from pot.protocol.types import Reason
 from pot.protocol import (CancelRequest, ChallengeCommitted, ChallengeRevealed, ClaimCommit, ClaimReveal, Phase,
                           Signed, StakeChanged, TestDataReleased, Tick, ValidationCommit, ValidationReveal,
                           VerifyResult, phase, vid)
@@ -104,7 +105,10 @@ def test_random_interleavings_of_a_full_cycle(extra, dropped):
     for p in led.pending_verifications():   # the committee recomputes, then finalization goes on
         for a in COMMITTEE[:3]:
             op = VerifyResult(p["orderId"], p["mid"], 900_000, a.addr).sign(DOMAIN, a.key)
-            assert led.apply(op, CREVEAL_END + 101).ok
+            res = led.apply(op, CREVEAL_END + 101)
+            if res.reason_enum is Reason.REPLAY:
+                continue   # the random noise already delivered this very vote (POOL holds them all)
+            assert res.ok, res.text
             log.append((CREVEAL_END + 101, op))
     led.apply(Tick(), CREVEAL_END + 102)
     log.append((CREVEAL_END + 102, Tick()))

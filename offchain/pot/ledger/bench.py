@@ -13,9 +13,10 @@ with no cache, the rules, the digest terms, the SQLite transaction: WAL, ``synch
 most 128 ops per transaction), Ticks, finalization and archiving included. Building and signing
 the messages is not timed. ``checkpoint_ms`` is what a PBFT checkpoint asks of the ledger
 (``digest()`` and ``snapshot()``), measured every 128 transactions (median; the largest is in
-``details``). ``db_bytes_per_order`` is the database, its WAL and shared memory on disk at the
-end, divided by the orders (all settled and archived by then). ``exponent`` is the fitted
-growth of total apply time against messages between the two largest rows (1.0: linear).
+``details``). ``db_bytes_per_order`` is the ledger's database and its archive's, with their
+WALs and shared memory, on disk at the end, divided by the orders (all settled and archived by
+then). ``exponent`` is the fitted growth of total apply time against messages between the two
+largest rows (1.0: linear).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 import click
 
 from pot.ledger import Ledger, LedgerConfig
+from pot.ledger.ledger import archive_path
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.eip712 import address_of_key, sign_digest
@@ -220,8 +222,9 @@ class _Run:
         led.close()
 
     def disk_bytes(self) -> int:
-        return sum(os.path.getsize(self.path + ext) for ext in ("", "-wal", "-shm")
-                   if os.path.exists(self.path + ext))
+        files = [self.path + ext for ext in ("", "-wal", "-shm")]
+        files += [archive_path(self.path) + ext for ext in ("", "-wal", "-shm")]
+        return sum(os.path.getsize(f) for f in files if os.path.exists(f))
 
 
 def _row(r: _Run) -> dict:
@@ -251,9 +254,10 @@ def command(orders, rate, workdir, json_path):
     try:
         for n in sizes:
             path = os.path.join(base, f"ledger-{n}.db")
-            for ext in ("", "-wal", "-shm"):
-                if os.path.exists(path + ext):
-                    os.remove(path + ext)
+            for f in (path, archive_path(path)):
+                for ext in ("", "-wal", "-shm"):
+                    if os.path.exists(f + ext):
+                        os.remove(f + ext)
             run = _Run(world, n, rate, path)
             run.run()
             row = _row(run)

@@ -14,7 +14,9 @@ set of archived order ids (as ranges) and the nonces below ``next_nonce``.
 
 Persistence. Each ``apply_many`` (a PBFT batch) is one SQLite transaction (WAL,
 ``synchronous=FULL``) that writes exactly the rows its ops changed; nothing is ever rewritten
-whole, so a batch costs what it changed. A crash loses at most the uncommitted batch.
+whole, so a batch costs what it changed. A crash loses at most the uncommitted batch. The archive
+is a second file (``archive_path``), written first in a batch that archives: a replica that
+rebuilds its working state from a snapshot keeps its archive.
 
 Digest. Every working row is hashed (blake2b of its canonical text); the digest adds those
 hashes mod 2**256, updated per changed row, and each archived order or settlement adds the hash
@@ -379,14 +381,20 @@ class IdRanges:
         return cls(pairs)
 
 
+def archive_path(path: str) -> str:
+    """The archive's file beside the ledger file ``path``."""
+    return path + "-archive"
+
+
 def _id_term(order_id: int) -> int:
     return _hash(b"archived-order" + order_id.to_bytes(32, "big"))
 
 
 # --- the ledger -----------------------------------------------------------------------------
 
+_META_SQL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID"
 _ARCHIVE_SQL = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    _META_SQL,
     # one row per settled order / executed settlement: its rows' texts, zlib-compressed
     "CREATE TABLE IF NOT EXISTS archive_orders (order_id INTEGER PRIMARY KEY, status INTEGER NOT NULL, "
     "cancelled INTEGER NOT NULL, client BLOB NOT NULL, nonce INTEGER, rows BLOB NOT NULL)",
@@ -416,16 +424,17 @@ class Ledger:
         self._config_hash = hashlib.sha256(self._config_json).digest()
         self._hook = write_hook or (lambda point: None)
         self._path = path
-        db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
-        if path is not None:
-            db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a replica replies only after its state is durable
+        # The archive has a file of its own: a replica that rebuilds its working state (from its
+        # PBFT checkpoint at start, or from a peer's snapshot) keeps serving what it archived.
+        self._arc = self._connect(None if path is None else archive_path(path))
+        for sql in _ARCHIVE_SQL:
+            self._arc.execute(sql)
+        self._bind(self._arc, "archive")
         # the model index takes random keys; a cache that holds its upper levels keeps inserts
         # from reading pages back as the history grows
-        db.execute("PRAGMA cache_size=-65536")
-        self._db = db
-        for sql in _ARCHIVE_SQL:
-            db.execute(sql)
+        self._arc.execute("PRAGMA cache_size=-65536")
+        db = self._db = self._connect(path)
+        db.execute(_META_SQL)
         for cls in R.ROWS:
             db.execute(R.schema_sql(cls))
         row = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
@@ -441,6 +450,22 @@ class Ledger:
             raise ValueError(f"ledger database {path} has another schema version (this is {SCHEMA_VERSION}); "
                              f"start this replica from a fresh ledger file and let it catch up from its peers")
         self._load()
+
+    @staticmethod
+    def _connect(path: str | None) -> sqlite3.Connection:
+        db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
+        if path is not None:
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a replica replies only after its state is durable
+        return db
+
+    def _bind(self, db: sqlite3.Connection, what: str) -> None:
+        row = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+        if row is None:
+            db.executemany("INSERT INTO meta VALUES (?, ?)", [("config", self._config_json),
+                                                             ("version", SCHEMA_VERSION)])
+        elif bytes(row[0]) != self._config_json:
+            raise ValueError(f"ledger {what} {archive_path(self._path or '')} belongs to another configuration")
 
     # --- loading and persistence ------------------------------------------------------------
 
@@ -557,6 +582,18 @@ class Ledger:
                 dels.setdefault(k[0], []).append(k[1:])
             else:
                 ups.setdefault(k[0], []).append(R.to_sql(row))
+        if self._out_orders or self._out_settlements or self._out_refs or self._out_models:
+            # first, and on its own: archive rows are idempotent, so a crash before the working
+            # state commits leaves an archive row of an order still open, which the batch's
+            # replay writes again; the other order could lose an archived order's records
+            arc = self._arc
+            arc.execute("BEGIN IMMEDIATE")
+            arc.executemany("INSERT OR REPLACE INTO archive_orders VALUES (?, ?, ?, ?, ?, ?)", self._out_orders)
+            arc.executemany("INSERT OR REPLACE INTO archive_settlements VALUES (?, ?)", self._out_settlements)
+            arc.executemany("INSERT OR REPLACE INTO archive_refs VALUES (?, ?)", self._out_refs)
+            arc.executemany("INSERT OR IGNORE INTO models VALUES (?, ?)", self._out_models)
+            self._hook("archive")
+            arc.execute("COMMIT")
         db.execute("BEGIN IMMEDIATE")
         for cls, items in dels.items():
             where = " AND ".join(f"{f}=?" for f in cls._fields[:cls.KEY])
@@ -566,15 +603,6 @@ class Ledger:
             marks = ",".join("?" * len(cls._fields))
             db.executemany(f"INSERT OR REPLACE INTO {cls.TABLE} VALUES ({marks})", items)
             self._hook("write")
-        if self._out_orders:
-            db.executemany("INSERT OR REPLACE INTO archive_orders VALUES (?, ?, ?, ?, ?, ?)", self._out_orders)
-            self._hook("archive")
-        if self._out_settlements:
-            db.executemany("INSERT OR REPLACE INTO archive_settlements VALUES (?, ?)", self._out_settlements)
-        if self._out_refs:
-            db.executemany("INSERT OR REPLACE INTO archive_refs VALUES (?, ?)", self._out_refs)
-        if self._out_models:
-            db.executemany("INSERT OR IGNORE INTO models VALUES (?, ?)", self._out_models)
         meta = [("seq", self.seq), ("time", self.time), ("next_nonce", self.next_nonce)]
         if self._meta_dirty:
             meta += [("archived", self._archived.encode()), ("acc_archive", str(self._acc_archive)),
@@ -594,6 +622,7 @@ class Ledger:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+            self._arc.close()
             self._db = None
 
     # --- apply ------------------------------------------------------------------------------
@@ -644,8 +673,9 @@ class Ledger:
             except BaseException:
                 # memory holds the batch but the disk does not: rebuild from the disk so the two
                 # never disagree (PBFT executes the batch again from its own log)
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                for db in (self._arc, self._db):
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                 self._load()
                 raise
         return results
@@ -941,7 +971,7 @@ class Ledger:
         """An event ref that left the working state with its order (a read, never a rule)."""
         if any(r == ref for r, _ in self._out_refs):
             return True
-        return self._db.execute("SELECT 1 FROM archive_refs WHERE ref=?", (ref,)).fetchone() is not None
+        return self._arc.execute("SELECT 1 FROM archive_refs WHERE ref=?", (ref,)).fetchone() is not None
 
     # --- committee ops ----------------------------------------------------------------------
 
@@ -1205,7 +1235,7 @@ class Ledger:
             return st
         if order_id not in self._archived:
             return None
-        row = self._db.execute("SELECT rows FROM archive_orders WHERE order_id=?", (order_id,)).fetchone()
+        row = self._arc.execute("SELECT rows FROM archive_orders WHERE order_id=?", (order_id,)).fetchone()
         if row is None:
             return None   # archived before this replica caught up by state transfer
         rows = [R.parse_row(line) for line in zlib.decompress(row[0]).split(b"\n")]
@@ -1218,7 +1248,7 @@ class Ledger:
 
     def order_ids(self) -> list[int]:
         """Every order id the ledger holds, open or archived, highest first."""
-        archived = [r[0] for r in self._db.execute("SELECT order_id FROM archive_orders")]
+        archived = [r[0] for r in self._arc.execute("SELECT order_id FROM archive_orders")]
         return sorted(set(self._open) | set(archived), reverse=True)
 
     def archived_order_ids(self, *, status: Status | None = None, cancelled: bool | None = None,
@@ -1236,14 +1266,14 @@ class Ledger:
             where.append("client=?")
             args.append(address_bytes(client))
         sql = "SELECT order_id FROM archive_orders" + (" WHERE " + " AND ".join(where) if where else "")
-        return [r[0] for r in self._db.execute(sql + " ORDER BY order_id DESC", args)]
+        return [r[0] for r in self._arc.execute(sql + " ORDER BY order_id DESC", args)]
 
     def order_status(self, order_id: int) -> tuple[Status, bool] | None:
         """(status, cancelled) of an order, open or archived, without reading its records."""
         st = self._open.get(order_id)
         if st is not None:
             return st.status, bool(st.row.cancelled)
-        row = self._db.execute("SELECT status, cancelled FROM archive_orders WHERE order_id=?",
+        row = self._arc.execute("SELECT status, cancelled FROM archive_orders WHERE order_id=?",
                                (order_id,)).fetchone()
         return None if row is None else (Status(row[0]), bool(row[1]))
 
@@ -1254,7 +1284,7 @@ class Ledger:
         st = self._settlements.get(nonce)
         if st is not None:
             return st
-        row = self._db.execute("SELECT rows FROM archive_settlements WHERE nonce=?", (nonce,)).fetchone()
+        row = self._arc.execute("SELECT rows FROM archive_settlements WHERE nonce=?", (nonce,)).fetchone()
         if row is None:
             return None
         rows = [R.parse_row(line) for line in zlib.decompress(row[0]).split(b"\n")]
@@ -1269,7 +1299,7 @@ class Ledger:
 
     def settlement_nonces(self) -> list[int]:
         """Every settlement nonce, pending or executed, highest first."""
-        archived = [r[0] for r in self._db.execute("SELECT nonce FROM archive_settlements")]
+        archived = [r[0] for r in self._arc.execute("SELECT nonce FROM archive_settlements")]
         return sorted(set(self._settlements) | set(archived), reverse=True)
 
     def order(self, order_id: int) -> T.Order | None:
@@ -1352,7 +1382,7 @@ class Ledger:
         cid = self._mids.get(bytes(mid))
         if cid is not None:
             return cid
-        row = self._db.execute("SELECT cid FROM models WHERE mid=?", (bytes(mid),)).fetchone()
+        row = self._arc.execute("SELECT cid FROM models WHERE mid=?", (bytes(mid),)).fetchone()
         return None if row is None else row[0]
 
     def node_info(self, account: str) -> dict[str, int] | None:
