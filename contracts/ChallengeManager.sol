@@ -98,8 +98,8 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuardTransient {
         Challenge storage c = _challenges[orderId][msg.sender];
         if (c.status == Status.None || c.status == Status.Resolved) revert NoChallenge(orderId, msg.sender);
         // The order's own reclaim time: its grace was fixed when it was placed.
-        uint64 at = orderBook.reclaimableAt(orderId);
-        if (block.timestamp < at) revert TooEarly(orderId, uint64(block.timestamp), at);
+        uint64 reclaimAt = orderBook.reclaimableAt(orderId);
+        if (block.timestamp < reclaimAt) revert TooEarly(orderId, uint64(block.timestamp), reclaimAt);
         uint96 stake = c.stake;
         c.status = Status.Resolved;
         c.stake = 0;

@@ -47,6 +47,9 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
     uint32 public minRevealDuration;
     uint32 public settlementGrace;
     uint32 public maxOrderLifetime;
+    /// @dev The latest reclaim time of the orders placed under earlier lifetime and grace bounds
+    ///      (see latestReclaimAt): raised at each change of either bound.
+    uint64 internal _earlierReclaimBound;
     uint256 public orderCount;
     mapping(uint256 => Stored) internal _orders;
     /// @dev orderId >> 7 => two bits per order: 01 settled, 10 reclaimed, 00 open (or unknown:
@@ -151,8 +154,8 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
         Stored storage o = _orders[orderId];
         _requireOpen(orderId, _status(orderId, o));
         if (msg.sender != o.client) revert NotClient(orderId, msg.sender);
-        uint64 at = _reclaimableAt(o);
-        if (block.timestamp < at) revert TooEarly(orderId, uint64(block.timestamp), at);
+        uint64 reclaimAt = _reclaimableAt(o);
+        if (block.timestamp < reclaimAt) revert TooEarly(orderId, uint64(block.timestamp), reclaimAt);
         _close(orderId, RECLAIMED);
         uint256 amount = o.reward;
         emit OrderReclaimed(orderId, msg.sender, amount);
@@ -198,6 +201,7 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
     /// @inheritdoc IOrderBook
     function setSettlementGrace(uint32 settlementGrace_) external onlyMultisig {
         _checkExposure(maxOrderLifetime, settlementGrace_, stakeRegistry.unbondingPeriod());
+        _boundEarlierOrders();
         settlementGrace = settlementGrace_;
         emit SettlementGraceChanged(settlementGrace_);
     }
@@ -205,6 +209,7 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
     /// @inheritdoc IOrderBook
     function setMaxOrderLifetime(uint32 maxOrderLifetime_) external onlyMultisig {
         _checkExposure(maxOrderLifetime_, settlementGrace, stakeRegistry.unbondingPeriod());
+        _boundEarlierOrders();
         maxOrderLifetime = maxOrderLifetime_;
         emit MaxOrderLifetimeChanged(maxOrderLifetime_);
     }
@@ -250,6 +255,13 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
         Stored storage o = _orders[orderId];
         if (o.client == address(0)) revert UnknownOrder(orderId);
         return _reclaimableAt(o);
+    }
+
+    /// @inheritdoc IOrderBook
+    function latestReclaimAt() public view returns (uint64) {
+        uint64 current = uint64(block.timestamp) + maxOrderLifetime + settlementGrace;
+        uint64 earlier = _earlierReclaimBound;
+        return earlier > current ? earlier : current;
     }
 
     /// @inheritdoc IOrderBook
@@ -358,8 +370,8 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
             let end := add(ps.offset, shl(5, ps.length))
             for { let p := ps.offset } lt(p, end) { p := add(p, 0x20) } {
                 let w := calldataload(p)
-                let at := add(base, shl(5, shr(240, w)))
-                mstore(at, add(mload(at), and(w, AMOUNT_MASK)))
+                let cell := add(base, shl(5, shr(240, w)))
+                mstore(cell, add(mload(cell), and(w, AMOUNT_MASK)))
             }
         }
     }
@@ -384,6 +396,14 @@ contract OrderBook is IOrderBook, ReentrancyGuardTransient {
 
     function _reclaimableAt(Stored storage o) internal view returns (uint64) {
         return _lastWindowEnd(o) + o.settlementGrace;
+    }
+
+    /// @dev Before a bound changes: an order placed so far is reclaimable at the latest at its
+    ///      t0 + lifetime + grace under the bounds in force when it was placed (the windows of one
+    ///      placed at t0 end by t0 + its lifetime, even with the test data released last), so by
+    ///      now + these bounds. A lowered bound must not let the unbonding period drop below that.
+    function _boundEarlierOrders() internal {
+        _earlierReclaimBound = latestReclaimAt();
     }
 
     function _checkExposure(uint256 lifetime, uint256 grace, uint256 unbonding) internal pure {

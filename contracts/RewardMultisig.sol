@@ -203,19 +203,25 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc IRewardMultisig
     function removeMember(address member) external onlySelf {
-        uint256 pos = _memberPos[member];
-        if (pos == 0) revert NotMember(member);
-        uint256 last = _members.length - 1;
-        if (threshold > last) revert InvalidThreshold(threshold, last);
-        if (pos - 1 != last) {
-            address moved = _members[last];
-            _members[pos - 1] = moved;
-            _memberPos[moved] = pos;
-        }
-        _members.pop();
-        delete _memberPos[member];
+        _removeMember(member);
+        uint256 n = _members.length;
+        if (threshold > n) revert InvalidThreshold(threshold, n);
         _nextEpoch();
-        emit MemberRemoved(member);
+    }
+
+    /// @inheritdoc IRewardMultisig
+    function changeMembers(address[] calldata removed, address[] calldata added, uint256 threshold_)
+        external
+        onlySelf
+    {
+        for (uint256 i; i < removed.length; ++i) {
+            _removeMember(removed[i]);
+        }
+        for (uint256 i; i < added.length; ++i) {
+            _addMember(added[i]);
+        }
+        _setThreshold(threshold_);
+        _nextEpoch();
     }
 
     /// @inheritdoc IRewardMultisig
@@ -302,10 +308,11 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         for (uint256 i; i < n; ++i) {
             Slash calldata s = batch.slashes[i];
             // A slash for a wrong validation waits, like its order, for the challenge reveals
-            // to end (consecutive slashes of one order check once).
-            if (s.orderId != checkedOrder) {
-                uint64 at = orderBook.finalizableAt(s.orderId);
-                if (block.timestamp < at) revert IOrderBook.TooEarly(s.orderId, uint64(block.timestamp), at);
+            // to end (consecutive slashes of one order check once). The first always checks:
+            // order 0 does not exist, and finalizableAt refuses it.
+            if (i == 0 || s.orderId != checkedOrder) {
+                uint64 dueAt = orderBook.finalizableAt(s.orderId);
+                if (block.timestamp < dueAt) revert IOrderBook.TooEarly(s.orderId, uint64(block.timestamp), dueAt);
                 checkedOrder = s.orderId;
             }
             stakeRegistry.slash(s.staker, s.amount, s.to);
@@ -401,6 +408,20 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         _members.push(member);
         _memberPos[member] = n + 1;
         emit MemberAdded(member);
+    }
+
+    function _removeMember(address member) internal {
+        uint256 pos = _memberPos[member];
+        if (pos == 0) revert NotMember(member);
+        uint256 last = _members.length - 1;
+        if (pos - 1 != last) {
+            address moved = _members[last];
+            _members[pos - 1] = moved;
+            _memberPos[moved] = pos;
+        }
+        _members.pop();
+        delete _memberPos[member];
+        emit MemberRemoved(member);
     }
 
     function _setThreshold(uint256 k) internal {

@@ -12,7 +12,8 @@ import {IOrderBook} from "./interfaces/IOrderBook.sol";
 /// @notice Holds every participant's stake. Guarantees: the token balance of this contract equals
 ///         the sum of all stakes; stake leaves only by its owner's `withdraw` after the unbonding
 ///         period (and with nothing locked) or by a `slash` inside a k-approved settlement. The
-///         unbonding period stays above OrderBook's `maxOrderLifetime + settlementGrace`, so a
+///         unbonding period stays above OrderBook's `maxOrderLifetime + settlementGrace` (and above
+///         what is left of orders placed under longer bounds: `latestReclaimAt`), so a
 ///         staker who asks to leave right after misbehaving in an order is still here when the
 ///         settlement that slashes it is due. A slash takes what is there and never reverts.
 contract StakeRegistry is IStakeRegistry, ReentrancyGuardTransient {
@@ -172,6 +173,9 @@ contract StakeRegistry is IStakeRegistry, ReentrancyGuardTransient {
         uint256 lifetime = orderBook.maxOrderLifetime();
         uint256 grace = orderBook.settlementGrace();
         if (lifetime + grace >= period) revert IOrderBook.ExposureOutlivesUnbonding(lifetime, grace, period);
+        // The bounds may have been lowered while orders placed under the old ones are open.
+        uint64 latest = orderBook.latestReclaimAt();
+        if (block.timestamp + period <= latest) revert IOrderBook.OrdersOutliveUnbonding(latest, block.timestamp + period);
         unbondingPeriod = uint48(period);
         emit UnbondingPeriodChanged(period);
     }

@@ -4,6 +4,10 @@ pragma solidity ^0.8.24;
 import {PoTToken} from "../contracts/PoTToken.sol";
 import {StakeRegistry} from "../contracts/StakeRegistry.sol";
 import {IStakeRegistry} from "../contracts/interfaces/IStakeRegistry.sol";
+import {IOrderBook} from "../contracts/interfaces/IOrderBook.sol";
+import {IRewardMultisig} from "../contracts/interfaces/IRewardMultisig.sol";
+import {OrderBook} from "../contracts/OrderBook.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {PoTSystem} from "./utils/PoTFixture.sol";
 import {Test} from "./utils/Test.sol";
 
@@ -169,6 +173,194 @@ contract StakeRegistryTest is Test {
             assertEq(keccak256(ret), keccak256(abi.encodeWithSelector(IStakeRegistry.OnlyMultisig.selector, alice)));
         }
         assertEq(stakes.stakerOf(alice).stake, min);
+    }
+
+    // ---------------------------------------------------------------- the exposure bound
+
+    /// @notice maxOrderLifetime + settlementGrace < unbondingPeriod (DeployParams: 10 + 2 < 14
+    ///         days) is kept by every setter, whichever contract it is on, and by the constructors.
+    function test_exposureBoundRefusesEveryWayToBreakIt() public {
+        OrderBook orders = sys.orders();
+        uint256 l = sys.MAX_LIFETIME();
+        uint256 g = sys.GRACE();
+        uint256 u = sys.UNBONDING();
+        _expectActionFailed(
+            address(stakes),
+            abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (l + g)),
+            abi.encodeWithSelector(IOrderBook.ExposureOutlivesUnbonding.selector, l, g, l + g)
+        );
+        _expectActionFailed(
+            address(orders),
+            abi.encodeCall(IOrderBook.setMaxOrderLifetime, (uint32(u - g))),
+            abi.encodeWithSelector(IOrderBook.ExposureOutlivesUnbonding.selector, u - g, g, u)
+        );
+        _expectActionFailed(
+            address(orders),
+            abi.encodeCall(IOrderBook.setSettlementGrace, (uint32(u - l))),
+            abi.encodeWithSelector(IOrderBook.ExposureOutlivesUnbonding.selector, l, u - l, u)
+        );
+        _expectActionFailed(
+            address(stakes),
+            abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (365 days + 1)),
+            abi.encodeWithSelector(IStakeRegistry.UnbondingPeriodTooLong.selector, 365 days + 1, 365 days)
+        );
+        sys.act(address(stakes), abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (l + g + 1)));
+        sys.act(address(orders), abi.encodeCall(IOrderBook.setSettlementGrace, (uint32(g - 1))));
+        sys.act(address(orders), abi.encodeCall(IOrderBook.setMaxOrderLifetime, (uint32(l + 1))));
+        assertEq(uint256(orders.maxOrderLifetime()) + orders.settlementGrace() + 1, stakes.unbondingPeriod());
+
+        u = stakes.unbondingPeriod();
+        vm.expectRevert(abi.encodeWithSelector(IOrderBook.ExposureOutlivesUnbonding.selector, u, 0, u));
+        new OrderBook(IERC20(address(token)), address(1), stakes, 600, 0, uint32(u));
+        uint96[4] memory mins;
+        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.UnbondingPeriodTooLong.selector, 366 days, 365 days));
+        new StakeRegistry(IERC20(address(token)), address(1), orders, mins, 366 days);
+    }
+
+    /// @notice Random parameter changes through executeAction, days apart: each executes exactly
+    ///         when the bound holds after it and (for the unbonding period) a staker asking to
+    ///         leave now stays past the latest reclaim time of the orders placed under earlier
+    ///         bounds; the bound always holds.
+    function testFuzz_exposureBoundSurvivesEveryChange(uint256[6] memory changes) public {
+        OrderBook orders = sys.orders();
+        uint256 earlier; // orders placed before the last lifetime or grace change are due by then
+        for (uint256 i; i < changes.length; ++i) {
+            vm.warp(block.timestamp + (changes[i] >> 128) % 15 days);
+            uint256 l = orders.maxOrderLifetime();
+            uint256 g = orders.settlementGrace();
+            uint256 u = stakes.unbondingPeriod();
+            uint256 value = uint64(changes[i] >> 2);
+            bool ok;
+            if (changes[i] % 3 == 0) {
+                value = bound(value, 0, 30 days);
+                ok = sys.tryAct(address(orders), abi.encodeCall(IOrderBook.setMaxOrderLifetime, (uint32(value))));
+                assertEq(ok, value + g < u, "setMaxOrderLifetime");
+            } else if (changes[i] % 3 == 1) {
+                value = bound(value, 0, 30 days);
+                ok = sys.tryAct(address(orders), abi.encodeCall(IOrderBook.setSettlementGrace, (uint32(value))));
+                assertEq(ok, l + value < u, "setSettlementGrace");
+            } else {
+                value = bound(value, 0, 400 days);
+                ok = sys.tryAct(address(stakes), abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (value)));
+                assertEq(
+                    ok, l + g < value && value <= 365 days && block.timestamp + value > earlier, "setUnbondingPeriod"
+                );
+            }
+            if (ok && changes[i] % 3 != 2 && block.timestamp + l + g > earlier) earlier = block.timestamp + l + g;
+            uint256 current = block.timestamp + orders.maxOrderLifetime() + orders.settlementGrace();
+            assertEq(orders.latestReclaimAt(), earlier > current ? earlier : current, "latestReclaimAt");
+            assertLt(uint256(orders.maxOrderLifetime()) + orders.settlementGrace(), stakes.unbondingPeriod(), "bound");
+        }
+    }
+
+    /// @notice A validator who reveals for an order using the whole lifetime allowed and asks to
+    ///         leave at once can withdraw only after the order's reclaim time (the last moment
+    ///         its settlement, and the slash in it, is due).
+    function test_exposedValidatorStaysUntilItsOrderIsDue() public {
+        OrderBook orders = sys.orders();
+        address client = makeAddr("client");
+        vm.prank(holder);
+        token.transfer(client, 100 ether);
+        vm.prank(client);
+        token.approve(address(orders), type(uint256).max);
+        uint32 reveal = 600;
+        uint32 challenge = uint32(sys.MAX_LIFETIME() - 2 hours - 4 * reveal);
+        vm.prank(client);
+        uint256 id = orders.placeOrder(
+            IOrderBook.OrderParams({
+                reward: 100 ether,
+                trainDuration: 1 hours,
+                validateDuration: 1 hours,
+                challengeDuration: challenge,
+                revealDuration: reveal,
+                modelType: bytes32("m"),
+                testCommitment: keccak256(abi.encode(client, keccak256(bytes("t")), bytes32(0))),
+                specCid: "spec"
+            })
+        );
+        (, uint64 revealEnd,,,) = orders.windows(id);
+        vm.warp(revealEnd);
+        vm.prank(client);
+        orders.releaseTestData(id, "t", bytes32(0));
+        _register(VALIDATOR, min); // reveals a validation now, then leaves
+        vm.prank(alice);
+        stakes.requestUnregister();
+        assertEq(orders.reclaimableAt(id), block.timestamp + sys.MAX_LIFETIME() - 1 hours - 2 * reveal + sys.GRACE());
+        assertLt(orders.reclaimableAt(id), stakes.stakerOf(alice).unbondingEnd, "stake leaves before the order is due");
+    }
+
+    /// @notice A validator exposed to an order placed under a long lifetime must not get its
+    ///         stake out before that order's reclaim time, whatever the committee does to the
+    ///         parameters meanwhile. Lowering maxOrderLifetime and then the unbonding period
+    ///         while an order placed under the old bound is open used to be accepted (the bound
+    ///         was checked against the current parameters only), and its validator walked away a
+    ///         week before the order's settlement was due. Now the period change is refused.
+    function test_lowerUnbondingLeavesOpenExposureCovered() public {
+        OrderBook orders = sys.orders();
+        address client = makeAddr("client");
+        vm.prank(holder);
+        token.transfer(client, 100 ether);
+        vm.prank(client);
+        token.approve(address(orders), type(uint256).max);
+        // 10 days of windows, most of them after the test data (exposure from t3 on)
+        uint32 validate = 5 days;
+        uint32 challenge = uint32(sys.MAX_LIFETIME() - 1 hours - 4 * 600 - validate);
+        vm.prank(client);
+        uint256 id = orders.placeOrder(
+            IOrderBook.OrderParams({
+                reward: 100 ether,
+                trainDuration: 1 hours,
+                validateDuration: validate,
+                challengeDuration: challenge,
+                revealDuration: 600,
+                modelType: bytes32("m"),
+                testCommitment: keccak256(abi.encode(client, keccak256(bytes("t")), bytes32(0))),
+                specCid: "spec"
+            })
+        );
+        (, uint64 revealEnd,,,) = orders.windows(id);
+        vm.warp(revealEnd);
+        vm.prank(client);
+        orders.releaseTestData(id, "t", bytes32(0));
+
+        _register(VALIDATOR, min); // alice reveals a (wrong) validation now, off-chain
+        sys.tryAct(address(orders), abi.encodeCall(IOrderBook.setMaxOrderLifetime, (uint32(2 days))));
+        sys.tryAct(address(stakes), abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (5 days)));
+        vm.prank(alice);
+        stakes.requestUnregister();
+        vm.warp(stakes.stakerOf(alice).unbondingEnd);
+        vm.prank(alice);
+        (bool withdrew,) = address(stakes).call(abi.encodeCall(IStakeRegistry.withdraw, ()));
+        assertFalse(
+            withdrew && block.timestamp < orders.reclaimableAt(id),
+            "exposed stake left before the settlement that may slash it was due"
+        );
+    }
+
+    /// @notice After the bounds go down, the unbonding period follows only once every order
+    ///         placed under the old bounds is past its latest reclaim time; the refusal says when.
+    function test_unbondingFollowsLoweredBoundsOnceEarlierOrdersAreDue() public {
+        OrderBook orders = sys.orders();
+        uint64 changedAt = uint64(block.timestamp);
+        sys.act(address(orders), abi.encodeCall(IOrderBook.setMaxOrderLifetime, (uint32(2 days))));
+        uint64 latest = changedAt + sys.MAX_LIFETIME() + sys.GRACE();
+        assertEq(orders.latestReclaimAt(), latest, "orders placed under 10 days may be due that late");
+        vm.warp(block.timestamp + 1 days);
+        _expectActionFailed(
+            address(stakes),
+            abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (5 days)),
+            abi.encodeWithSelector(IOrderBook.OrdersOutliveUnbonding.selector, latest, block.timestamp + 5 days)
+        );
+        vm.warp(latest - 5 days + 1);
+        sys.act(address(stakes), abi.encodeCall(IStakeRegistry.setUnbondingPeriod, (5 days)));
+        assertEq(stakes.unbondingPeriod(), 5 days);
+        vm.warp(latest);
+        assertEq(orders.latestReclaimAt(), block.timestamp + 2 days + sys.GRACE(), "the current bounds again");
+    }
+
+    function _expectActionFailed(address target, bytes memory data, bytes memory reason) internal {
+        vm.expectRevert(abi.encodeWithSelector(IRewardMultisig.ActionFailed.selector, reason));
+        sys.act(target, data);
     }
 
     // ---------------------------------------------------------------- fuzz

@@ -67,6 +67,10 @@ interface IOrderBook {
     /// @notice maxOrderLifetime + settlementGrace must stay below the unbonding period, so stake
     ///         exposed to an order cannot be withdrawn before the settlement that may slash it.
     error ExposureOutlivesUnbonding(uint256 maxOrderLifetime, uint256 settlementGrace, uint256 unbondingPeriod);
+    /// @notice An unbonding period that would end, for a staker asking to leave now, at or before
+    ///         `latestReclaimAt`: an order placed under earlier (longer) bounds could still be
+    ///         settled, and slash, after its validators' stake left.
+    error OrdersOutliveUnbonding(uint64 latestReclaimAt, uint256 unbondingEnd);
 
     /// @notice A client placed an order and escrowed `reward`.
     /// @param orderId sequential id, from 1
@@ -183,6 +187,12 @@ interface IOrderBook {
     /// @param orderId the order
     /// @return block time
     function finalizableAt(uint256 orderId) external view returns (uint64);
+    /// @notice The latest time at which an order placed so far can become reclaimable (at most
+    ///         now + maxOrderLifetime + settlementGrace, or later while orders placed under
+    ///         longer bounds may still be open). StakeRegistry keeps the unbonding period of a
+    ///         staker asking to leave now ending after it.
+    /// @return block time
+    function latestReclaimAt() external view returns (uint64);
     /// @notice Earliest block time at which the client may reclaim.
     /// @param orderId the order
     /// @return block time

@@ -104,8 +104,9 @@ interface IStakeRegistry {
     /// @param amount the new minimum
     function setMinStake(uint8 role, uint256 amount) external;
     /// @notice Set the unbonding period (committee only).
-    /// @param period seconds, at most MAX_UNBONDING_PERIOD and above OrderBook's
-    ///        maxOrderLifetime + settlementGrace
+    /// @param period seconds, at most MAX_UNBONDING_PERIOD, above OrderBook's
+    ///        maxOrderLifetime + settlementGrace, and long enough that now + period is after
+    ///        OrderBook's latestReclaimAt (orders placed under longer bounds)
     function setUnbondingPeriod(uint256 period) external;
     /// @notice Seconds between requestUnregister and withdraw.
     /// @return seconds

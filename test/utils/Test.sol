@@ -10,11 +10,19 @@ pragma solidity ^0.8.24;
 /// @notice The cheatcodes these tests call. Forge dispatches on the selector, so each signature
 ///         must be exactly forge's (forge-std's Vm.sol lists them all).
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function label(address account, string calldata newLabel) external;
     function computeCreateAddress(address deployer, uint256 nonce) external pure returns (address);
     function getNonce(address account) external view returns (uint64);
+    function toString(address value) external pure returns (string memory);
+    function toString(uint256 value) external pure returns (string memory);
 
     function prank(address msgSender) external;
     function startPrank(address msgSender) external;
@@ -26,14 +34,21 @@ interface Vm {
     function expectRevert(bytes4 revertData) external;
     function expectRevert(bytes calldata revertData) external;
     function expectEmit(address emitter) external;
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
+    function skip(bool skipTest, string calldata reason) external;
 
     function assertTrue(bool condition, string calldata err) external pure;
     function assertFalse(bool condition, string calldata err) external pure;
     function assertEq(uint256 left, uint256 right, string calldata err) external pure;
+    function assertEq(int256 left, int256 right, string calldata err) external pure;
+    function assertEq(bool left, bool right, string calldata err) external pure;
     function assertEq(address left, address right, string calldata err) external pure;
     function assertEq(bytes32 left, bytes32 right, string calldata err) external pure;
     function assertEq(string calldata left, string calldata right, string calldata err) external pure;
     function assertLe(uint256 left, uint256 right, string calldata err) external pure;
+    function assertLt(uint256 left, uint256 right, string calldata err) external pure;
+    function assertNotEq(uint256 left, uint256 right, string calldata err) external pure;
 }
 
 /// @notice `vm` and `bound` for every contract a test deploys (invariant handlers included).
@@ -74,6 +89,8 @@ abstract contract Test is CheatCodes {
     FuzzSelector[] private _targetSelectors;
 
     // ---------------------------------------------------------------- assertions
+    // Never start a message with "skip": forge reports a test that reverts with a reason
+    // starting so as skipped (vm.skip's convention), so such an assertion would hide a failure.
 
     function assertTrue(bool c) internal pure {
         vm.assertTrue(c, "");
@@ -115,8 +132,20 @@ abstract contract Test is CheatCodes {
         vm.assertEq(a, b, "");
     }
 
+    function assertEq(string memory a, string memory b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
+    function assertEq(bool a, bool b, string memory err) internal pure {
+        vm.assertEq(a, b, err);
+    }
+
     function assertLe(uint256 a, uint256 b, string memory err) internal pure {
         vm.assertLe(a, b, err);
+    }
+
+    function assertLt(uint256 a, uint256 b, string memory err) internal pure {
+        vm.assertLt(a, b, err);
     }
 
     // ---------------------------------------------------------------- invariant targets

@@ -53,17 +53,17 @@ def test_follower_confirmations_and_sender_batch(pot):
 
 
 def test_keystore_and_env_keys(tmp_path, monkeypatch):
-    from pot.chain.keys import KeyError_, load_account, write_keystore
+    from pot.chain.keys import KeyLoadError, load_account, write_keystore
 
     acct = Account.create()
     path = write_keystore(acct, tmp_path / "k.json", "pw")
     monkeypatch.setenv("POT_KEYSTORE_PASSWORD", "pw")
     assert load_account(path).address == acct.address
     monkeypatch.setenv("POT_KEYSTORE_PASSWORD", "wrong")
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyLoadError):
         load_account(path)
     monkeypatch.delenv("POT_PRIVATE_KEY", raising=False)
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyLoadError):
         load_account()
     monkeypatch.setenv("POT_PRIVATE_KEY", DEV_KEYS[1])
     assert load_account().address == Account.from_key(DEV_KEYS[1]).address
@@ -115,3 +115,31 @@ def test_gas_bench_ceilings_and_json(tmp_path):
     assert settle[(30, 21, 100, "holders")]["gas_per_order"] <= 30_000
     # a fresh winner costs at least its new balance slot (22,100) more, and not much beyond
     assert settle[(30, 21, 100, "fresh")]["gas_per_order"] <= 30_000 + 22_100
+
+
+def test_follower_moves_only_when_told_and_resumes_from_its_saved_position(pot, tmp_path):
+    """Issue 10: a follower must never advance past events its caller has not handled; after a
+    restart it resumes from the saved position (not from the deployment block, whose old
+    states a pruned node no longer serves), and a file of another deployment is ignored."""
+    from contracts.helpers import place
+
+    state = tmp_path / "follower.json"
+    start = pot.w3.eth.block_number + 1
+    f = EventFollower(pot.w3, pot.deployment, from_block=start, state_path=state)
+    place(pot, pot.users[0], reward=11)
+    evs, end = f.fetch()
+    assert [e["reward"] for e in evs if e.name == "OrderPlaced"] == [11]
+    again, end2 = f.fetch()  # not handled: the same events again
+    assert (again, end2) == (evs, end) and f.next_block == start and not state.exists()
+    f.advance(end)
+    assert f.fetch()[0] == []
+    place(pot, pot.users[0], reward=12)
+    # a restarted follower: from the saved position, not from the deployment block
+    g = EventFollower(pot.w3, pot.deployment, state_path=state)
+    assert g.next_block == end
+    assert [e["reward"] for e in g.poll() if e.name == "OrderPlaced"] == [12]
+    # another deployment's file (another chain) is ignored
+    from pot.chain.deployment import Deployment
+
+    other = Deployment(97, dict(pot.deployment.addresses), pot.deployment.block, pot.deployment.deployer, {})
+    assert EventFollower(pot.w3, other, state_path=state).next_block == pot.deployment.block

@@ -308,6 +308,10 @@ def test_committee_stake_calls(pot):
     assert res.event("Unlocked")["locked"] == 0 and st.staker(u.address)["locked"] == 0
     # slashes inside a settlement never revert: a zero receiver or amount, or no stake, takes nothing
     oid, _ = place(pot, pot.users[2])
+    # a slash naming no order is refused like an unknown order (the first one skipped the time check)
+    b = settle_batch(pot, 0, [], slashes=[Slash(0, u.address, 1, pot.treasury)])
+    with reverts("UnknownOrder"):
+        pot.c.multisig.execute_signed(pot.deployer, b, sign(pot, b))
     goto(pot, pot.c.orders.windows(oid)["release_end"])
     for slash in (Slash(oid, u.address, 1, ZERO), Slash(oid, u.address, 0, pot.treasury),
                   Slash(oid, pot.users[1].address, 1, pot.treasury)):
@@ -351,6 +355,26 @@ def test_stake_parameters(pot):
         st.register(u, VALIDATOR, 100)
     with reverts("SafeCastOverflowedUintDowncast"):
         st.register(pot.users[1], MINER, U96)
+
+
+
+def test_unbonding_outlasts_orders_placed_under_longer_bounds(pot):
+    """maxOrderLifetime lowered, then the unbonding period: refused while an order placed under
+    the old bound may still be settled after a staker asking to leave now would be gone (it was
+    accepted: the bound was checked against the current parameters only)."""
+    ob, S = pot.c.orders, pot.c.stakes.address
+    lifetime, grace = ob.call("maxOrderLifetime"), ob.call("settlementGrace")
+    short = lifetime // 7
+    oid, _ = place(pot, pot.users[0], d=short)  # 7 windows: the whole lifetime
+    _act(pot, ob.address, "setMaxOrderLifetime", short)
+    period = short + grace + 1  # above the new bound
+    with action_reverts("OrdersOutliveUnbonding") as info:
+        _act(pot, S, "setUnbondingPeriod", period)
+    latest = ob.call("latestReclaimAt")
+    assert decode_error_data(bytes(info.value.args_[0])).args_[0] == latest >= ob.call("reclaimableAt", oid)
+    goto(pot, latest - period + 1)  # a staker leaving now stays past `latest`
+    _act(pot, S, "setUnbondingPeriod", period)
+    assert pot.c.stakes.call("unbondingPeriod") == period
 
 
 # ---------------------------------------------------------------- OrderBook

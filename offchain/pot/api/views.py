@@ -125,6 +125,8 @@ class ModelView:
     miner: str
     model_cid: str
     verified_score: int | None
+    #: the reveal's salt (opens the miner's claim commitment)
+    salt: bytes
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,8 @@ class CycleView:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CycleView:
-        models = tuple(ModelView(bytes.fromhex(m["mid"][2:]), m["miner"], m["modelCid"], m["verifiedScore"])
-                       for m in d["models"])
+        models = tuple(ModelView(bytes.fromhex(m["mid"][2:]), m["miner"], m["modelCid"], m["verifiedScore"],
+                                 bytes.fromhex(m["salt"][2:])) for m in d["models"])
         return cls(codec.from_json(d["order"]), d["phase"], d["status"], bool(d["cancelled"]), d["t3"],
                    d["testCid"], models, tuple(c["miner"] for c in d["claims"]),
                    tuple(c["challenger"] for c in d["challenges"]), d["nonce"], d)
@@ -333,17 +335,19 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
     out: dict[str, Any] = {"orderId": order_id, "status": rec.status.label, "cancelled": bool(rec.row.cancelled),
                            "reward": order.reward, "nonce": rec.row.nonce, "executed": False, "txHash": None,
                            "winner": None, "winningMid": None, "winningScore": None, "perMember": 0,
-                           "members": 0, "paid": [], "slashes": [], "verdicts": [], "batchOrders": 0}
+                           "members": 0, "paid": [], "slashes": [], "verdicts": [], "scores": [], "batchOrders": 0}
     if settlement is None:
         return out
     item = next(o for o in settlement.orders if o.order_id == order_id)
     has_winner = int(item.winner, 16) != 0
-    score = None
-    if has_winner:
-        try:
-            score = model_scores(ledger.cycle(order_id)).get(bytes(item.winning_mid))
-        except NeedsVerification:
-            score = None
+    try:
+        standing = model_scores(ledger.cycle(order_id))
+    except NeedsVerification:
+        standing = {}
+    score = standing.get(bytes(item.winning_mid)) if has_winner else None
+    # every revealed model's standing score: what a losing miner compares its own with
+    scores = [{"mid": _h(r.mid), "miner": to_checksum_address(r.miner), "score": standing.get(r.mid)}
+              for r in sorted(rec.reveals.values(), key=lambda r: r.seq)]
     members = settlement.members
     paid = []
     for p in settlement.paid(order_id):
@@ -359,7 +363,7 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
                 "perMember": item.per_member, "members": len(members), "paid": paid,
                 "slashes": [s.as_dict() for s in settlement.slashes if s.order_id == order_id],
                 "verdicts": [v.as_dict() for v in settlement.verdicts if v.order_id == order_id],
-                "batchOrders": len(settlement.orders)})
+                "scores": scores, "batchOrders": len(settlement.orders)})
     return out
 
 

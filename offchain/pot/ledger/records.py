@@ -31,6 +31,10 @@ class Status(enum.IntEnum):
     def label(self) -> str:
         return self.name.lower()
 
+    @property
+    def closed(self) -> bool:
+        return self in (Status.SETTLED, Status.SKIPPED)
+
 
 class OrderRow(NamedTuple):
     order_id: int

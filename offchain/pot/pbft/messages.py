@@ -54,6 +54,7 @@ _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
 MAX_ITEMS = 1_000_000
+_SIGNABLE: dict[int, tuple] = {}  # id(view-change) -> (it, its signable bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +161,18 @@ class ViewChange:
     sig: bytes = b""
 
     def signable(self) -> bytes:
-        return b"VC" + encode(
+        # Checked by every replica for every view-change of a NEW-VIEW: encoded once per object.
+        hit = _SIGNABLE.get(id(self))
+        if hit is not None and hit[0] is self:
+            return hit[1]
+        out = b"VC" + encode(
             ViewChange(self.view, self.stable_seq, self.stable_digest, self.checkpoint_proof,
                        self.prepared, self.replica, b"")
         )
+        if len(_SIGNABLE) > 1024:
+            _SIGNABLE.clear()
+        _SIGNABLE[id(self)] = (self, out)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +199,43 @@ class NewView:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """Catch-up: 'I have executed up to seq-1; send me what is committed from seq on'."""
+    """Catch-up and status: 'I have executed up to seq-1, I am in ``view``; send me what is
+    committed from seq on' (and the NEW-VIEW of a later view, when there is one)."""
 
     TAG: ClassVar[int] = 10
-    KINDS: ClassVar[str] = "ui"
+    KINDS: ClassVar[str] = "uui"
     seq: int
+    view: int
     replica: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """'I want to leave view ``view``': its primary did not order what I wait for in time, or
+    sent a batch I can prove wrong. A replica starts a view change only once 2f+1 replicas
+    suspect its view (or f+1 others are already in a later one), so a replica that was paused
+    or cut off never moves on alone (see ``Replica._on_suspect``). Signed: the 2f+1 suspects a
+    replica moved on with are relayed as its proof to every replica."""
+
+    TAG: ClassVar[int] = 13
+    KINDS: ClassVar[str] = "uib"
+    view: int
+    replica: int
+    sig: bytes = b""
+
+    def signable(self) -> bytes:
+        return b"SU" + _U64.pack(self.view)
+
+
+@dataclass(frozen=True, slots=True)
+class SuspectCert:
+    """2f+1 signed suspects of ``view``: why the sender left it. A correct replica that gets it
+    leaves too, so no correct replica stays behind in a view the others left."""
+
+    TAG: ClassVar[int] = 14
+    KINDS: ClassVar[str] = "uM"
+    view: int
+    suspects: tuple[Suspect, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,11 +264,11 @@ class State:
 
 
 Message = Union[Request, Reply, PrePrepare, Prepare, Commit, Checkpoint, PreparedCert, ViewChange,
-                NewView, Fetch, Committed, State]
+                NewView, Fetch, Committed, State, Suspect, SuspectCert]
 
 _BY_TAG: dict[int, type] = {
     c.TAG: c for c in (Request, Reply, PrePrepare, Prepare, Commit, Checkpoint, PreparedCert,
-                       ViewChange, NewView, Fetch, Committed, State)
+                       ViewChange, NewView, Fetch, Committed, State, Suspect, SuspectCert)
 }
 _FIELDS: dict[type, tuple[str, ...]] = {c: tuple(f.name for f in fields(c)) for c in _BY_TAG.values()}
 
@@ -343,7 +383,7 @@ def _dec(buf: bytes, pos: int, depth: int):
 
 
 _NESTED_OK = {PreparedCert: (PrePrepare, Prepare), ViewChange: (Checkpoint, PreparedCert),
-              NewView: (ViewChange, PrePrepare), State: (Checkpoint,)}
+              NewView: (ViewChange, PrePrepare), State: (Checkpoint,), SuspectCert: (Suspect,)}
 
 
 def decode(buf: bytes) -> Message:

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -32,8 +33,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .crypto import Secp256k1Signer, accept_all, devnet_private_key, link_key, public_key
-from .messages import Reply, encode
-from .replica import Executed, Replica, ReplicaConfig, Send, SendClient, SetTimer
+from .messages import Reply, batch_digest, encode
+from .replica import (Executed, Replica, ReplicaConfig, RolledBack, Send, SendClient, SetTimer, Suspected,
+                      ViewChanged)
 from .storage import FileStore, MemoryStore, StateMachine
 from .transport import Transport
 
@@ -78,6 +80,7 @@ class ReplicaNode:
         self.on_executed: list[Callable[[Executed], None]] = []
         self.on_reply: list[Callable[[Any, Reply], None]] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._outbox: list = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -88,6 +91,7 @@ class ReplicaNode:
     async def close(self) -> None:
         for h in self._timers.values():
             h.cancel()
+        self._flush_turn()
         await self.transport.close()
         close = getattr(self.replica.store, "close", None)
         if close:
@@ -114,7 +118,29 @@ class ReplicaNode:
     # --- outputs ---
 
     def _run(self, effects: list) -> None:
+        # Timers now; everything another party may see waits for the end of the turn, when the
+        # store is synced (see _flush_turn).
         for e in effects:
+            if type(e) is SetTimer:
+                old = self._timers.pop(e.name, None)
+                if old is not None:
+                    old.cancel()
+                self._timers[e.name] = self.loop.call_later(max(0.0, e.at - time.time()), self._tick, e.name)
+            else:
+                if not self._outbox:
+                    self.loop.call_soon(self._flush_turn)
+                self._outbox.append(e)
+
+    def _flush_turn(self) -> None:
+        """Once per event-loop turn: make every vote, view change and executed batch of the
+        turn durable (one fsync for all of them), then let the turn's messages and replies out.
+        A replica that crashes has said nothing it could forget."""
+        if not self._outbox:
+            return
+        out, self._outbox = self._outbox, []
+        self.replica.store.sync()
+        me = self.index
+        for e in out:
             t = type(e)
             if t is Send:
                 data = encode(e.msg)  # encode once, MAC per link
@@ -122,11 +148,6 @@ class ReplicaNode:
                     self.transport.broadcast(data)
                 else:
                     self.transport.send(e.to, data)
-            elif t is SetTimer:
-                old = self._timers.pop(e.name, None)
-                if old is not None:
-                    old.cancel()
-                self._timers[e.name] = self.loop.call_later(max(0.0, e.at - time.time()), self._tick, e.name)
             elif t is SendClient:
                 if hasattr(e.client, "send_msg"):
                     e.client.send_msg(encode(e.msg))
@@ -135,6 +156,18 @@ class ReplicaNode:
             elif t is Executed:
                 for cb in self.on_executed:
                     cb(e)
+            elif t is ViewChanged:
+                if e.entered:
+                    log.info("replica=%d view %d -> %d entered: %s", me, e.old, e.new, e.why)
+                else:
+                    log.info("replica=%d view %d -> %d view change: %s", me, e.old, e.new, e.why)
+            elif t is Suspected:
+                log.info("replica=%d suspects view %d (primary %d): %s", me, e.view,
+                         e.view % len(self.committee.addresses), e.why)
+            elif t is RolledBack:
+                log.warning("replica=%d history disagreed with the stable checkpoint at seq %d: "
+                            "%d executed batches rolled back, state transferred", me, e.seq, e.batches)
+        self.transport.flush()
 
 
 def _load(target: str):
@@ -167,24 +200,47 @@ async def run(config_path: str, index: int) -> None:
     data_dir = node_cfg.get("data_dir")
     store = FileStore(data_dir.replace("{id}", str(index)), fsync=node_cfg.get("fsync", True)) if data_dir else None
     node = ReplicaNode(committee, index, sk, sm, verifier=verifier, store=store)
-    node.on_executed.append(lambda e: log.info("replica=%d executed seq=%d requests=%d", index, e.seq,
-                                               len(e.requests)))
-    await node.start()
-    log.info("replica=%d listening on %s:%d view=%d last_exec=%d", index, *committee.addresses[index],
-             node.replica.view, node.replica.last_exec)
+    node.on_executed.append(lambda e: log.debug("replica=%d executed seq=%d requests=%d", index, e.seq,
+                                                len(e.requests)))
+    out_dir = Path(data_dir.replace("{id}", str(index))) if data_dir else None
+    if out_dir is not None and node_cfg.get("trace", False):
+        # For the fault tests: one line per batch this replica executed and made durable
+        # ("seq digest time pid"), appended across restarts, so a test compares histories at equal
+        # sequence numbers. Written unbuffered: a kill -9 loses nothing the kernel has.
+        trace = open(out_dir / "executed.trace", "a", buffering=1)
+        pid = os.getpid()
+        node.on_executed.append(lambda e: trace.write(
+            f"{e.seq} {batch_digest(e.timestamp, e.requests).hex()} {time.time():.3f} {pid}\n"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if out_dir is not None:
+        loop.add_signal_handler(signal.SIGUSR1, write_status, node, out_dir)
+    await node.start()
+    log.info("replica=%d listening on %s:%d view=%d last_exec=%d", index, *committee.addresses[index],
+             node.replica.view, node.replica.last_exec)
     await stop.wait()
-    if data_dir:
-        # A status file for operators and the fault tests: what this replica executed.
-        import json
-        r = node.replica
-        Path(data_dir.replace("{id}", str(index)), "status.json").write_text(json.dumps(
-            {"id": index, "view": r.view, "last_exec": r.last_exec, "digest": r.digest().hex(),
-             "executed": len(r.executed_ids)}))
+    if out_dir is not None:
+        write_status(node, out_dir)
     await node.close()
+
+
+def write_status(node: ReplicaNode, out_dir: Path) -> None:
+    """``status.json`` (view, sequence numbers, digest) and ``executed.ids`` (every executed
+    request id, 32 bytes each) for operators and the fault tests; on SIGUSR1 and at exit."""
+    import json
+    import os
+
+    r = node.replica
+    ids = out_dir / "executed.ids.tmp"
+    ids.write_bytes(b"".join(sorted(r.executed_ids)))
+    os.replace(ids, out_dir / "executed.ids")
+    tmp = out_dir / "status.json.tmp"
+    tmp.write_text(json.dumps({"id": r.id, "view": r.view, "in_view_change": r.in_view_change,
+                               "last_exec": r.last_exec, "stable": r.h, "digest": r.digest().hex(),
+                               "executed": len(r.executed_ids)}))
+    os.replace(tmp, out_dir / "status.json")
 
 
 def main(argv: list[str] | None = None) -> None:

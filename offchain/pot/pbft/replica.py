@@ -3,9 +3,22 @@
 Inputs: ``request(payload, client, now)``, ``receive(msg, sender, now)`` and ``tick(now)``;
 ``now`` is wall-clock seconds supplied by the driver. Each returns a list of effects:
 ``Send`` (to one replica, or ``None`` for every other replica), ``SendClient`` (a ``Reply`` to
-the client handle the request came with), ``SetTimer`` (call ``tick`` at or after ``at``)
-and ``Executed`` (a committed batch, in sequence order). No sockets, clocks or randomness
-here: the simulator, the asyncio node and the tests all drive the same object.
+the client handle the request came with), ``SetTimer`` (call ``tick`` at or after ``at``),
+``Executed`` (a committed batch, in sequence order), and for operators ``Suspected`` and
+``ViewChanged``. No sockets, clocks or randomness here: the simulator, the asyncio node and
+the tests all drive the same object.
+
+Durability: every vote, view change and executed batch is written to the replica's
+``ReplicaStore`` as it is made; the driver calls ``store.sync()`` before it lets any effect of
+that input leave (see ``storage``). A restarted replica recovers all of it and re-joins with
+its own log: it never contradicts what it said before the crash.
+
+Views: a replica that times out does not leave its view alone. It sends a signed ``Suspect``
+and relays what it waits for to every replica (as BFT-SMaRt's first timeout does); it starts
+a view change once 2f+1 replicas suspect the view, or once f+1 others are in later views
+(Castro & Liskov §4.5.2), and relays the 2f+1 suspects so that every correct replica follows.
+A replica that was paused, partitioned or restarted thus never sits alone in a view nobody
+else joins; it learns the committee's view from the NEW-VIEW its peers answer a ``Fetch`` with.
 
 ``sender`` must be the replica id the transport authenticated (per-link MAC); the replica
 still checks that it matches the id inside the message.
@@ -22,14 +35,15 @@ from pot.protocol.committee import bft_quorum, max_faulty
 from .crypto import RequestVerifier, Signer, accept_all
 from .messages import (
     Checkpoint, Commit, Committed, Fetch, NewView, PrePrepare, Prepare, PreparedCert, Reply,
-    Request, State, ViewChange, batch_digest, decode, encode, request_id, H,
+    Request, State, Suspect, SuspectCert, ViewChange, batch_digest, decode, encode, request_id, H,
 )
 from .storage import (
-    LoggedBatch, MemoryStore, ReplicaStore, StateMachine, StoredCheckpoint,
+    LoggedBatch, MemoryStore, ReplicaStore, StateMachine, StoredCheckpoint, ViewState,
     decode_snapshot_parts, encode_snapshot_parts,
 )
 
 _MASK = (1 << 256) - 1
+_STALE = "stale"  # _check_batch: the batch time is older than the clock skew allows
 
 
 @dataclass(frozen=True)
@@ -89,8 +103,32 @@ class Executed:
     results: tuple[bytes, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Suspected:
+    """This replica suspects the primary of ``view`` (for operators' logs)."""
+    view: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChanged:
+    """``old`` -> ``new``: a view change started (``entered`` False) or the new view began."""
+    old: int
+    new: int
+    entered: bool
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    """Our executed history disagreed with the stable checkpoint 2f+1 replicas signed at
+    ``seq``: their state replaced ours, and our last ``batches`` executed batches are void."""
+    seq: int
+    batches: int
+
+
 class _Slot:
-    __slots__ = ("view", "pp", "prepares", "commits", "prepared", "committed")
+    __slots__ = ("view", "pp", "prepares", "commits", "prepared", "committed", "deferred", "age")
 
     def __init__(self, view: int):
         self.view = view
@@ -99,6 +137,10 @@ class _Slot:
         self.commits: dict[int, bytes] = {}
         self.prepared = False
         self.committed = False
+        # A pre-prepare older than the clock skew allows (a retransmission reaching a replica
+        # that was paused, partitioned or restarted): taken once f+1 others vouch for it.
+        self.deferred: PrePrepare | None = None
+        self.age = 0  # status ticks it has been unfinished
 
 
 class Replica:
@@ -153,8 +195,15 @@ class Replica:
         # View change (§4.4).
         self.view_changes: dict[int, dict[int, ViewChange]] = {}
         self.new_view_msg: NewView | None = None
+        self._nv_sent: dict[tuple[int, int], float] = {}  # (peer, view) -> next time we may re-send
+        self._valid_vcs: dict[tuple[int, int, bytes], ViewChange] = {}
         self.vc_attempts = 0
         self.faulty: set[int] = set()
+        # Replicas that want to leave our current view (signed Suspects, ours included), and
+        # the 2f+1 we left our last view with (relayed until the new view starts).
+        self.suspects: dict[int, Suspect] = {}
+        self._left_with: SuspectCert | None = None
+        self._active_view = 0  # the last view we took part in (for the logs)
 
         self.timers: dict[str, float] = {}
         self.max_seen = 0
@@ -164,10 +213,13 @@ class Replica:
         self._status_ticks = 0
 
         genesis = self._checkpoint_digest(0)
+        # The state this replica's log starts from, which needs no proof: the genesis, or for a
+        # committee epoch (pbft.epoch) its boundary checkpoint, stored without one.
+        self.base: tuple[int, bytes] = (0, genesis)
         self.stable_digest = genesis
         self.own_ckpts[0] = (genesis, self._snapshot())
         self.stable_snapshot = self.own_ckpts[0][1]
-        self._recover()
+        self._recover(now)
         self._set_timer("status", now + self.cfg.status_interval)
 
     # --- public inputs ------------------------------------------------------------------------
@@ -181,11 +233,16 @@ class Replica:
         return self.primary == self.id and not self.in_view_change
 
     def start(self, now: float) -> list:
-        """Announce ourselves after (re)start: ask peers for what we missed."""
-        self._recovering = 20  # status ticks to keep asking peers after a (re)start
-        self._out.append(Send(None, Fetch(self.last_exec + 1, self.id)))
-        self._out.append(SetTimer("status", self.timers["status"]))
+        """Announce ourselves after (re)start: ask peers for what we missed (and the view
+        they are in), and re-send our part of what is unfinished."""
+        self._recovering = 4  # status ticks to keep asking peers after a (re)start
+        self._fetch(None)  # (the timers set while recovering are in _out already)
         return self._drain()
+
+    def has_executed(self, rid: bytes) -> bool:
+        """Whether the request with id ``rid`` already executed here (a resubmission of it is
+        a replay)."""
+        return rid in self.executed_ids
 
     def request(self, payload: bytes, client: Any, now: float) -> list:
         rid = request_id(payload)
@@ -208,11 +265,13 @@ class Replica:
                 self.queue[rid] = None
             if self.is_primary:
                 self._maybe_propose(now)
-            else:
-                if client is not None and self.cfg.forward_requests and not self.in_view_change:
-                    self._out.append(Send(self.primary, Request(payload)))
-                if not self.in_view_change and "view" not in self.timers:
-                    self._arm_view_timer(now)
+            elif client is not None and self.cfg.forward_requests and not self.in_view_change:
+                self._out.append(Send(self.primary, Request(payload)))
+            # The primary waits too: batches it proposed that nobody can take (stamped before
+            # it was cut off for longer than the clock skew) need the next view, and its own
+            # suspect may be the 2f+1-th.
+            if not self.in_view_change and "view" not in self.timers:
+                self._arm_view_timer(now)
         elif (client is not None and self.cfg.forward_requests and not self.is_primary
               and rid not in self.proposed):
             # §4.1: a client retransmitting a request we hold that no pre-prepare of this view
@@ -252,6 +311,11 @@ class Replica:
         out, self._out = self._out, []
         return out
 
+    def _fetch(self, to: int | None, seq: int | None = None) -> None:
+        # `view`: the last view we are active in; peers in a later one answer with its NEW-VIEW.
+        self._out.append(Send(to, Fetch(self.last_exec + 1 if seq is None else seq,
+                                        self.view - 1 if self.in_view_change else self.view, self.id)))
+
     def _set_timer(self, name: str, at: float) -> None:
         self.timers[name] = at
         self._out.append(SetTimer(name, at))
@@ -264,12 +328,13 @@ class Replica:
     def _update_view_timer(self, now: float) -> None:
         """After requests left `pending` (executed, or learned by state transfer): stop the
         timer if we wait for nothing; restart it if the request it ran for is done but we wait
-        for others (§4.4). While the request it runs for waits, it keeps running."""
+        for others (§4.4). While the request it runs for waits, it keeps running. During a
+        view change it runs whatever we wait for: the new-view may never come."""
+        if self.in_view_change:
+            return
         if not self.pending:
             self.timers.pop("view", None)
             self._timed_rid = None
-        elif self.in_view_change:
-            return
         elif self._timed_rid not in self.pending or "view" not in self.timers:
             self._arm_view_timer(now)
 
@@ -318,7 +383,7 @@ class Replica:
 
     # --- recovery from the replica's own log ----------------------------------------------------
 
-    def _recover(self) -> None:
+    def _recover(self, now: float) -> None:
         rec = self.store.load()
         if rec.checkpoint is not None:
             c = rec.checkpoint
@@ -328,10 +393,58 @@ class Replica:
             self.stable_snapshot = c.snapshot
             self.stable_proof = tuple(decode_proof(c.proof))
             self.own_ckpts = {c.seq: (c.digest, c.snapshot)}
+            if not self.stable_proof:
+                self.base = (c.seq, c.digest)
         for b in rec.batches:
-            if b.seq == self.last_exec + 1:
+            if b.seq == self.last_exec + 1 and self._may_execute(b.seq):
                 self._apply(b.seq, b.timestamp, b.requests, persist=False, reply=False)
-        self.seq = self.last_exec
+        if rec.view is not None:
+            self.view, self.in_view_change = rec.view.view, rec.view.in_view_change
+            self._active_view = self.view - 1 if self.in_view_change else self.view
+            if rec.view.view_change is not None and self.in_view_change:
+                self.view_changes[self.view] = {self.id: rec.view.view_change}
+                self._left_with = rec.view.left_with
+        if rec.new_view is not None and rec.new_view.view <= self.view:
+            self.new_view_msg = rec.new_view
+        # Our votes: we re-send them (peers may have lost theirs, see storage) and never cast a
+        # different one for the same view and sequence number.
+        top = self.last_exec
+        for seq, r in rec.slots.items():
+            if seq <= self.h:
+                continue
+            pp = r.pre_prepare
+            if pp is not None:
+                slot = self.slots[seq] = _Slot(pp.view)
+                slot.pp = pp
+                slot.age = 1  # peers may have lost their votes: re-send ours at the first tick
+                self.max_seen = max(self.max_seen, seq)
+                self._primary_ts = max(self._primary_ts, pp.timestamp)
+                if r.prepare is not None and r.prepare.view == pp.view and r.prepare.digest == pp.digest:
+                    slot.prepares[self.id] = r.prepare
+                if pp.view == self.view:
+                    top = max(top, seq)
+                    for req in pp.requests:
+                        rid = request_id(req)
+                        self.proposed.add(rid)
+                        if seq > self.last_exec and rid not in self.executed_ids:
+                            self.pending[rid] = req
+                            self.pending_since[rid] = now
+                            self.verified.add(rid)
+            cert = r.cert
+            if cert is not None:
+                self.certs[seq] = cert
+                slot = self.slots.get(seq)
+                cp = cert.pre_prepare
+                if slot is not None and slot.view == cp.view and slot.pp is not None and slot.pp.digest == cp.digest:
+                    slot.prepared = True
+                    slot.commits[self.id] = cp.digest
+                    for p in cert.prepares:
+                        slot.prepares.setdefault(p.replica, p)
+        self.seq = top
+        if self.in_view_change:
+            self._set_timer("view", now + self._timeout())  # the new-view may never come
+        elif self.pending:
+            self._arm_view_timer(now)
 
     # --- normal case (§4.2) ---------------------------------------------------------------------
 
@@ -366,6 +479,7 @@ class Replica:
                             self.signer.sign(pp.signable()))
             slot = self._slot(pp.seq, self.view)
             slot.pp = pp
+            self.store.save_pre_prepare(pp)
             self._out.append(Send(None, pp))
             timer_fired = False
 
@@ -377,8 +491,12 @@ class Replica:
             if not pp.requests:
                 return "empty batch"
             skew = self.cfg.clock_skew * 1000
-            if abs(pp.timestamp - now * 1000) > skew:
+            if pp.timestamp > now * 1000 + skew:
                 return "timestamp outside clock skew"
+            if pp.timestamp < now * 1000 - skew:
+                # Too old for our clock: a fresh proposal with a bad time, or a retransmission
+                # we get late (we were paused, cut off or restarted). Not proof of a fault.
+                return _STALE
             prev = self.slots.get(pp.seq - 1)
             # (Against last_ts only for a batch we have yet to execute: one we executed already,
             # learned from peers while we missed its pre-prepare, may be older than our last.)
@@ -414,14 +532,19 @@ class Replica:
             if slot.pp.digest != pp.digest:
                 # Equivocation: the primary signed two batches for one (v, n).
                 self._fault(sender, "equivocation")
-                self._start_view_change(self.view + 1, now)
+                self._suspect(now, f"pre-prepare {pp.seq}: equivocation")
             return
         why = self._check_batch(pp, now, check_time)
+        if why is _STALE:
+            slot.deferred = pp
+            self._take_deferred(pp.seq, slot, now)
+            return
         if why is not None:
             self._fault(sender, why)
-            self._start_view_change(self.view + 1, now)
+            self._suspect(now, f"pre-prepare {pp.seq}: {why}")
             return
         slot.pp = pp
+        slot.deferred = None
         for r in pp.requests:
             rid = request_id(r)
             if rid not in self.pending and rid not in self.executed_ids:
@@ -434,8 +557,26 @@ class Replica:
         prep = Prepare(pp.view, pp.seq, pp.digest, self.id)
         prep = Prepare(prep.view, prep.seq, prep.digest, self.id, self.signer.sign(prep.signable()))
         slot.prepares[self.id] = prep
+        self.store.save_pre_prepare(pp)
+        self.store.save_prepare(prep)
         self._out.append(Send(None, prep))
         self._check_prepared(pp.seq, slot, now)
+
+    def _take_deferred(self, seq: int, slot: _Slot, now: float) -> None:
+        """A pre-prepare held back as too old is taken once f+1 replicas other than its primary
+        prepared or committed its digest: one of them is correct and checked its time when it
+        was fresh (by induction), as for the re-proposals of a NEW-VIEW."""
+        pp = slot.deferred
+        if pp is None or slot.pp is not None:
+            return
+        d = pp.digest
+        vouch = {r for r, p in slot.prepares.items() if p.digest == d}
+        vouch.update(r for r, x in slot.commits.items() if x == d)
+        vouch.discard(pp.replica)
+        vouch.discard(self.id)
+        if len(vouch) >= self.cfg.f + 1:
+            slot.deferred = None
+            self._on_pre_prepare(pp, pp.replica, now, check_time=False)
 
     def _on_prepare(self, m: Prepare, sender: int, now: float) -> None:
         self.max_seen = max(self.max_seen, m.seq)
@@ -448,7 +589,9 @@ class Replica:
         # Kept after the slot prepared too: spares for a certificate whose signatures turn out
         # bad when it is checked for forwarding (see _forwardable).
         slot.prepares[sender] = m
-        if not slot.prepared:
+        if slot.deferred is not None:
+            self._take_deferred(m.seq, slot, now)
+        elif not slot.prepared:
             self._check_prepared(m.seq, slot, now)
 
     def _check_prepared(self, seq: int, slot: _Slot, now: float) -> None:
@@ -463,6 +606,9 @@ class Replica:
             return
         slot.prepared = True
         self.certs[seq] = PreparedCert(pp, tuple(matching[:need]))
+        # The certificate is what a view change must carry for this batch (it may have
+        # committed at a replica that got our commit): it outlives a crash of ours.
+        self.store.save_cert(self.certs[seq])
         self._out.append(Send(None, Commit(pp.view, seq, pp.digest, self.id)))
         slot.commits[self.id] = pp.digest
         self._check_committed(seq, slot, now)
@@ -508,6 +654,7 @@ class Replica:
             return cert
         cert = PreparedCert(pp, tuple(good[:need]))
         self.certs[seq] = cert
+        self.store.save_cert(cert)
         return cert
 
     def _on_commit(self, m: Commit, sender: int, now: float) -> None:
@@ -518,6 +665,8 @@ class Replica:
         if slot is None or slot.committed:
             return
         slot.commits.setdefault(sender, m.digest)
+        if slot.deferred is not None:
+            self._take_deferred(m.seq, slot, now)
         self._check_committed(m.seq, slot, now)
 
     def _check_committed(self, seq: int, slot: _Slot, now: float) -> None:
@@ -536,7 +685,7 @@ class Replica:
 
     def _execute_ready(self, now: float) -> None:
         progressed = False
-        while True:
+        while self._may_execute(self.last_exec + 1):
             b = self.committed.pop(self.last_exec + 1, None)
             if b is None:
                 break
@@ -549,6 +698,12 @@ class Replica:
             self.vc_attempts = 0
             if self.is_primary:
                 self._maybe_propose(now)
+
+    def _may_execute(self, seq: int) -> bool:
+        # A committee change (pbft.epoch): this epoch's replicas execute nothing after its
+        # boundary; the next epoch's replicas order what comes after it.
+        limit = getattr(self.sm, "exec_limit", None)
+        return limit is None or seq <= limit
 
     def _apply(self, seq: int, ts: int, reqs: tuple[bytes, ...], persist: bool = True,
                reply: bool = True) -> None:
@@ -569,6 +724,9 @@ class Replica:
         self.last_ts = ts_eff
         self.last_exec = seq
         self.exec_log[seq] = (ts, reqs)
+        after = getattr(self.sm, "after_batch", None)
+        if after is not None:
+            after(seq)  # before the checkpoint below: a change taking effect here is in its state
         for (rid, _), res in zip(fresh, results):
             self.executed_ids.add(rid)
             self.ids_hash = (self.ids_hash + self._id_term(rid)) & _MASK
@@ -576,11 +734,13 @@ class Replica:
             self.pending_since.pop(rid, None)
             self.proposed.discard(rid)
             self.queue.pop(rid, None)
+            # (Also while replaying our log after a restart: a client that retransmits a
+            # request whose reply the crash swallowed still gets it, §4.1.)
+            rep = Reply(self.view, seq, rid, self.id, res)
+            if len(self.replies) > 10_000:
+                self.replies.clear()
+            self.replies[rid] = rep
             if reply:
-                rep = Reply(self.view, seq, rid, self.id, res)
-                if len(self.replies) > 10_000:
-                    self.replies.clear()
-                self.replies[rid] = rep
                 client = self.clients.pop(rid, None)
                 if client is not None:
                     self._out.append(SendClient(client, rep))
@@ -594,10 +754,12 @@ class Replica:
         if seq % self.cfg.checkpoint_interval == 0:
             digest = self._checkpoint_digest(seq)
             self.own_ckpts[seq] = (digest, self._snapshot())
+            c = Checkpoint(seq, digest, self.id)
+            c = Checkpoint(seq, digest, self.id, self.signer.sign(c.signable()))
+            self.ckpt_votes.setdefault(seq, {})[self.id] = c
+            # (Replaying our log after a restart: the status tick re-announces it. Peers may
+            # have lost theirs too; without it the watermarks would never move again.)
             if reply:
-                c = Checkpoint(seq, digest, self.id)
-                c = Checkpoint(seq, digest, self.id, self.signer.sign(c.signable()))
-                self.ckpt_votes.setdefault(seq, {})[self.id] = c
                 self._out.append(Send(None, c))
                 self._check_stable(seq, digest)
 
@@ -625,18 +787,22 @@ class Replica:
         own = self.own_ckpts.get(seq)
         if own is not None and own[0] == digest:
             self._make_stable(seq, digest, own[1], proof[:self.cfg.quorum])
-        elif self.last_exec < seq or (own is not None and own[0] != digest):
-            # Behind (or diverged): 2f+1 replicas vouch for this state; fetch it (§4.3 / §5.3).
-            self._out.append(Send(proof[0].replica if proof[0].replica != self.id else None,
-                                  Fetch(self.last_exec + 1, self.id)))
+        elif self.last_exec < seq:
+            # Behind: 2f+1 replicas vouch for this state; fetch it (§4.3 / §5.3).
+            self._fetch(proof[0].replica if proof[0].replica != self.id else None)
+        elif own is not None and own[0] != digest:
+            # Our history disagrees with what 2f+1 replicas signed (a log lost or corrupted
+            # before this version kept every vote): roll back to their state (see _on_state).
+            self._fetch(proof[0].replica if proof[0].replica != self.id else None, seq)
 
     def _make_stable(self, seq: int, digest: bytes, snapshot: bytes,
-                     proof: tuple[Checkpoint, ...]) -> None:
+                     proof: tuple[Checkpoint, ...], rollback: bool = False) -> None:
         self.h = seq
         self.stable_digest = digest
         self.stable_snapshot = snapshot
         self.stable_proof = proof
-        self.store.save_checkpoint(StoredCheckpoint(seq, digest, snapshot, encode_proof(proof)))
+        self.store.save_checkpoint(StoredCheckpoint(seq, digest, snapshot, encode_proof(proof)),
+                                   rollback=rollback)
         # Discard everything at or below the stable checkpoint (§4.3 garbage collection).
         for d in (self.slots, self.certs, self.exec_log, self.fetch_votes, self.committed):
             for s in [s for s in d if s <= seq]:
@@ -657,8 +823,10 @@ class Replica:
             # The sender is ahead of us: we are the one behind.
             self.max_seen = max(self.max_seen, m.seq - 1)
         start = m.seq
-        if self.new_view_msg is not None:
-            self._out.append(Send(sender, self.new_view_msg))
+        if self.new_view_msg is not None and self.new_view_msg.view > m.view:
+            # The sender is in an earlier view (paused, cut off, restarted): this is how it
+            # learns ours, with the proof, and joins it without anyone changing views.
+            self._send_new_view(sender, now)
         if start <= self.h and self.h > 0:
             self._out.append(Send(sender, State(self.h, self.stable_digest, self.stable_snapshot,
                                                 self.stable_proof, self.id)))
@@ -702,7 +870,7 @@ class Replica:
                 del self.fetch_batches[dd]
 
     def _valid_proof(self, seq: int, digest: bytes, proof: tuple[Checkpoint, ...]) -> bool:
-        if seq == 0:
+        if seq == self.base[0] and (seq == 0 or digest == self.base[1]):
             return True
         signers = set()
         for c in proof:
@@ -713,7 +881,11 @@ class Replica:
 
     def _on_state(self, m: State, sender: int, now: float) -> None:
         self._recovering = 0
-        if m.replica != sender or m.seq <= self.last_exec:
+        if m.replica != sender or m.seq <= self.h or not self._may_execute(m.seq):
+            return
+        # At or below what we executed, a state only replaces a history that disagrees with it.
+        rollback = m.seq <= self.last_exec
+        if rollback and self.own_ckpts.get(m.seq, (m.digest,))[0] == m.digest:
             return
         if not self._valid_proof(m.seq, m.digest, m.proof):
             self._fault(sender, "state without proof")
@@ -731,6 +903,11 @@ class Replica:
             self.last_ts, self.executed_ids, self.ids_hash = saved
             self._fault(sender, "snapshot does not match checkpoint digest")
             return
+        if rollback:
+            self._out.append(RolledBack(m.seq, self.last_exec - m.seq))
+            for d in (self.exec_log, self.committed, self.own_ckpts):
+                for s in [s for s in d if s > m.seq]:
+                    del d[s]
         self.last_exec = m.seq
         self.own_ckpts[m.seq] = (m.digest, m.snapshot)
         for rid in list(self.pending):
@@ -739,39 +916,88 @@ class Replica:
                 self.pending_since.pop(rid, None)
                 self.proposed.discard(rid)
                 self.queue.pop(rid, None)
-        self._make_stable(m.seq, m.digest, m.snapshot, tuple(m.proof))
+        self._make_stable(m.seq, m.digest, m.snapshot, tuple(m.proof), rollback=rollback)
         self._execute_ready(now)
         if not self.in_view_change:
             self._update_view_timer(now)
         if self.is_primary:
             # A new primary that caught up by state transfer may propose again (max_inflight).
             self._maybe_propose(now)
-        self._out.append(Send(sender, Fetch(self.last_exec + 1, self.id)))
+        self._fetch(sender)
 
     # --- view change (§4.4) ----------------------------------------------------------------------
 
     def _on_view_timeout(self, now: float) -> None:
         if self.in_view_change:
-            if len(self.view_changes.get(self.view, {})) >= self.cfg.quorum:
-                # 2f+1 moved to this view and its primary did not deliver a NEW-VIEW in time:
-                # try the next view, waiting twice as long (§4.5.2).
-                self.vc_attempts += 1
-                self._start_view_change(self.view + 1, now)
-            else:
-                # §4.5.2: the timer only counts once 2f+1 replicas asked for this view; alone
-                # (partitioned) we wait here instead of racing through views nobody joins.
-                self._set_timer("view", now + self._timeout())
+            # The NEW-VIEW did not come in time; the next view once 2f+1 agree (§4.5.2: the
+            # timer doubles with every view that fails, see _check_suspects).
+            self._suspect(now, f"no new-view from primary {self.primary} in time")
+            self._set_timer("view", now + self._timeout())
         elif self.pending:
             if self._timed_rid in self.pending:
-                self._start_view_change(self.view + 1, now)
+                # BFT-SMaRt's first timeout: relay what we wait for to every replica (the
+                # primary may never have had it; backups that lack it start their timers).
+                for rid in list(self.pending)[:self.cfg.batch_max]:
+                    self._out.append(Send(None, Request(self.pending[rid])))
+                self._suspect(now, "request not executed in time")
+                self._set_timer("view", now + self._timeout())
             else:
                 self._arm_view_timer(now)  # its request executed meanwhile (state transfer)
 
-    def _start_view_change(self, view: int, now: float) -> None:
+    def _suspect(self, now: float, why: str) -> None:
+        """We want to leave our view; we do once 2f+1 replicas do (see Suspect)."""
+        if self.id not in self.suspects:
+            s = Suspect(self.view, self.id)
+            s = Suspect(s.view, self.id, self.signer.sign(s.signable()))
+            self.suspects[self.id] = s
+            self._out.append(Suspected(self.view, why))
+            self._out.append(Send(None, s))
+        self._check_suspects(now)
+
+    def _on_suspect(self, m: Suspect, sender: int, now: float) -> None:
+        # Only for our view: one for a later view comes again from its author while it waits.
+        if self._add_suspect(m, sender):
+            self._check_suspects(now)
+
+    def _on_suspect_cert(self, m: SuspectCert, sender: int, now: float) -> None:
+        if m.view != self.view or len(m.suspects) > self.cfg.n:
+            return
+        for s in m.suspects:
+            if s.view == m.view:
+                self._add_suspect(s, sender)
+        self._check_suspects(now)
+
+    def _add_suspect(self, m: Suspect, sender: int) -> bool:
+        # (Relayed ones count too: the signature names the author.)
+        if (m.view != self.view or not 0 <= m.replica < self.cfg.n or m.replica == self.id
+                or m.replica in self.suspects):
+            return False
+        if not self.signer.verify(m.replica, m.signable(), m.sig):
+            self._fault(sender, "bad suspect signature")
+            return False
+        self.suspects[m.replica] = m
+        return True
+
+    def _check_suspects(self, now: float) -> None:
+        if len(self.suspects) < self.cfg.quorum:
+            return
+        cert = SuspectCert(self.view, tuple(self.suspects.values()))
+        # Views that end without progress: wait longer in the next (§4.5.2); reset by progress.
+        self.vc_attempts += 1
+        # Every correct replica that gets the certificate follows: none stays behind in the old
+        # view (it is kept with the view-change, and re-sent after a restart too).
+        self._start_view_change(self.view + 1, now, f"{len(cert.suspects)} replicas suspect view {cert.view}",
+                                cert)
+        self._out.append(Send(None, cert))
+
+    def _start_view_change(self, view: int, now: float, why: str, left_with: SuspectCert | None = None) -> None:
         if view <= self.view:
             return
+        self._out.append(ViewChanged(self.view, view, False, why))
         self.view = view
         self.in_view_change = True
+        self.suspects = {}
+        self._left_with = left_with
         self.timers.pop("batch", None)
         # `proposed` means "carried by a pre-prepare of this view": none yet (the new view's O
         # set refills it). Left stale, a client retransmission to a replica that is alone in a
@@ -782,11 +1008,26 @@ class Replica:
         vc = ViewChange(vc.view, vc.stable_seq, vc.stable_digest, vc.checkpoint_proof,
                         vc.prepared, self.id, self.signer.sign(vc.signable()))
         self.view_changes.setdefault(view, {})[self.id] = vc
+        self.store.save_view(ViewState(view, True, vc, self._left_with))
         self._out.append(Send(None, vc))
         self._set_timer("view", now + self._timeout())
         self._try_new_view(view, now)
 
     def _valid_view_change(self, vc: ViewChange) -> bool:
+        # The same view-change comes again and again (re-sent, inside every NEW-VIEW that
+        # carries it); its signature binds every byte, so one full check per content is enough.
+        key = (vc.replica, vc.view, vc.sig)
+        seen = self._valid_vcs.get(key)
+        if seen is not None and (seen is vc or seen == vc):
+            return True
+        if not self._check_view_change(vc):
+            return False
+        if len(self._valid_vcs) > 8 * self.cfg.n:
+            self._valid_vcs.clear()
+        self._valid_vcs[key] = vc
+        return True
+
+    def _check_view_change(self, vc: ViewChange) -> bool:
         if not self.signer.verify(vc.replica, vc.signable(), vc.sig):
             return False
         if not self._valid_proof(vc.stable_seq, vc.stable_digest, vc.checkpoint_proof):
@@ -823,7 +1064,7 @@ class Replica:
             # A replica still asking for a view we are past: it missed the NEW-VIEW; forward it
             # (it is signed by its primary, so any replica may relay it).
             if self.new_view_msg is not None and not self.in_view_change and vc.view <= self.view:
-                self._out.append(Send(sender, self.new_view_msg))
+                self._send_new_view(sender, now)
             if vc.view < self.view or not self.in_view_change:
                 return
         if vc.view > self.view + 4 * self.cfg.n:
@@ -836,8 +1077,19 @@ class Replica:
         others = [(v, r) for v, d in self.view_changes.items() if v > self.view
                   for r in d if r != self.id]
         if len({r for _, r in others}) >= self.cfg.f + 1:
-            self._start_view_change(min(v for v, _ in others), now)
+            target = min(v for v, _ in others)
+            self._start_view_change(target, now, f"{self.cfg.f + 1} replicas moved to view {target} or later")
         self._try_new_view(vc.view, now)
+
+    def _send_new_view(self, to: int, now: float) -> None:
+        # A NEW-VIEW carries 2f+1 view-changes with their certificates (megabytes with big
+        # batches): once per peer and view per few status intervals, however often it asks.
+        key = (to, self.new_view_msg.view)
+        if now >= self._nv_sent.get(key, 0.0):
+            if len(self._nv_sent) > 4 * self.cfg.n:
+                self._nv_sent = {k: t for k, t in self._nv_sent.items() if t > now}
+            self._nv_sent[key] = now + 4 * self.cfg.status_interval
+            self._out.append(Send(to, self.new_view_msg))
 
     def _compute_new_view(self, view: int, vcs: list[ViewChange]) -> tuple[PrePrepare, ...]:
         min_s = max(vc.stable_seq for vc in vcs)
@@ -893,18 +1145,27 @@ class Replica:
                 (a.seq, a.digest, a.timestamp) != (b.seq, b.digest, b.timestamp) or b.view != nv.view
                 or b.replica != p or not self.signer.verify(p, b.signable(), b.sig)
                 for a, b in zip(expect, nv.pre_prepares)):
-            # The new primary lied about O: move on to the next view.
+            # The new primary lied about O. Its 2f+1 view-changes are genuine: join that view
+            # change, and suspect it (the next view once 2f+1 replicas do).
             self._fault(p, "new-view with wrong pre-prepares")
-            self.view = nv.view
-            self.in_view_change = True
-            self._start_view_change(nv.view + 1, now)
+            self._start_view_change(nv.view, now, f"{self.cfg.quorum} replicas moved to view {nv.view}")
+            self._suspect(now, f"new-view {nv.view} with wrong pre-prepares")
             return
         self._enter_view(nv, now)
 
     def _enter_view(self, nv: NewView, now: float) -> None:
+        self._out.append(ViewChanged(self._active_view, nv.view, True, f"new-view from primary {nv.replica}"))
+        if nv.view != self.view:
+            self.suspects = {}
+        # (Suspects of this view sent while it was being set up, when its new-view was late,
+        # still count: every replica must count the same ones, whenever it got the new-view.)
+        self._active_view = nv.view
         self.view = nv.view
         self.in_view_change = False
         self.new_view_msg = nv
+        self._left_with = None
+        self.store.save_view(ViewState(nv.view, False))
+        self.store.save_new_view(nv)
         for v in [v for v in self.view_changes if v <= nv.view]:
             del self.view_changes[v]
         min_s = max(vc.stable_seq for vc in nv.view_changes)
@@ -918,8 +1179,7 @@ class Replica:
                         self.ckpt_votes.setdefault(min_s, {})
                         for c in vc.checkpoint_proof:
                             self.ckpt_votes[min_s][c.replica] = c
-                        self._out.append(Send(vc.replica if vc.replica != self.id else None,
-                                              Fetch(self.last_exec + 1, self.id)))
+                        self._fetch(vc.replica if vc.replica != self.id else None)
                     break
         self.proposed.clear()
         max_s = max((p.seq for p in nv.pre_prepares), default=min_s)
@@ -934,6 +1194,7 @@ class Replica:
             if self.id == nv.replica:
                 slot = self._slot(pp.seq, nv.view)
                 slot.pp = pp
+                self.store.save_pre_prepare(pp)
                 self._check_prepared(pp.seq, slot, now)
             else:
                 # Re-proposals were time-checked in their first view; only the digest matters.
@@ -962,16 +1223,31 @@ class Replica:
             # Safety net against a lost wake-up: requests waiting at the primary while nothing
             # is in flight (e.g. it caught up by state transfer), with no backup waiting on them.
             self._maybe_propose(now)
-        if self.in_view_change:
+        if self.in_view_change and self._status_ticks % 2 == 0:
+            # (A view-change may be megabytes: re-sent for lost links, not every tick.)
             vc = self.view_changes.get(self.view, {}).get(self.id)
             if vc is not None:
                 self._out.append(Send(None, vc))
+        if self._status_ticks % 4 == 0:
+            # Suspects are sticky (a view is left once 2f+1 replicas lost patience with it, at
+            # whatever times): re-sent now and then, for links that lost them.
+            if self._left_with is not None:
+                moved = self.view_changes.get(self.view, {})
+                for j in range(self.cfg.n):
+                    if j != self.id and j not in moved:
+                        self._out.append(Send(j, self._left_with))
+            own = self.suspects.get(self.id)
+            if own is not None and (self.pending or self.in_view_change):
+                self._out.append(Send(None, own))
         # Retransmit our part of unfinished instances: lost messages must not stall them.
         for seq in (sorted(self.slots) if not self.in_view_change else ()):
             slot = self.slots[seq]
             if seq <= self.last_exec or slot.view != self.view or slot.pp is None:
                 continue
-            if self.id == self.primary and seq in self.slots:
+            slot.age += 1
+            if slot.age < 2:
+                continue  # sent less than a status interval ago: most likely still in flight
+            if self.id == self.primary:
                 self._out.append(Send(None, slot.pp))
             elif self.id in slot.prepares:
                 self._out.append(Send(None, slot.prepares[self.id]))
@@ -980,16 +1256,30 @@ class Replica:
         if self._recovering:
             self._recovering -= 1
         self._status_ticks += 1
-        # Every 4th tick the Fetch doubles as a status heartbeat: a replica that missed the
-        # tail of the traffic (partitioned while the last requests committed) learns it is behind.
-        if self._recovering or self._status_ticks % 4 == 0 or (self.max_seen > self.last_exec and self._last_progress == self.last_exec):
-            self._out.append(Send(None, Fetch(self.last_exec + 1, self.id)))
+        if self._recovering or (self.max_seen > self.last_exec and self._last_progress == self.last_exec):
+            self._fetch(None)
+        elif self._status_ticks % 4 == 0:
+            # A heartbeat, to one peer in turn: a replica that missed the tail of the traffic
+            # (cut off while the last requests committed) learns from it that it is behind,
+            # and one in an older view gets the NEW-VIEW back.
+            n = self.cfg.n
+            self._fetch((self.id + 1 + (self._status_ticks // 4) % (n - 1)) % n)
         if self.h in self.own_ckpts and self.last_exec >= self.h and self.last_exec - self.h >= self.cfg.checkpoint_interval:
             # Our last checkpoint is not stable yet: re-announce it.
             s = self.last_exec - self.last_exec % self.cfg.checkpoint_interval
             c = self.ckpt_votes.get(s, {}).get(self.id)
             if c is not None:
                 self._out.append(Send(None, c))
+            # A checkpoint 2f+1 others signed that we could not take yet (we were behind, or our
+            # history disagrees and the state did not come): ask again.
+            for seq, votes in list(self.ckpt_votes.items()):
+                if seq > self.h:
+                    tally: dict[bytes, int] = {}
+                    for v in votes.values():
+                        tally[v.digest] = tally.get(v.digest, 0) + 1
+                    for d, k in tally.items():
+                        if k >= self.cfg.quorum:
+                            self._check_stable(seq, d)
         self._last_progress = self.last_exec
 
     def _on_forwarded(self, m: Request, sender: int, now: float) -> None:
@@ -1008,6 +1298,8 @@ class Replica:
         Fetch: _on_fetch,
         Committed: _on_committed,
         State: _on_state,
+        Suspect: _on_suspect,
+        SuspectCert: _on_suspect_cert,
     }
 
 

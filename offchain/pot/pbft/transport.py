@@ -270,6 +270,11 @@ class Transport:
         for c in dirty:
             c._flush()
 
+    def flush(self) -> None:
+        """Write what was queued this turn now (the replica node calls it after its fsync)."""
+        if self._dirty:
+            self._flush()
+
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         host, port = self.addresses[self.index]

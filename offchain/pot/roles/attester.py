@@ -1,6 +1,6 @@
 """The chain follower: each replica follows its own RPC node past the confirmation depth and
 attests every event as a ledger op (``ChainAttestation``); the ledger applies an event once f+1
-members attested it identically (DESIGN.md §4), so no single replica's node is trusted."""
+members attested it identically (ARCHITECTURE.md §4), so no single replica's node is trusted."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Attester:
     """``await step()`` polls the chain once and attests what is new, in chain order."""
 
     def __init__(self, *, w3, deployment, ledger: Ledger, domain: Domain, address: str, key: bytes, fire,
-                 confirmations: int, stats: dict[str, Any]) -> None:
+                 confirmations: int, stats: dict[str, Any], state_path=None) -> None:
         self.w3 = w3
         self.deployment = deployment
         self.ledger = ledger
@@ -39,12 +39,14 @@ class Attester:
         self._key = key
         self._fire = fire
         self.stats = stats
-        self.follower = EventFollower(w3, deployment, confirmations=confirmations)
+        # Its position survives restarts (state_path) and moves only past events attested here.
+        self.follower = EventFollower(w3, deployment, confirmations=confirmations, state_path=state_path)
         self._stakes = w3.eth.contract(address=deployment.stake_registry, abi=load_artifact("StakeRegistry")["abi"])
 
     async def step(self) -> None:
-        events = await asyncio.to_thread(self.follower.poll)
+        events, end = await asyncio.to_thread(self.follower.fetch)
         if not events:
+            self.follower.advance(end)
             return
         by_block: dict[int, list] = {}
         for ev in events:
@@ -56,14 +58,18 @@ class Attester:
                 ref = event_ref(block, i)
                 st = self.ledger.chain_event(ref)
                 if st["applied"] or self.address in st["attesters"]:
-                    continue  # after a restart the follower replays history: nothing to add
+                    continue  # fetched again after a failure (or attested by us): nothing to add
                 att = T.ChainAttestation(self.address, ref, codec.encode(op)).sign(self.domain, self._key)
                 self.stats["attested"] += 1
                 log.info("attest block=%d #%d %s%s", block, i, type(op).__name__, _order_of(op))
                 waits.append(self._fire(codec.encode(att), f"attestation block={block} #{i}", timeout=60.0))
-        # the next poll starts after these are in: attestations enter the ledger in chain order
-        if waits:
-            await asyncio.gather(*waits)
+        # the next poll starts after these are in: attestations enter the ledger in chain order;
+        # one that did not commit (the committee is down or changing views) is sent again from
+        # the same block on, never skipped (an error above, e.g. the node no longer serving a
+        # block's state, leaves the position where it was too)
+        results = await asyncio.gather(*waits)
+        if all(r is not None for r in results):
+            self.follower.advance(end)
 
     def _staker_at(self, account: str, block: int) -> tuple[int, int, int]:
         # the registry's state at the event's block: what every replica's node answers alike

@@ -159,6 +159,10 @@ class CommitteeNode:
         if self._stopping or self.pbft is None:
             raise NodeUnavailable("replica is shutting down")
         rid = request_id(raw)
+        if self.pbft.replica.has_executed(rid):
+            # A replay: PBFT would answer it with the first result (or, after a restart, not
+            # at all); the sender must learn that it changed nothing.
+            return self._replayed(rid)
         fut = asyncio.get_running_loop().create_future()
         self._futures.setdefault(rid, []).append(fut)
         self.stats["submitted"] += 1
@@ -175,6 +179,10 @@ class CommitteeNode:
                     reply = await asyncio.wait_for(asyncio.shield(fut), min(retry, left))
                     return codec.decode(reply)
                 except TimeoutError:
+                    if self.pbft.replica.has_executed(rid):
+                        # ours executed: its reply, unless it came by state transfer (none)
+                        rep = self.pbft.replica.replies.get(rid)
+                        return codec.decode(rep.result) if rep is not None else self._replayed(rid)
                     continue
         finally:
             futs = self._futures.get(rid)
@@ -183,6 +191,15 @@ class CommitteeNode:
                     futs.remove(fut)
                 if not futs:
                     del self._futures[rid]
+
+    def _replayed(self, rid: bytes) -> T.Result:
+        rep = self.pbft.replica.replies.get(rid)
+        then = ""
+        if rep is not None:
+            first = codec.decode(rep.result)
+            then = f" (its result then: {first.reason_enum.name} {first.text})"
+        return T.Result.rejected(T.Reason.REPLAY, "this exact message was already executed by the committee"
+                                 f"{then}; sending it again changes nothing")
 
     def _on_reply(self, client: Any, reply) -> None:
         if client is not self._client:

@@ -25,9 +25,8 @@ from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import ValidatorConfig
 from pot.roles.events import Kind
+from pot.roles.outcome import validator_outcome
 from pot.roles.scoring import Scorer
-
-PPM = 1_000_000
 
 
 @dataclass
@@ -97,8 +96,12 @@ class Validator(Worker):
             del self.validations[(oid, mid)]  # refused: nothing to open later
         self._save_order(oid)
 
-    def reported(self, score: int) -> int:
-        return min(PPM, max(0, score + self.config.dishonest_offset))
+    def reported(self, score: int, model_type: str) -> int:
+        """The score to report: the true one, shifted by the demo adversary's offset within the
+        validation function's range (an lm-bits-per-byte score goes above 1,000,000)."""
+        from pot.ml.validation import REGISTRY
+
+        return min(REGISTRY[model_type].max_score, max(0, score + self.config.dishonest_offset))
 
     async def validate_order(self, view) -> None:
         """Score and commit every model of the order not yet committed."""
@@ -121,7 +124,7 @@ class Validator(Worker):
                 self.emit(Kind.ABSTAIN, oid, mid=m.mid, reason=outcome.reason, retry=outcome.retry)
                 continue
             true_score = outcome.score
-            score = self.reported(true_score)
+            score = self.reported(true_score, cyc.order.model_type_name)
             note = {"note": outcome.reason} if isinstance(outcome, Invalid) else {}
             self.emit(Kind.SCORE, oid, mid=m.mid, score=true_score, reported=score, **note)
             v = Validation(score, true_score, os.urandom(32))
@@ -139,6 +142,12 @@ class Validator(Worker):
             v.revealed = res.ok or res.reason_enum in (T.Reason.DUPLICATE, T.Reason.REPLAY)
             if v.revealed:
                 self._save_order(oid)
+                self.watch(oid)
+
+    def outcome_of(self, order_id: int, outcome: dict) -> list:
+        reported = {"0x" + mid.hex(): v.score for (oid, mid), v in self.validations.items()
+                    if oid == order_id and v.revealed}
+        return validator_outcome(outcome, self.address, reported)
 
     async def close(self) -> None:
         self.scorer.close()
@@ -164,6 +173,6 @@ class Validator(Worker):
                 self._forget(oid)  # the reveal window closed: the salts are spent
 
 
-async def run(config: ValidatorConfig) -> None:
+async def run(config: ValidatorConfig) -> int | None:
     """``pot validator run``: the validator against the committee's API, until SIGINT/SIGTERM."""
-    await run_worker(Validator, config)
+    return await run_worker(Validator, config)

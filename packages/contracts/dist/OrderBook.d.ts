@@ -163,6 +163,22 @@ export declare const orderBookAbi: readonly [
   {
     readonly "inputs": readonly [
       {
+        readonly "internalType": "uint64";
+        readonly "name": "latestReclaimAt";
+        readonly "type": "uint64";
+      },
+      {
+        readonly "internalType": "uint256";
+        readonly "name": "unbondingEnd";
+        readonly "type": "uint256";
+      }
+    ];
+    readonly "name": "OrdersOutliveUnbonding";
+    readonly "type": "error";
+  },
+  {
+    readonly "inputs": readonly [
+      {
         readonly "internalType": "uint256";
         readonly "name": "orderId";
         readonly "type": "uint256";
@@ -572,6 +588,19 @@ export declare const orderBookAbi: readonly [
         readonly "internalType": "struct IOrderBook.Order";
         readonly "name": "";
         readonly "type": "tuple";
+      }
+    ];
+    readonly "stateMutability": "view";
+    readonly "type": "function";
+  },
+  {
+    readonly "inputs": readonly [];
+    readonly "name": "latestReclaimAt";
+    readonly "outputs": readonly [
+      {
+        readonly "internalType": "uint64";
+        readonly "name": "";
+        readonly "type": "uint64";
       }
     ];
     readonly "stateMutability": "view";

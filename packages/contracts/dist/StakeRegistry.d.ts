@@ -3,7 +3,7 @@ import type { NatSpec } from "./types.js";
 
 /**
  * StakeRegistry
- * Holds every participant's stake. Guarantees: the token balance of this contract equals the sum of all stakes; stake leaves only by its owner's `withdraw` after the unbonding period (and with nothing locked) or by a `slash` inside a k-approved settlement. The unbonding period stays above OrderBook's `maxOrderLifetime + settlementGrace`, so a staker who asks to leave right after misbehaving in an order is still here when the settlement that slashes it is due. A slash takes what is there and never reverts.
+ * Holds every participant's stake. Guarantees: the token balance of this contract equals the sum of all stakes; stake leaves only by its owner's `withdraw` after the unbonding period (and with nothing locked) or by a `slash` inside a k-approved settlement. The unbonding period stays above OrderBook's `maxOrderLifetime + settlementGrace` (and above what is left of orders placed under longer bounds: `latestReclaimAt`), so a staker who asks to leave right after misbehaving in an order is still here when the settlement that slashes it is due. A slash takes what is there and never reverts.
  */
 export declare const stakeRegistryAbi: readonly [
   {
@@ -137,6 +137,22 @@ export declare const stakeRegistryAbi: readonly [
       }
     ];
     readonly "name": "OnlyMultisig";
+    readonly "type": "error";
+  },
+  {
+    readonly "inputs": readonly [
+      {
+        readonly "internalType": "uint64";
+        readonly "name": "latestReclaimAt";
+        readonly "type": "uint64";
+      },
+      {
+        readonly "internalType": "uint256";
+        readonly "name": "unbondingEnd";
+        readonly "type": "uint256";
+      }
+    ];
+    readonly "name": "OrdersOutliveUnbonding";
     readonly "type": "error";
   },
   {
