@@ -125,7 +125,7 @@ class ContentIndex:
             if now < at + retention_s:
                 continue
             winner = None
-            if rec is not None:
+            if status is not None:
                 try:
                     mid = order_outcome(ledger, oid)["winningMid"]
                 except KeyError:

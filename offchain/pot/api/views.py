@@ -20,7 +20,7 @@ from pot.ledger.ledger import OrderState
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.settlement import Settlement, settlement_from_json, settlement_to_json
-from pot.protocol.timeline import Phase, phase, timeline
+from pot.protocol.timeline import Phase, phase
 
 #: statuses of orders still in their cycle (the ledger's own names)
 ACTIVE_STATUSES = ("open", "verifying", "settling")
