@@ -456,6 +456,8 @@ class Ledger:
         db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
         if path is not None:
             db.execute("PRAGMA journal_mode=WAL")
+            # a checkpointed WAL is cut back to this, not left at its largest size on disk
+            db.execute("PRAGMA journal_size_limit=1048576")
         db.execute("PRAGMA synchronous=FULL")  # a replica replies only after its state is durable
         return db
 
