@@ -11,6 +11,7 @@ BENCHES = {
     "pbft": ("pot.pbft.bench:command", "PBFT commit latency and throughput, LAN and emulated WAN."),
     "train": ("pot.ml.bench:command", "Miner training throughput and PoT's own overhead."),
     "soak": ("pot.devnet.soak:command", "A devnet under steady orders with replicas stopped and restarted."),
+    "cycle": ("pot.devnet.soak:cycle_command", "N orders through a devnet: settled once, tokens conserved."),
 }
 
 
