@@ -1,4 +1,4 @@
-"""Settlement on-chain, end to end with real replica processes and a real Anvil (DESIGN.md §4):
+"""Settlement on-chain, end to end with real replica processes and a real Anvil (ARCHITECTURE.md §4):
 
 - the paper's propose / confirm / execute path (``settlement_path = "propose-confirm-execute"``):
   the nonce's replica proposes, the members confirm, the nonce's replica executes;

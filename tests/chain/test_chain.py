@@ -53,17 +53,17 @@ def test_follower_confirmations_and_sender_batch(pot):
 
 
 def test_keystore_and_env_keys(tmp_path, monkeypatch):
-    from pot.chain.keys import KeyError_, load_account, write_keystore
+    from pot.chain.keys import KeyLoadError, load_account, write_keystore
 
     acct = Account.create()
     path = write_keystore(acct, tmp_path / "k.json", "pw")
     monkeypatch.setenv("POT_KEYSTORE_PASSWORD", "pw")
     assert load_account(path).address == acct.address
     monkeypatch.setenv("POT_KEYSTORE_PASSWORD", "wrong")
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyLoadError):
         load_account(path)
     monkeypatch.delenv("POT_PRIVATE_KEY", raising=False)
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyLoadError):
         load_account()
     monkeypatch.setenv("POT_PRIVATE_KEY", DEV_KEYS[1])
     assert load_account().address == Account.from_key(DEV_KEYS[1]).address

@@ -1,4 +1,4 @@
-"""Hypothesis: random sequences of user and committee actions keep DESIGN.md §2's invariants."""
+"""Hypothesis: random sequences of user and committee actions keep ARCHITECTURE.md §2's invariants."""
 
 from __future__ import annotations
 

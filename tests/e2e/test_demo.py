@@ -1,7 +1,7 @@
 """``pot demo --json`` end to end, as the README runs it: a devnet of its own (Anvil, the contracts,
 4 aggregator processes over loopback), one full cycle with a dishonest validator and a thief.
 The outcome is asserted, not just the exit code: who won, the client's own check of the score,
-the reward split of DESIGN.md §3 to the wei, the slash and the upheld challenge, the thief's
+the reward split of ARCHITECTURE.md §3 to the wei, the slash and the upheld challenge, the thief's
 refusals with the ledger's reasons, the settlement transaction."""
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def test_viem_places_an_order_that_trains_validates_and_settles(ts_project, tmp_
          str(pkg / "dist" / "index.d.cts")], cwd=ts_project, timeout=600)
 
     cfg = tmp_path / "devnet.toml"
-    cfg.write_text('[devnet]\nminers = 1\nvalidators = 1\nverifiers = 0\nclients = 1\n')
+    # the viem script places and releases without uploading to the committee: one store for all
+    cfg.write_text('[devnet]\nminers = 1\nvalidators = 1\nverifiers = 0\nclients = 1\nshared_store = true\n')
     root = tmp_path / "net"
     up = pot("devnet", "up", "--config", str(cfg), "--dir", str(root))
     try:

@@ -1,4 +1,4 @@
-"""An op applies completely or changes nothing (DESIGN.md §4): no op can fail after it mutated
+"""An op applies completely or changes nothing (ARCHITECTURE.md §4): no op can fail after it mutated
 state, whatever goes wrong inside ``apply``."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Timeline boundaries and every finalize rule / default case of DESIGN.md §3."""
+"""Timeline boundaries and every finalize rule / default case of ARCHITECTURE.md §3."""
 
 import pytest
 from hypothesis import given, settings

@@ -1,4 +1,4 @@
-"""The aggregator's HTTP API (DESIGN.md §4), as a FastAPI app over a ``Node``.
+"""The aggregator's HTTP API (ARCHITECTURE.md §4), as a FastAPI app over a ``Node``.
 
     POST /v1/messages                 submit a signed message (codec wire bytes; raw or hex)
     GET  /v1/orders                   every order, newest first (?phase, ?status, ?client, ?miner,
@@ -10,9 +10,12 @@
     GET  /v1/nodes/{address}          roles, stake and locked stake the ledger knows
     GET  /v1/settlements/pending      settlements waiting for signatures or execution
     GET  /v1/settlements/{nonce}      one settlement, executed or not
+    GET  /v1/deployment               the contracts' addresses (the deployment file's entry)
     GET  /v1/health                   liveness
     GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
                                       submissions refused or rate-limited before consensus
+    PUT  /v1/content/{cid}, GET /ipfs/{cid}   signed uploads of what orders reference, and the
+                                      content back (``pot.api.content``)
     GET  /, /docs, /openapi.json      the explorer, the API reference and its OpenAPI document;
                                       the explorer's reads are in ``pot.api.explorer``
 
@@ -34,8 +37,10 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from eth_utils import is_hex_address
 
+from pot.api import content as content_routes
 from pot.api import explorer, schemas, views
 from pot.api.admission import AdmissionLimits, TokenBuckets, retry_after
+from pot.api.content import ContentService
 from pot.api.node import Node, NodeUnavailable
 from pot.ledger.ledger import FINAL_REASONS
 from pot.protocol import codec
@@ -106,10 +111,14 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title: str = "PoT aggregator",
                peers: Sequence[str] = (), rpc_url: str | None = None,
-               limits: AdmissionLimits | None = None) -> FastAPI:
+               limits: AdmissionLimits | None = None, deployment: dict[str, Any] | None = None,
+               content: ContentService | None = None) -> FastAPI:
     """The API over ``node`` (see the module docstring for the endpoints). ``peers`` (every
     member's API URL) and ``rpc_url`` (this replica's chain node) feed the explorer's committee
-    view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``)."""
+    view and settlement receipts; ``limits``: admission's rate limits (``pot.api.admission``);
+    ``deployment``: the deployment file's entry of this chain, served so that a participant needs
+    nothing but the network's URLs; ``content``: the uploads this replica takes and serves
+    (``pot.api.content``)."""
     app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   description="The committee's API: submit signed messages, read the global ledger. "
                               "Token amounts are integers in wei (18 decimals) and may exceed 2**53.")
@@ -273,6 +282,14 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _not_found(f"no settlement with nonce {nonce}")
         return _json(st)
 
+    @app.get("/v1/deployment", response_model=schemas.DeploymentDoc, responses={404: {"model": schemas.Error}})
+    async def get_deployment() -> Response:
+        """The contracts of this network (the deployment file's entry for its chain): with it and
+        the committee's URLs a participant on another machine has everything it needs."""
+        if deployment is None:
+            return _not_found("this replica serves no deployment")
+        return _json(deployment)
+
     @app.get("/v1/health", responses={200: {"model": schemas.Health}})
     async def health() -> dict[str, Any]:
         """Liveness, with the ledger's sequence number and time."""
@@ -288,4 +305,6 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
                 "threshold": cfg.threshold, "admission": dict(app.state.admission)}
 
     explorer.install(app, node, peers=peers, rpc_url=rpc_url)
+    if content is not None:
+        content_routes.install(app, content, ledger.config.message_domain)
     return app

@@ -51,6 +51,20 @@ class NoQuorum(RuntimeError):
     """Fewer than f+1 replicas agreed on an answer."""
 
 
+class UploadRefused(RuntimeError):
+    """f+1 replicas refused an upload for the same reason (``status``: their HTTP status)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+#: an upload is done once this many replicas hold it: 2f+1, so f+1 honest ones keep it
+def upload_quorum(f: int) -> int:
+    return 2 * f + 1
+
+
 def _result_of(body: dict[str, Any]) -> Result:
     try:
         return Result(bool(body["ok"]), int(body["code"]), str(body.get("text", "")))
@@ -60,6 +74,14 @@ def _result_of(body: dict[str, Any]) -> Result:
 
 def _wire(message: T.Signed | bytes) -> bytes:
     return codec.encode(message) if isinstance(message, T.Signed) else bytes(message)
+
+
+def _detail(resp: HttpResponse) -> str:
+    """The ``detail`` of an error body, else its first bytes."""
+    try:
+        return str(json.loads(resp.body)["detail"])
+    except (ValueError, KeyError, TypeError):
+        return resp.body[:300].decode("utf-8", "replace")
 
 
 def _retry_after(resp: HttpResponse) -> float:
@@ -105,6 +127,17 @@ class _TypedReads:
     async def settlement(self, nonce: int) -> dict[str, Any] | None:
         return await self.get_json(f"/v1/settlements/{int(nonce)}")
 
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        """How the order ended: winner, payouts, slashes, verdicts, every model's score, settlement."""
+        return await self.get_json(f"/v1/orders/{int(order_id)}/outcome")
+
+    async def account(self, address: str) -> dict[str, Any] | None:
+        """Stake and roles, earned, pending and slashed, the orders the address took part in."""
+        return await self.get_json(f"/v1/accounts/{address}")
+
+    async def orders_page(self, **filters: Any) -> dict[str, Any]:
+        """One page of ``GET /v1/orders`` with its filters (phase, status, client, miner, limit, cursor)."""
+        return await self.get_json("/v1/orders", {k: v for k, v in filters.items() if v is not None})
 
 
 class _AsgiReplica:
@@ -406,3 +439,63 @@ class CommitteeClient(_TypedReads):
 
         return await self._ask("POST", "/v1/messages", decide, body=raw, headers=_OCTETS,
                                timeout=self.submit_timeout)
+
+    # -- content -------------------------------------------------------------------------------
+
+    async def upload(self, signed: T.Signed, data: bytes, *, timeout: float | None = None) -> int:
+        """PUT ``data`` with its signed ``ContentUpload`` to every replica; done once 2f+1 hold it
+        (returns how many do). ``UploadRefused`` when f+1 refuse it alike (not in the ledger yet,
+        not allowed, over quota: their words), ``RateLimited`` when they ask to slow down,
+        ``NoQuorum`` when too few answered."""
+        need, cid = upload_quorum(self.f), signed.message.cid
+        headers = {**signed.message.headers(signed.signature), "content-type": "application/octet-stream"}
+        timeout = timeout if timeout is not None else self.submit_timeout + len(data) / (1 << 20)
+
+        def decide(answers: list[tuple[int, Any]], final: bool) -> int | None:
+            held, refusals, errors = 0, {}, []
+            for i, a in answers:
+                if isinstance(a, Exception):
+                    errors.append(str(a))
+                elif a.status in (200, 201):
+                    held += 1
+                elif a.status == 429:
+                    refusals.setdefault(429, []).append(a)
+                else:
+                    refusals.setdefault(a.status, []).append(a)
+            if held >= need:
+                return held
+            for status, group in refusals.items():
+                if len(group) >= self.f + 1:
+                    detail = _detail(group[0])
+                    if status == 429:
+                        raise RateLimited("committee", detail, _retry_after(group[0]))
+                    raise UploadRefused(status, detail)
+            if not final:
+                return None
+            raise NoQuorum(f"upload of {cid}: {held} of {need} replicas needed hold it "
+                           f"({[_detail(g[0]) for g in refusals.values()][:2] + errors[:2]})")
+
+        return await self._ask("PUT", f"/v1/content/{cid}", decide, body=data, headers=headers, timeout=timeout)
+
+
+def read_quorum_sync(urls: Sequence[str], path: str, *, f: int | None = None, timeout: float = 10.0) -> bytes | None:
+    """A blocking BFT read for start-up, before any event loop runs: the body f+1 replicas give
+    alike (None: f+1 say 404). ``NoQuorum`` when they do not agree or do not answer."""
+    f = max_faulty(len(urls)) if f is None else f
+    tally: dict[tuple[int, bytes], int] = {}
+    errors = []
+    with httpx.Client(timeout=timeout) as http:
+        for url in urls:
+            try:
+                resp = http.get(url.rstrip("/") + path)
+            except httpx.HTTPError as exc:
+                errors.append(f"{url}: {type(exc).__name__}")
+                continue
+            if resp.status_code not in (200, 404):
+                errors.append(f"{url}: HTTP {resp.status_code}")
+                continue
+            key = (resp.status_code, resp.content)
+            tally[key] = tally.get(key, 0) + 1
+            if tally[key] >= f + 1:
+                return None if key[0] == 404 else key[1]
+    raise NoQuorum(f"GET {path}: no {f + 1} of {len(urls)} replicas answered alike ({'; '.join(errors[:4]) or 'they differ'})")

@@ -8,6 +8,8 @@ integers in token wei (18 decimals) and may exceed 2**53: read them as big integ
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 Address = str
@@ -249,6 +251,20 @@ class PaidTo(_Doc):
                                          "validator, challenger, committee")
 
 
+class DeploymentDoc(_Doc):
+    chain_id: int
+    addresses: dict[str, Address]
+    block: int
+    deployer: Address
+    parameters: dict[str, Any]
+
+
+class ModelScore(_Doc):
+    mid: Hex
+    miner: Address
+    score: int | None
+
+
 class OrderOutcome(_Doc):
     orderId: int
     status: str
@@ -266,6 +282,7 @@ class OrderOutcome(_Doc):
     paid: list[PaidTo] = Field(description="what the order pays by address, committee tax included")
     slashes: list[Slash]
     verdicts: list[Verdict]
+    scores: list[ModelScore] = Field(description="every revealed model's standing score (ppm), once settled")
     batchOrders: int = Field(description="orders in the same settlement")
 
 

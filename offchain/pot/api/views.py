@@ -306,17 +306,19 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
     out: dict[str, Any] = {"orderId": order_id, "status": rec["status"], "cancelled": rec["cancelled"],
                            "reward": order.reward, "nonce": rec["nonce"], "executed": False, "txHash": None,
                            "winner": None, "winningMid": None, "winningScore": None, "perMember": 0,
-                           "members": 0, "paid": [], "slashes": [], "verdicts": [], "batchOrders": 0}
+                           "members": 0, "paid": [], "slashes": [], "verdicts": [], "scores": [], "batchOrders": 0}
     if settlement is None:
         return out
     item = next(o for o in settlement.orders if o.order_id == order_id)
     has_winner = int(item.winner, 16) != 0
-    score = None
-    if has_winner:
-        try:
-            score = model_scores(ledger.cycle(order_id)).get(bytes(item.winning_mid))
-        except NeedsVerification:
-            score = None
+    try:
+        standing = model_scores(ledger.cycle(order_id))
+    except NeedsVerification:
+        standing = {}
+    score = standing.get(bytes(item.winning_mid)) if has_winner else None
+    # every revealed model's standing score: what a losing miner compares its own with
+    scores = [{"mid": r["mid"], "miner": to_checksum_address(miner), "score": standing.get(bytes.fromhex(r["mid"][2:]))}
+              for miner, r in sorted(rec["reveals"].items(), key=lambda kv: kv[1]["seq"])]
     members = settlement.members
     paid = []
     for p in settlement.paid(order_id):
@@ -331,7 +333,7 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
                 "perMember": item.per_member, "members": len(members), "paid": paid,
                 "slashes": [s.as_dict() for s in settlement.slashes if s.order_id == order_id],
                 "verdicts": [v.as_dict() for v in settlement.verdicts if v.order_id == order_id],
-                "batchOrders": len(settlement.orders)})
+                "scores": scores, "batchOrders": len(settlement.orders)})
     return out
 
 

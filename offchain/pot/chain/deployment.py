@@ -31,7 +31,7 @@ MAX_MEMBERS = 128
 
 @dataclass(frozen=True)
 class DeployParams:
-    """Deployment parameters (DESIGN.md §3); amounts in token wei (18 decimals)."""
+    """Deployment parameters (ARCHITECTURE.md §3); amounts in token wei (18 decimals)."""
 
     members: tuple[str, ...]
     threshold: int

@@ -6,7 +6,7 @@
     follower.advance(end)               # only now: the next fetch starts at ``end``
 
 The follower only returns logs at least ``confirmations`` blocks deep (0 on Anvil, 15 on BSC:
-DESIGN.md §3), in chain order. Its position moves only when the caller says the events below
+ARCHITECTURE.md §3), in chain order. Its position moves only when the caller says the events below
 it are handled, and is persisted (``state_path``): an RPC error, a crash or a failure to handle
 an event means the same range is fetched again, never skipped.
 """

@@ -587,7 +587,7 @@ def build_info() -> dict:
 def open_chain(url: str | None, keystore: str | None, window: int | None) -> tuple[Chain, dict]:
     """The Chain to run on and its description for the JSON."""
     from pot.chain.anvil import DEV_KEYS, Anvil
-    from pot.chain.keys import KeyError_, load_account
+    from pot.chain.keys import KeyLoadError, load_account
 
     if url is None:
         with Anvil() as probe:  # what the bench's own Anvils are, for the record
@@ -602,7 +602,7 @@ def open_chain(url: str | None, keystore: str | None, window: int | None) -> tup
     cheats = keystore is None and info["chain_id"] == ANVIL_CHAIN_ID and client.startswith(("anvil", "hardhat"))
     try:
         account = load_account(keystore, allow_dev_key=cheats)
-    except KeyError_ as exc:
+    except KeyLoadError as exc:
         raise BenchError(str(exc)) from None
     if cheats:
         return Chain(url, account, cheats=True), info

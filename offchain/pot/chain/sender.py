@@ -24,14 +24,29 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from pot.chain.errors import decode_revert
 
 
+class ChainUnreachable(ConnectionError):
+    """No Ethereum JSON-RPC node answers at the URL (the message says which, and what to do)."""
+
+
 def connect(url: str, timeout: float = 30.0) -> Web3:
-    """A Web3 on ``url`` (HTTP JSON-RPC); raises ConnectionError when nothing answers."""
+    """A Web3 on ``url`` (HTTP JSON-RPC); raises ChainUnreachable when nothing answers."""
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
     try:
         w3.eth.chain_id
     except Exception as exc:  # noqa: BLE001 - any transport failure means the same to the user
-        raise ConnectionError(f"no Ethereum JSON-RPC node answers at {url}: {exc}") from exc
+        raise ChainUnreachable(f"no Ethereum JSON-RPC node answers at {url} ({_reason(exc)}): start the node "
+                               "or point --rpc-url (rpc_url, $POT_RPC_URL) at one") from exc
     return w3
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause in a few words ("Connection refused"), not urllib3's nested repr."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    text = str(exc)
+    if "] " in text:  # "[Errno 111] Connection refused"
+        text = text.rsplit("] ", 1)[1]
+    return text.rstrip(")\"'").strip() or type(exc).__name__
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from pot.commands.common import rpc_options, run_service, settings
+
 
 @click.group(help="Run a PBFT replica of the global ledger (and co-sign settlements).")
 def group() -> None:
@@ -13,34 +15,25 @@ def group() -> None:
 @group.command()
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),
               help="The replica's TOML file (replica_id, data_dir, rpc_url, deployment, store, keystore, "
-                   "[committee] pbft/public_keys, [pbft], [params]); see pot.roles.aggregator_config.")
-@click.option("--rpc-url", default=None, help="Override rpc_url: this replica's own chain node.")
+                   "[committee] pbft/public_keys, [pbft], [params], [admission], [content]); see "
+                   "pot.roles.aggregator_config. $POT_<SETTING> variables override it, options override both.")
+@rpc_options
 @click.option("--api-port", type=int, default=None, help="Override api_port (HTTP API).")
 @click.option("--settlement-path", type=click.Choice(["signed", "propose-confirm-execute"]), default=None,
               help="Override settlement_path: one executeSigned, or the paper's propose/confirm/execute.")
 @click.option("--log-level", default=None, help="Override log_level: DEBUG, INFO, WARNING or ERROR.")
 @click.option("--log-file", default=None, help="Override log_file ('-': stderr only).")
 def run(config_file, **overrides) -> None:
-    """Run the replica until SIGINT/SIGTERM: PBFT over the SQLite ledger, the HTTP API, the chain
-    follower (attests confirmed events), PoT.Verify, settlement signing and submission.
+    """Run the replica until SIGINT/SIGTERM: PBFT over the SQLite ledger, the HTTP API (and the
+    explorer), the chain follower (attests confirmed events), PoT.Verify, settlement signing and
+    submission, and the content its participants upload.
 
     The key comes from the config's keystore (password in password_file or $POT_KEYSTORE_PASSWORD),
     else from $POT_PRIVATE_KEY (or the variable named by key_env)."""
-    import asyncio
-
     from pot.roles.aggregator import run as run_aggregator
-    from pot.roles.aggregator_config import AggregatorConfigError, load_aggregator_config
+    from pot.roles.aggregator_config import load_aggregator_config
 
-    try:
-        cfg = load_aggregator_config(config_file, **overrides)
-    except AggregatorConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        asyncio.run(run_aggregator(cfg))
-    except KeyboardInterrupt:
-        pass
-    except (AggregatorConfigError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    run_service(run_aggregator(load_aggregator_config(config_file, **settings(**overrides))))
 
 
 @group.command("local-configs")
@@ -49,7 +42,8 @@ def run(config_file, **overrides) -> None:
               help="Writes <dir>/agg<i>/aggregator.toml with a devnet keystore each.")
 @click.option("--deployment", required=True, type=click.Path(dir_okay=False), help="Deployment file.")
 @click.option("--rpc-url", default="http://127.0.0.1:8545", show_default=True, help="Chain RPC URL.")
-@click.option("--store", required=True, help="Content store (directory or IPFS RPC URL).")
+@click.option("--store", default=None,
+              help="One content store for every replica (directory or IPFS RPC URL); default: each its own.")
 @click.option("--seed", default="devnet", show_default=True,
               help="Seed of the deterministic committee keys (devnets only: never for real value).")
 @click.option("--settlement-path", type=click.Choice(["signed", "propose-confirm-execute"]), default="signed",

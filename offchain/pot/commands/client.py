@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from pot.roles.cli import build_config, common_options, run_role, settings_epilog
+from pot.commands.common import load, run_service, settings_epilog, worker_options
 from pot.roles.config import ClientConfig
 
 
@@ -18,11 +18,11 @@ def group() -> None:
 def _client(config_file, options):
     from pot.roles.client import build
 
-    return build(build_config(ClientConfig, config_file, **options))
+    return build(load(ClientConfig, config_file, **options))
 
 
 @group.command("place-order", epilog=settings_epilog(ClientConfig))
-@common_options
+@worker_options
 @click.option("--dataset", default=None, help="Built-in data set: digits, digits-flat, digits-seq, iris, wine, "
                                               "breast-cancer.")
 @click.option("--arch", default=None, help="Architecture: mlp, cnn or lstm.")
@@ -41,7 +41,7 @@ def place_order(config_file, **options) -> None:
 
 
 @group.command(epilog=settings_epilog(ClientConfig))
-@common_options
+@worker_options
 @click.argument("order_id", type=int)
 def release(config_file, order_id, **options) -> None:
     """Upload the test set of ORDER_ID and open its commitment on-chain (only inside
@@ -51,7 +51,7 @@ def release(config_file, order_id, **options) -> None:
 
 
 @group.command(epilog=settings_epilog(ClientConfig))
-@common_options
+@worker_options
 @click.argument("order_id", type=int)
 def fetch(config_file, order_id, **options) -> None:
     """After the settlement of ORDER_ID: fetch the winning model, check it against its mid,
@@ -70,10 +70,10 @@ def fetch(config_file, order_id, **options) -> None:
 
 
 @group.command(epilog=settings_epilog(ClientConfig))
-@common_options
+@worker_options
 def run(config_file, **options) -> None:
     """Run until SIGINT/SIGTERM: release the test data of every order in the state directory
     when its window opens and fetch each winner after its settlement."""
     from pot.roles.client import run as run_client
 
-    run_role(run_client(build_config(ClientConfig, config_file, **options)))
+    run_service(run_client(load(ClientConfig, config_file, **options)))

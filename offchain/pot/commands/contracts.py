@@ -4,7 +4,7 @@ npm package folder); deploy to Anvil or any EVM chain.
 BSC testnet (chain id 97)::
 
     export POT_PRIVATE_KEY=0x...          # or --keystore FILE with $POT_KEYSTORE_PASSWORD
-    pot contracts deploy --rpc https://data-seed-prebsc-1-s1.bnbchain.org:8545 \\
+    pot contracts deploy --rpc-url https://data-seed-prebsc-1-s1.bnbchain.org:8545 \\
         --member 0xA.. --member 0xB.. --member 0xC.. --member 0xD.. --threshold 3 \\
         --treasury 0xT.. --out deployments.json
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from pot.commands.common import WALLET
+
 
 @click.group()
 def group() -> None:
@@ -23,7 +25,7 @@ def group() -> None:
 
 @group.command("compile")
 @click.option("--force", is_flag=True, help="Recompile even when the artifacts are up to date.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless it fails.")
 def compile_cmd(force: bool, quiet: bool) -> None:
     """Compile contracts/ into pot/chain/artifacts/<Name>.json (abi, bytecode) for dApps."""
     from pot.chain.compile import CompileError, compile_contracts
@@ -44,7 +46,7 @@ def compile_cmd(force: bool, quiet: bool) -> None:
               metavar="FILE", help="Deployment file of `pot contracts deploy` (repeat); its addresses go in, "
                                    "by chain id.")
 @click.option("--name", default="@pot-network/contracts", show_default=True, help="npm package name.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless it fails.")
 def export_cmd(out: Path, deployments: tuple[Path, ...], name: str, quiet: bool) -> None:
     """Write the ABIs with NatSpec, the deployment addresses per chain id and TypeScript/JavaScript
     modules (`as const` ABIs, declarations) to --out, as an npm package viem and ethers projects install."""
@@ -62,11 +64,12 @@ def export_cmd(out: Path, deployments: tuple[Path, ...], name: str, quiet: bool)
 
 
 @group.command("deploy")
-@click.option("--rpc", "url", default=None, metavar="URL",
-              help="JSON-RPC endpoint (default: start a local Anvil, deploy, print, stop it).")
-@click.option("--keystore", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Encrypted key file (password from $POT_KEYSTORE_PASSWORD or prompted); "
-                   "else $POT_PRIVATE_KEY.")
+@click.option("--rpc-url", "url", default=None, metavar="URL", envvar="POT_RPC_URL",
+              help="JSON-RPC URL of the chain ($POT_RPC_URL; default: start a local Anvil, deploy, print, "
+                   "stop it).")
+@click.option("--rpc", "rpc_alias", default=None, hidden=True)  # its name before --rpc-url
+@WALLET[0]
+@WALLET[1]
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("deployments.json"), show_default=True, help="Deployment file to write/update.")
 @click.option("--member", "members", multiple=True, metavar="ADDRESS",
@@ -81,7 +84,7 @@ def export_cmd(out: Path, deployments: tuple[Path, ...], name: str, quiet: bool)
               help="Seconds after an order's last window before its client may reclaim an unsettled order.")
 @click.option("--max-order-lifetime", type=int, default=10 * 86_400, show_default=True,
               help="Bound on train + validate + challenge + 4 x reveal durations of one order, seconds.")
-def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_period, min_reveal_duration,
+def deploy_cmd(url, rpc_alias, keystore, password_file, out, members, threshold, treasury, unbonding_period, min_reveal_duration,
                settlement_grace, max_order_lifetime) -> None:
     """Deploy PoTToken, StakeRegistry, OrderBook, ChallengeManager and RewardMultisig."""
     from eth_account import Account
@@ -89,21 +92,22 @@ def deploy_cmd(url, keystore, out, members, threshold, treasury, unbonding_perio
 
     from pot.chain.anvil import DEV_KEYS, Anvil
     from pot.chain.deployment import DeployParams, deploy
-    from pot.chain.keys import KeyError_, load_account
+    from pot.chain.keys import KeyLoadError, load_account
     from pot.chain.sender import Sender, connect
     from pot.protocol.committee import default_threshold
 
     for m in members + ((treasury,) if treasury else ()):
         if not is_address(m):
             raise click.BadParameter(f"not an address: {m}")
+    url = url or rpc_alias
     node = None
     try:
         if url is None:
             node = Anvil().start()
             url = node.url
         try:
-            account = load_account(keystore, allow_dev_key=node is not None)
-        except KeyError_ as exc:
+            account = load_account(keystore, password_file=password_file, allow_dev_key=node is not None)
+        except KeyLoadError as exc:
             raise click.ClickException(str(exc)) from None
         try:
             w3 = connect(url)

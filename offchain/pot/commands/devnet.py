@@ -48,13 +48,16 @@ def _print_endpoints(net, state) -> None:
     click.echo(f"\ndevnet in {state['root']}  (ready in {state['ready_at'] - state['started_at']}s)")
     click.echo(f"  chain        {state['rpc_url']}  chain id {state['chain_id']}")
     click.echo(f"  deployment   {state['deployment']}")
-    click.echo(f"  store        {state['store']}")
+    click.echo("  stores       each node its own; what orders reference goes through the committee")
     for p in state["processes"]:
         where = p.get("url", "")
         if p.get("pbft"):
             where += f"  pbft {p['pbft']}"
         click.echo(f"  {p['name']:<13} pid {p['pid']:<7} {p.get('address', '')[:12]:<12} {where}")
     click.echo(f"  logs         {net.logs}/<node>.log")
+    if state.get("network_config"):
+        click.echo(f"  join it      POT_CONFIG={state['network_config']}  (the chain and the committee's URLs, "
+                   "nothing else)")
     if state.get("api_urls"):
         # every aggregator serves the explorer; the first is as good as any
         click.echo(f"  explorer     {state['api_urls'][0]}/   (API reference: {state['api_urls'][0]}/docs)")
@@ -77,7 +80,7 @@ def _print_endpoints(net, state) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(root, as_json) -> None:
     """Each process alive or dead, the chain's head block, each replica's view, sequence and
-    ledger digest (GET /v1/info). Exits 1 naming what is dead: an exited process, a replica whose
+    ledger digest (GET /v1/info), every account's gas, POT and stake, the latest orders. Exits 1 naming what is dead: an exited process, a replica whose
     API does not answer, an unreachable chain."""
     from pot.devnet import Devnet, DevnetError
 
@@ -107,9 +110,30 @@ def status(root, as_json) -> None:
                 line += (f"  view {info.get('view')}  seq {info.get('lastExecuted')}  ledger seq "
                          f"{info.get('ledgerSeq')}  digest {digest[:14]}…")
         click.echo(line)
+    _print_balances_and_orders(st)
     if problems:
         click.echo(f"not healthy: {'; '.join(problems)}", err=True)
         raise SystemExit(1)
+
+
+def _print_balances_and_orders(st: dict) -> None:
+    from pot.protocol.units import format_native, format_pot
+    from pot.roles.events import short
+
+    rows = [b for b in st.get("balances", []) if "error" not in b]
+    if rows:
+        click.echo("accounts")
+        for b in rows:
+            click.echo(f"  {b['name']:<13} {b['address'][:12]:<12} {format_native(b['native']):>16} "
+                       f"{format_pot(b['pot']):>16}" + (f"  staked {format_pot(b['stake'])}" if b["stake"] else ""))
+    orders = st.get("orders")
+    if isinstance(orders, dict):
+        click.echo(f"orders: {orders['error'][:80]}")
+    elif orders is not None:
+        click.echo("orders (newest first)" if orders else "orders: none yet")
+        for o in orders:
+            click.echo(f"  order {o['orderId']:<5} {format_pot(o['reward']):>12}  {o['phase'] or o['status']:<18}"
+                       + (f"  won by {short(o['winner'])}" if o.get("winner") else ""))
 
 
 @group.command()
@@ -143,6 +167,39 @@ def down(root, timeout) -> None:
         raise click.ClickException(str(exc)) from None
     for name, how in outcome:
         click.echo(f"  {name:<13} {how}")
+
+
+@group.command()
+@click.argument("address")
+@_dir
+@click.option("--pot", "pot_amount", default="100 POT", show_default=True,
+              help="POT to send (from the devnet's deployer, which holds the supply).")
+@click.option("--eth", "eth_amount", default="10", show_default=True, help="ETH to send for gas.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def fund(address, root, pot_amount, eth_amount, as_json) -> None:
+    """Send ETH (for gas) and POT to ADDRESS on this devnet's chain, from its deployer account: what a
+    new key needs before `pot stake register`. Devnets only: the deployer's key is Anvil's public one."""
+    from eth_utils import is_address, to_checksum_address
+
+    from pot.devnet import Devnet, DevnetError
+    from pot.protocol.units import format_native, format_pot, parse_amount
+
+    if not is_address(address):
+        raise click.BadParameter(f"not an address: {address}", param_hint="ADDRESS")
+    try:
+        pot_wei = parse_amount(pot_amount, "--pot", default_unit="POT")
+        eth_wei = parse_amount(eth_amount.upper().removesuffix("ETH"), "--eth", default_unit="POT")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    try:
+        got = Devnet(root).fund(to_checksum_address(address), pot_wei, eth_wei)
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({k: str(v) if isinstance(v, int) else v for k, v in got.items()}, indent=2))
+        return
+    click.echo(f"sent {format_native(eth_wei)} and {format_pot(pot_wei)} to {got['address']}: it holds "
+               f"{format_native(got['native'])} and {format_pot(got['pot'])} now")
 
 
 @group.command("config")

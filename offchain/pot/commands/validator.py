@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pot.roles.cli import build_config, common_options, run_role, settings_epilog
+from pot.commands.common import load, run_service, settings_epilog, worker_options
 from pot.roles.config import ValidatorConfig
 
 
@@ -14,14 +14,15 @@ def group() -> None:
 
 
 @group.command(epilog=settings_epilog(ValidatorConfig))
-@common_options
+@worker_options
 @click.option("--stake", default=None, help="Stake to register as a validator, e.g. '100 POT'.")
 @click.option("--v-stake", default=None, help="vStake behind each validation, e.g. '1 POT' (lost if wrong).")
 @click.option("--dishonest-offset", type=int, default=None,
               help="DEMO ADVERSARY ONLY: add this many ppm to every reported score (gets slashed).")
 def run(config_file, **options) -> None:
     """Run the validator until SIGINT/SIGTERM: after each test release, score every revealed
-    model, commit in the validation window and reveal in the reveal window."""
+    model, commit in the validation window and reveal in the reveal window. Says what each
+    settled order paid it, or slashed."""
     from pot.roles.validator import run as run_validator
 
-    run_role(run_validator(build_config(ValidatorConfig, config_file, **options)))
+    run_service(run_validator(load(ValidatorConfig, config_file, **options)))

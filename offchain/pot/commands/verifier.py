@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pot.roles.cli import build_config, common_options, run_role, settings_epilog
+from pot.commands.common import load, run_service, settings_epilog, worker_options
 from pot.roles.config import VerifierConfig
 
 
@@ -14,11 +14,12 @@ def group() -> None:
 
 
 @group.command(epilog=settings_epilog(VerifierConfig))
-@common_options
+@worker_options
 @click.option("--stake", default=None, help="Stake to register as a verifier, e.g. '100 POT'.")
 def run(config_file, **options) -> None:
     """Run the verifier until SIGINT/SIGTERM: recompute every revealed validation and commit,
-    then reveal, an on-chain challenge (locking cStake) against a wrong one."""
+    then reveal, an on-chain challenge (locking cStake) against a wrong one. Says whether each
+    challenge was upheld and what it paid."""
     from pot.roles.verifier import run as run_verifier
 
-    run_role(run_verifier(build_config(VerifierConfig, config_file, **options)))
+    run_service(run_verifier(load(VerifierConfig, config_file, **options)))

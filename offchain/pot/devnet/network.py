@@ -16,8 +16,12 @@ this is for a local chain only, never for anything of value.
 Layout of DIR::
 
     devnet.json  deployment.json  accounts.json  devnet.toml (the config used)
-    config/<node>.toml   logs/<node>.log   store/ (shared embedded CID store)
-    aggregators/agg<i>/  (ledger, PBFT log, keystore)   state/<node>/ (worker state)
+    config/<node>.toml   logs/<node>.log   network.toml (what a newcomer needs: `POT_CONFIG=...`)
+    aggregators/agg<i>/  (ledger, PBFT log, keystore, store/: the content uploaded to it)
+    state/<node>/        (worker state, store/: the node's own content store)
+
+No two nodes share a store, as on a real network: content an order references (spec, data,
+models, test set) goes to the committee, which every node reads it from (``pot.api.content``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pot.roles.config import TOKEN, ConfigError, parse_amount
+from pot.protocol.units import TOKEN
+from pot.roles.config import ConfigError, Layer, read_toml, resolve_layers
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEFAULT_CONFIG = Path(__file__).with_name("devnet.toml")
@@ -75,12 +80,15 @@ class DevnetConfig:
     verifiers: int = 1
     clients: int = 1
     workers: bool = True
+    #: every node on one store directory (DIR/store), for a dApp that places orders with content
+    #: it never uploads to the committee; by default each node has its own, as on a real network
+    shared_store: bool = False
     poll_interval: float = 1.0
     log_level: str = "INFO"
     startup_timeout: float = 90.0
-    fund: int = 1_000 * TOKEN
-    min_stake: int = 10 * TOKEN
-    challenge_stake: int = 5 * TOKEN
+    fund: int = field(default=1_000 * TOKEN, metadata={"amount": True})
+    min_stake: int = field(default=10 * TOKEN, metadata={"amount": True})
+    challenge_stake: int = field(default=5 * TOKEN, metadata={"amount": True})
     min_reveal_duration: int = 5
     unbonding_period: int = 3600
     settlement_grace: int = 600
@@ -112,25 +120,22 @@ class DevnetConfig:
 
 _SECTIONS = {
     "devnet": ("host", "chain_port", "chain_id", "block_time", "aggregators", "miners", "validators", "verifiers", "clients",
-               "workers", "poll_interval", "log_level", "startup_timeout"),
+               "workers", "shared_store", "poll_interval", "log_level", "startup_timeout"),
     "chain": ("fund", "min_stake", "challenge_stake", "min_reveal_duration", "unbonding_period",
               "settlement_grace", "max_order_lifetime"),
 }
-_AMOUNTS = ("fund", "min_stake", "challenge_stake")
+_AMOUNTS = tuple(f.name for f in dataclasses.fields(DevnetConfig) if f.metadata.get("amount"))
 _ROLE_TABLES = ("client", "miner", "validator", "verifier", "aggregator")
 
 
 def load_devnet_config(path: str | os.PathLike | None = None, **overrides: Any) -> DevnetConfig:
-    """The packaged defaults (``pot/devnet.toml``), then ``path`` over them, then ``overrides``."""
-    doc: dict[str, Any] = {}
+    """The packaged defaults (``pot/devnet.toml``), then ``path`` over them, then ``overrides``, each
+    setting checked against its type by the one configuration loader (``pot.roles.config``)."""
+    layers: list[Layer] = []
+    roles: dict[str, dict[str, Any]] = {r: {} for r in _ROLE_TABLES}
+    nodes: dict[str, dict[str, Any]] = {}
     for p in ([DEFAULT_CONFIG] if DEFAULT_CONFIG.exists() else []) + ([Path(path)] if path else []):
-        try:
-            layer = tomllib.loads(Path(p).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"devnet config {p} not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
-        for key, table in layer.items():
+        for key, table in read_toml(p).items():
             if key not in _SECTIONS and key not in _ROLE_TABLES and key != "nodes":
                 raise ConfigError(f"{p}: unknown table [{key}] (known: "
                                   f"{', '.join([*_SECTIONS, *_ROLE_TABLES, 'nodes'])})")
@@ -138,24 +143,17 @@ def load_devnet_config(path: str | os.PathLike | None = None, **overrides: Any) 
                 raise ConfigError(f"{p}: {key} must be a table")
             if key == "nodes":
                 for node, settings in table.items():
-                    doc.setdefault("nodes", {}).setdefault(node, {}).update(settings)
+                    nodes.setdefault(node, {}).update(settings)
+            elif key in _ROLE_TABLES:
+                roles[key].update(table)
             else:
-                doc.setdefault(key, {}).update(table)
-    kw: dict[str, Any] = {"roles": {r: dict(doc.get(r, {})) for r in _ROLE_TABLES},
-                          "nodes": dict(doc.get("nodes", {}))}
-    types = {f.name: f.type for f in dataclasses.fields(DevnetConfig)}
-    for section, names in _SECTIONS.items():
-        for key, value in doc.get(section, {}).items():
-            if key not in names:
-                raise ConfigError(f"[{section}] unknown setting {key!r} (known: {', '.join(names)})")
-            kw[key] = value
-    kw.update({k: v for k, v in overrides.items() if v is not None})
-    for key in list(kw):
-        if key in _AMOUNTS:
-            kw[key] = parse_amount(kw[key], key)
-        elif types.get(key) == "float":
-            kw[key] = float(kw[key])
-    cfg = DevnetConfig(**kw)
+                for name in table:
+                    if name not in _SECTIONS[key]:
+                        raise ConfigError(f"{p}: [{key}] unknown setting {name!r} (known: "
+                                          f"{', '.join(_SECTIONS[key])})")
+                layers.append((f"{p} [{key}]", table, False))
+    layers.append(("the command line", overrides, False))
+    cfg = DevnetConfig(**resolve_layers(DevnetConfig, layers), roles=roles, nodes=nodes)
     cfg.check()
     return cfg
 
@@ -233,14 +231,21 @@ def _alive(entry: dict[str, Any]) -> bool:
         return True
 
 
+#: $POT_* variables that locate tools, not settings: passed on to the nodes
+_TOOL_ENV = ("POT_ANVIL", "POT_SOLC")
+
+
 def _spawn(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None,
            cwd: Path | None = None) -> dict[str, Any]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         # a session of its own: the process outlives `pot devnet up`, and a Ctrl-C in the
         # terminal that ran `up` does not reach it; `down` signals its process group
+        # the node's settings are its config file's: a $POT_* of the shell that ran `up` (POT_CONFIG,
+        # POT_RPC_URL, a key) must not leak into every node it starts
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("POT_") or k in _TOOL_ENV}
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+                                env={**inherited, **(env or {})}, cwd=cwd, start_new_session=True)
     proc.returncode = 0  # detached on purpose: keep Popen.__del__ from warning about it
     return {"name": name, "pid": proc.pid, "start_time": _proc_start_time(proc.pid), "log": str(log),
             "cmd": cmd}
@@ -321,6 +326,8 @@ class Devnet:
 
     @property
     def store_dir(self) -> Path:
+        """The one store of a ``shared_store`` devnet, or of participants that run inside one
+        process (the demo's)."""
         return self.root / "store"
 
     def load(self) -> dict[str, Any]:
@@ -363,7 +370,7 @@ class Devnet:
         (self.root / "devnet.toml").write_text(_dump_config(cfg))
         self.participants = participants(cfg, extra)
         self.state = {"root": str(self.root), "started_at": int(time.time()), "processes": [],
-                      "deployment": str(self.deployment_file), "store": str(self.store_dir),
+                      "deployment": str(self.deployment_file),
                       "accounts": {p.name: {"address": p.address, "role": p.role, "index": p.index}
                                    for p in self.participants}}
         try:
@@ -384,8 +391,8 @@ class Devnet:
 
     #: what belongs to one devnet run: the chain dies with `down`, so its ledgers, PBFT logs and worker
     #: state (keyed by chain id and OrderBook, which a fresh chain reuses) must not meet the next one
-    RUN_DATA = ("devnet.json", "deployment.json", "accounts.json", "devnet.toml", "aggregators", "state", "config",
-                "logs")
+    RUN_DATA = ("devnet.json", "deployment.json", "accounts.json", "devnet.toml", "network.toml", "aggregators",
+                "state", "config", "logs")
 
     def _move_previous(self, say: Progress) -> None:
         """Move a previous run's data to ``DIR/previous`` (replacing an older one there): a fresh chain
@@ -490,7 +497,8 @@ class Devnet:
         params = agg_table.pop("params", None)
         pbft = agg_table.pop("pbft", None)
         paths = local_committee_configs(
-            len(members), self.root / "aggregators", self.deployment_file, self.state["rpc_url"], self.store_dir,
+            len(members), self.root / "aggregators", self.deployment_file, self.state["rpc_url"],
+            self.store_dir if cfg.shared_store else None,
             keys=[p.account for p in members], host=cfg.host, pbft=pbft, params=params,
             extra={"log_file": "-", "log_level": cfg.log_level, "chain_id": cfg.chain_id, **agg_table})
         urls = []
@@ -528,7 +536,9 @@ class Devnet:
         cfg = self.config
         table = {**cfg.roles.get(p.role, {}), **cfg.nodes.get(p.name, {})}
         top = {"rpc_url": self.state["rpc_url"], "deployment": str(self.deployment_file),
-               "chain_id": cfg.chain_id, "store": str(self.store_dir), "api_urls": self.state["api_urls"],
+               "chain_id": cfg.chain_id,
+               "store": str(self.store_dir if cfg.shared_store else self.root / "state" / p.name / "store"),
+               "api_urls": self.state["api_urls"],
                "poll_interval": cfg.poll_interval, "state_dir": str(self.root / "state" / p.name),
                "log_level": cfg.log_level}
         path = self.root / "config" / f"{p.name}.toml"
@@ -539,6 +549,14 @@ class Devnet:
     def _write_client_configs(self) -> None:
         self.state["clients"] = {p.name: str(self.node_config(p)) for p in self.participants
                                  if p.role == "client"}
+        # what a newcomer's commands need and nothing more: the contracts come from the committee
+        path = self.root / "network.toml"
+        path.write_text("# this devnet as a newcomer joins it: the chain and the committee's API (the contracts'\n"
+                        "# addresses come from the committee); keys, store and state are the newcomer's own.\n"
+                        "#   export POT_CONFIG=" + str(path) + "\n"
+                        + _toml({"rpc_url": self.state["rpc_url"], "chain_id": self.config.chain_id,
+                                 "api_urls": self.state["api_urls"]}, {}))
+        self.state["network_config"] = str(path)
         self._save()
 
     def _start_workers(self, say: Progress) -> None:
@@ -598,6 +616,26 @@ class Devnet:
             time.sleep(0.5)
         say(f"ready: the ledger knows {len(staked)} stakes")
 
+    # -- fund ---------------------------------------------------------------------------------
+
+    def fund(self, address: str, pot: int, native: int) -> dict[str, Any]:
+        """Send ``native`` (gas) and ``pot`` token wei to ``address`` from the deployer; what it holds then."""
+        from pot.chain.clients import Contracts
+        from pot.chain.deployment import Deployment
+        from pot.chain.sender import Sender
+
+        st = self.load()
+        if not any(p.get("role") == "chain" and _alive(p) for p in st.get("processes", [])):
+            raise DevnetError(f"the devnet in {self.root} is not running: `pot devnet up` first")
+        w3 = self._w3()
+        c = Contracts(w3, Deployment.load(self.deployment_file, st["chain_id"]))
+        deployer = Sender(w3, dev_account(DEPLOYER))
+        if native:
+            deployer.send(address, b"", value=native, gas=21_000)
+        if pot:
+            c.token.transfer(deployer, address, pot)
+        return {"address": address, "native": w3.eth.get_balance(address), "pot": c.token.balance_of(address)}
+
     # -- status -------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -622,8 +660,34 @@ class Devnet:
             chain["block"] = int(rpc(st["rpc_url"], "eth_blockNumber", timeout=2.0), 16)
         except Exception as exc:  # noqa: BLE001
             chain["error"] = f"{type(exc).__name__}: {exc}"
-        return {"root": st["root"], "chain": chain, "processes": procs, "api_urls": st.get("api_urls", []),
-                "clients": st.get("clients", {})}
+        out = {"root": st["root"], "chain": chain, "processes": procs, "api_urls": st.get("api_urls", []),
+               "clients": st.get("clients", {})}
+        if "error" not in chain:
+            out["balances"] = self._balances(st)
+        if out["api_urls"]:
+            try:
+                page = _http_json(out["api_urls"][0] + "/v1/orders?limit=10", timeout=2.0)
+                out["orders"] = [{"orderId": int(o["order"]["orderId"]), "phase": o["phase"], "status": o["status"],
+                                  "reward": int(o["order"]["reward"]), "phaseEnd": o.get("phaseEnd"),
+                                  "winner": o.get("winner")} for o in page["orders"]]
+            except Exception as exc:  # noqa: BLE001 - the replica's health is reported above
+                out["orders"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return out
+
+    def _balances(self, st: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each devnet account's gas, POT and stake, as the chain has them now."""
+        from pot.chain.clients import Contracts
+        from pot.chain.deployment import Deployment
+
+        try:
+            accounts = json.loads((self.root / "accounts.json").read_text())["accounts"]
+            w3 = self._w3()
+            c = Contracts(w3, Deployment.load(self.deployment_file, st["chain_id"]))
+            return [{"name": name, "role": a["role"], "address": a["address"],
+                     "native": w3.eth.get_balance(a["address"]), "pot": c.token.balance_of(a["address"]),
+                     "stake": c.stakes.staker(a["address"])["stake"]} for name, a in accounts.items()]
+        except (OSError, KeyError, ValueError, ConnectionError) as exc:
+            return [{"error": f"{type(exc).__name__}: {exc}"}]
 
     def problems(self, status: dict[str, Any]) -> list[str]:
         """What is wrong in a ``status()``: each dead process, each replica whose API does not

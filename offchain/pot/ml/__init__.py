@@ -1,5 +1,5 @@
 """Machine learning for PoT: architectures, data sets, the miner's training loop, model files and
-the deterministic validation functions (DESIGN.md §3).
+the deterministic validation functions (ARCHITECTURE.md §3).
 
 The workers call:
 

@@ -14,7 +14,7 @@ Canonical JSON (sorted keys, no spaces), so a spec has one CID::
 ``metric`` must equal the order's ``modelType``; the workers check that. Hints are advice to
 miners: they compete, and any training that gives a better model wins.
 
-The spec fixes the architecture (DESIGN.md §3): a revealed model whose config is not the spec's
+The spec fixes the architecture (ARCHITECTURE.md §3): a revealed model whose config is not the spec's
 ``model`` scores 0 with a reason (:meth:`TaskSpec.check_model`), decided from the model file's
 header before any weight is read; and the exact size of that architecture's canonical file is
 the order's model size limit (:attr:`TaskSpec.max_model_bytes`), which is what a validator

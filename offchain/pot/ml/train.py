@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,9 +148,10 @@ def train(
     time_budget_s: float | None = None,
     on_improve: Callable[[Checkpoint], None] | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | Callable[..., Any] = True,
     evals_per_epoch: int = 1,
     commit_interval_s: float = 0.0,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
     """Train ``model`` (built by :func:`pot.ml.archs.build_model`) on ``data``; return the best checkpoint.
 
@@ -161,6 +164,10 @@ def train(
     the last one is held back and delivered with the next one due, or when training ends, so a
     miner whose model improves every few milliseconds does not spend its time (and the ledger's)
     on commits that a better model replaces at once. The best model is always delivered.
+    ``progress``: a bar on stderr (True), none (False), or a tqdm-like class to draw it with (the
+    miner's console, so its log lines and the bar never interleave). ``stop``: set it and training
+    ends at the next batch as at the deadline (a miner asked to stop must not leave a thread
+    inside PyTorch when the process exits).
     """
     hints = hints or TrainHints()
     t_start = time.perf_counter()
@@ -205,11 +212,12 @@ def train(
     eval_points = {max(1, round(per_epoch * (k + 1) / evals_per_epoch)) for k in range(evals_per_epoch)}
     result = TrainResult(best=None, device=str(dev))
     best_key: tuple[float, float] | None = None
-    bar = tqdm(total=hints.epochs * per_epoch, unit="batch", disable=not progress or rank != 0, leave=False)
+    bar = (progress if callable(progress) else tqdm)(total=hints.epochs * per_epoch, unit="batch",
+                                                     disable=not progress or rank != 0, leave=False)
     stop_flag = torch.zeros(1, dtype=torch.int32)
 
     def should_stop() -> bool:
-        local = time.time() >= stop_at
+        local = time.time() >= stop_at or (stop is not None and stop.is_set())
         if not ddp:
             return local
         # every rank counts the same steps, so they all reach this all-reduce together; not every

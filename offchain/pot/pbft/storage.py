@@ -2,7 +2,7 @@
 
 ``StateMachine`` is what the ledger implements (``pot.ledger.LedgerStateMachine``).
 
-``ReplicaStore`` is where a replica records everything it must never lose (DESIGN.md §4): each
+``ReplicaStore`` is where a replica records everything it must never lose (ARCHITECTURE.md §4): each
 pre-prepare it sent or accepted, its own prepare, each prepared certificate it sent a commit
 for, its view and view-change state, the new-view that started its view, each executed batch,
 and its stable checkpoint. A replica that forgot a vote could cast a different one after a

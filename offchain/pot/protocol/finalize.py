@@ -1,7 +1,7 @@
 """PoT.Finalize: from an order's cycle data to the settlement the committee signs.
 
 Integer token units throughout; every order's payouts sum exactly to its escrow. The rules
-(DESIGN.md §3, CONVENTIONS.md "Default cases", and the choices noted in docs):
+(ARCHITECTURE.md §3, CONVENTIONS.md "Default cases", and the choices noted in docs):
 
 - score of a model: the score its validators agree on. Agreement must be unanimous among its
   revealed validations; any disagreement, any revealed challenge against one of them, or no
@@ -68,7 +68,7 @@ class Params:
     #: extra seconds after the last window before finalizing, so chain events still inside the
     #: window but waiting for `confirmations` blocks reach the ledger first
     finalize_delay: int = 0
-    #: worst-case gas of one settlement transaction (DESIGN.md: settlementGasBudget, <= 10M)
+    #: worst-case gas of one settlement transaction (ARCHITECTURE.md: settlementGasBudget, <= 10M)
     settlement_gas_budget: int = 10_000_000
     #: seconds a signed settlement stays executable; an expired one is re-issued, same nonce
     settlement_ttl: int = 3600

@@ -1,4 +1,4 @@
-"""What scoring one revealed model can come to (DESIGN.md §3), and what each outcome reports.
+"""What scoring one revealed model can come to (ARCHITECTURE.md §3), and what each outcome reports.
 
 Validators, verifiers and the committee's PoT.Verify all score models, and all must treat a
 failure alike, or honest nodes disagree and get slashed:

@@ -1,4 +1,4 @@
-"""The task-cycle timeline (DESIGN.md §3, CONVENTIONS.md): every window is half-open ``[start, end)``.
+"""The task-cycle timeline (ARCHITECTURE.md §3, CONVENTIONS.md): every window is half-open ``[start, end)``.
 
 The same formulas live in Solidity (OrderBook / ChallengeManager); nowhere else in Python.
 """

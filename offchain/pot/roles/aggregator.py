@@ -1,4 +1,4 @@
-"""The aggregator: one replica of the committee (DESIGN.md §4), as one asyncio process.
+"""The aggregator: one replica of the committee (ARCHITECTURE.md §4), as one asyncio process.
 
 This module only wires the pieces together; each lives in a module of its own::
 
@@ -33,6 +33,7 @@ from eth_utils import to_checksum_address
 
 from pot.api.admission import AdmissionLimits
 from pot.api.app import create_app
+from pot.api.content import ContentIndex, ContentLimits, ContentService
 from pot.chain.clients import Contracts
 from pot.chain.deployment import Deployment
 from pot.chain.sender import Sender, connect
@@ -49,12 +50,15 @@ from pot.roles.committee import CommitteeNode, CommitteeStateMachine, verify_req
 from pot.roles.pot_verify import PotVerify
 from pot.roles.scoring import Scorer, ScoringLimits
 from pot.roles.settler import Settler
-from pot.storage import open_store
+from pot.storage import HttpGatewayStore, MirroredStore, open_store
 
 __all__ = ["Aggregator", "AggregatorConfig", "AggregatorConfigError", "CommitteeStateMachine", "committee_keys",
            "event_ref", "load_aggregator_config", "local_committee_configs", "run", "verify_request"]
 
 log = logging.getLogger("pot.aggregator")
+
+#: seconds between two sweeps of the content kept past its retention
+CONTENT_SWEEP_S = 60.0
 
 
 class _ContextFilter(logging.Filter):
@@ -99,6 +103,7 @@ class Aggregator:
         self.ledger = None
         self.settler: Settler | None = None
         self.scorer: Scorer | None = None
+        self.content: ContentService | None = None
         self._tasks: list[asyncio.Task] = []
         self._server: uvicorn.Server | None = None
         self.stats: dict[str, Any] = {"attested": 0, "verify_results": 0, "settlements": []}
@@ -161,7 +166,15 @@ class Aggregator:
                                  stats=self.stats, state_path=cfg.data_dir / "follower.json")
         # PoT.Verify scores in a process of its own, started at the first one: PyTorch is never
         # imported here, so neither PBFT nor the API ever waits on it
-        self.scorer = Scorer(open_store(cfg.store), ScoringLimits(nice=10), start=False)
+        # its own store, where participants' uploads land; what it lacks (an upload it missed
+        # while down) it reads from its peers, verified
+        self.store = open_store(cfg.store_location)
+        peers = [u for i, u in enumerate(cfg.api_urls) if i != cfg.replica_id]
+        self.scorer = Scorer(MirroredStore(self.store, [HttpGatewayStore(u) for u in peers]) if peers else self.store,
+                             ScoringLimits(nice=10), start=False)
+        self.content = ContentService(self.store, self.ledger, ContentLimits.from_dict(cfg.content),
+                                      ContentIndex(cfg.data_dir / "content.sqlite"),
+                                      upload_dir=cfg.data_dir / "uploads")
         self.verifier = PotVerify(ledger=self.ledger, scorer=self.scorer, domain=domain,
                                   address=address, key=key, fire=self._fire, stats=self.stats)
         self.settler = self._settler()
@@ -169,12 +182,14 @@ class Aggregator:
             ("ticker", self.node.tick, cfg.tick_interval),
             ("chain", self.attester.step, cfg.chain_poll_interval),
             ("verify", self.verifier.step, cfg.verify_poll_interval),
-            ("settle", self.settler._settle, cfg.settlement_poll_interval))]
+            ("settle", self.settler._settle, cfg.settlement_poll_interval),
+            ("content", self._sweep_content, CONTENT_SWEEP_S))]
         await self._serve_api()
 
     async def _serve_api(self) -> None:
         app = create_app(self.node, peers=self.cfg.api_urls, rpc_url=self.cfg.rpc_url,
-                         limits=AdmissionLimits.from_dict(self.cfg.admission))
+                         limits=AdmissionLimits.from_dict(self.cfg.admission),
+                         deployment=self.deployment.to_json(), content=self.content)
         config = uvicorn.Config(app, host=self.cfg.api_host, port=self.cfg.api_port,
                                 log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
@@ -196,11 +211,18 @@ class Aggregator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.scorer is not None:
             self.scorer.close()
+        if self.content is not None:
+            self.content.index.close()
         if self.node is not None:
             status = await self.node.close()
             if status is not None:
                 (self.cfg.data_dir / "status.json").write_text(json.dumps(status))
                 log.info("stopped")
+
+    async def _sweep_content(self) -> None:
+        gone = await asyncio.to_thread(self.content.sweep)
+        if gone:
+            log.info("content: %d objects past their retention dropped", len(gone))
 
     async def _loop(self, name: str, fn, interval: float) -> None:
         while True:
@@ -213,14 +235,16 @@ class Aggregator:
             await asyncio.sleep(interval)
 
 
-async def run(cfg: AggregatorConfig) -> None:
-    """Serve one replica until SIGINT/SIGTERM, then stop cleanly (status.json in data_dir)."""
+async def run(cfg: AggregatorConfig) -> int | None:
+    """Serve one replica until SIGINT/SIGTERM, then stop cleanly (status.json in data_dir);
+    returns the signal that stopped it."""
     agg = Aggregator(cfg)
     setup_logging(cfg, agg)
     stop = asyncio.Event()
+    received: list[int] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, lambda s=sig: (received.append(s), stop.set()))
     try:
         await agg.start()
         (cfg.data_dir / "ready").write_text(str(os.getpid()))
@@ -228,3 +252,4 @@ async def run(cfg: AggregatorConfig) -> None:
     finally:
         (cfg.data_dir / "ready").unlink(missing_ok=True)
         await agg.stop()
+    return received[0] if received else None

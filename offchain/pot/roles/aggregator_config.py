@@ -35,6 +35,11 @@ One TOML file per replica (``pot aggregator run --config agg0.toml``)::
     sender_rate = 20.0                     # messages/s per signer (burst: sender_burst)
     connection_rate = 200.0                # submissions/s per connection (burst: connection_burst)
 
+    [content]                              # uploads this replica keeps (pot.api.content.ContentLimits)
+    max_upload_mb = 1024                   # largest single upload
+    quota_mb = 8192                        # what one account may keep here at once
+    retention_s = 604800                   # kept this long after the order settled (winners: longer)
+
 A replica's chain key is also its PBFT key: the committee table lists public keys only (links
 are keyed by ECDH, see ``pot.pbft.crypto``), and the committee's chain addresses follow from
 them; they must be RewardMultisig's members. The rest of the ledger configuration (members'
@@ -45,15 +50,17 @@ the replicas cannot disagree about it by configuration.
 from __future__ import annotations
 
 import os
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pot.roles.config import ConfigError, env_layer, read_toml, resolve_layers
+
 SETTLEMENT_PATHS = ("signed", "propose-confirm-execute")
 
 
-class AggregatorConfigError(ValueError):
+class AggregatorConfigError(ConfigError):
     """The aggregator's configuration is missing something or malformed (the message says what)."""
 
 
@@ -85,6 +92,7 @@ class AggregatorConfig:
     pbft_options: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     admission: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -96,6 +104,11 @@ class AggregatorConfig:
         from pot.protocol.committee import max_faulty
 
         return max_faulty(self.n)
+
+    @property
+    def store_location(self) -> str:
+        """The replica's own content store (default ``<data_dir>/store``)."""
+        return self.store or str(self.data_dir / "store")
 
     @property
     def ledger_path(self) -> Path:
@@ -112,31 +125,18 @@ class AggregatorConfig:
         return Path(self.log_file) if self.log_file else self.data_dir / "aggregator.log"
 
     def load_account(self):
-        """The replica's chain key (also its PBFT key): keystore, else ``$<key_env>``."""
-        from eth_account import Account
+        """The replica's chain key (also its PBFT key), by the one key loader
+        (``pot.chain.keys.load_account``): keystore, else ``$<key_env>``."""
+        from pot.chain.keys import load_account
 
-        from pot.chain.keys import KeyError_, from_keystore
-
-        if self.keystore:
-            password = None
-            if self.password_file:
-                try:
-                    password = Path(self.password_file).read_text().strip()
-                except OSError as exc:
-                    raise AggregatorConfigError(f"password_file: {exc}") from None
-            return from_keystore(self.keystore, password)
-        key = os.environ.get(self.key_env)
-        if not key:
-            raise KeyError_(f"no key for replica {self.replica_id}: set keystore (and password_file or "
-                            f"$POT_KEYSTORE_PASSWORD) in the config, or ${self.key_env}")
-        try:
-            return Account.from_key(key.strip())
-        except ValueError as exc:
-            raise KeyError_(f"${self.key_env} is not a valid private key: {exc}") from None
+        return load_account(self.keystore, password_file=self.password_file, key_env=self.key_env)
 
 
 _TOP = {f.name for f in fields(AggregatorConfig)} - {"pbft", "public_keys", "api_urls", "pbft_options",
-                                                     "params", "admission", "path", "data_dir", "replica_id"}
+                                                     "params", "admission", "content", "path", "data_dir",
+                                                     "replica_id"}
+#: the file's tables: the committee, PBFT options, ledger parameters, admission and content limits
+_TABLES = ("committee", "pbft", "params", "admission", "content")
 
 
 def _addr(s: Any, where: str) -> tuple[str, int]:
@@ -152,20 +152,17 @@ def _addr(s: Any, where: str) -> tuple[str, int]:
     return host, p
 
 
-def load_aggregator_config(path: str | os.PathLike, **overrides: Any) -> AggregatorConfig:
-    """Parse and check one replica's TOML file; ``overrides`` (not None) replace top-level keys."""
+def load_aggregator_config(path: str | os.PathLike, *, env: Mapping[str, str] | None = None,
+                           **overrides: Any) -> AggregatorConfig:
+    """Parse and check one replica's TOML file. The settings' layers are the workers' (``pot.roles.config``):
+    defaults < the file < ``$POT_<SETTING>`` < ``overrides`` (the command line; None: unset)."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise AggregatorConfigError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AggregatorConfigError(f"{path}: {exc}") from None
-    doc.update({k: v for k, v in overrides.items() if v is not None})
-    known = _TOP | {"replica_id", "data_dir", "committee", "pbft", "params", "admission"}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise AggregatorConfigError(f"{path}: unknown setting(s) {unknown} (known: {sorted(known)})")
+    doc = read_toml(path)
+    tables = {k: doc.pop(k) for k in _TABLES if k in doc}
+    settings = resolve_layers(AggregatorConfig, [(str(path), doc, False), env_layer(_TOP, env),
+                                                 ("the command line", overrides, False)],
+                              known=_TOP | {"replica_id", "data_dir"})
+    doc = {**settings, **tables}
     com = doc.get("committee")
     if not isinstance(com, dict):
         raise AggregatorConfigError(f"{path}: missing [committee] table (pbft addresses, public_keys)")
@@ -188,7 +185,7 @@ def load_aggregator_config(path: str | os.PathLike, **overrides: Any) -> Aggrega
     rid = doc.get("replica_id")
     if type(rid) is not int or not 0 <= rid < len(addrs):
         raise AggregatorConfigError(f"{path}: replica_id must be an int in [0, {len(addrs)})")
-    if "data_dir" not in doc:
+    if not doc.get("data_dir"):
         raise AggregatorConfigError(f"{path}: data_dir is required")
     kw: dict[str, Any] = {k: doc[k] for k in _TOP if k in doc}
     from pot.pbft.replica import ReplicaConfig
@@ -206,11 +203,21 @@ def load_aggregator_config(path: str | os.PathLike, **overrides: Any) -> Aggrega
         AdmissionLimits.from_dict(admission, f"{path}: [admission]")
     except ValueError as exc:
         raise AggregatorConfigError(str(exc)) from None
+    from pot.api.content import ContentLimits
+
+    content = doc.get("content", {})
+    if not isinstance(content, dict):
+        raise AggregatorConfigError(f"{path}: [content] must be a table")
+    try:
+        ContentLimits.from_dict(content, f"{path}: [content]")
+    except ValueError as exc:
+        raise AggregatorConfigError(str(exc)) from None
     cfg = AggregatorConfig(replica_id=rid, pbft=[_addr(a, f"{path}: [committee] pbft[{i}]")
                                                  for i, a in enumerate(addrs)],
                            public_keys=pks, data_dir=Path(os.path.expanduser(str(doc["data_dir"]))),
                            api_urls=list(com.get("api_urls", [])), pbft_options=dict(pbft_opts),
-                           params=dict(doc.get("params", {})), admission=dict(admission), path=path, **kw)
+                           params=dict(doc.get("params", {})), admission=dict(admission), content=dict(content),
+                           path=path, **kw)
     if cfg.settlement_path not in SETTLEMENT_PATHS:
         raise AggregatorConfigError(f"{path}: settlement_path must be one of {SETTLEMENT_PATHS}, "
                                     f"got {cfg.settlement_path!r}")
@@ -248,13 +255,13 @@ def _toml_value(v: Any) -> str:
 
 
 def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path: str | os.PathLike,
-                            rpc_url: str, store: str | os.PathLike, *, keys: list | None = None,
+                            rpc_url: str, store: str | os.PathLike | None, *, keys: list | None = None,
                             seed: str = "devnet", host: str = "127.0.0.1", pbft_ports: list[int] | None = None,
                             api_ports: list[int] | None = None, password: str = "devnet",
                             settlement_path: str = "signed", confirmations: int = 0,
                             settlement_timeout: float = 15.0, tick_interval: float = 1.0,
                             pbft: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                            admission: dict[str, Any] | None = None,
+                            admission: dict[str, Any] | None = None, content: dict[str, Any] | None = None,
                             extra: dict[str, Any] | None = None) -> list[Path]:
     """Write ``base_dir/agg<i>/aggregator.toml`` (plus an encrypted keystore and its password
     file, mode 0600) for replicas ``0..n-1`` on one machine; returns the config paths in
@@ -262,6 +269,8 @@ def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path
 
     ``keys``: the members' accounts or private keys (default ``committee_keys(n, seed)``); the
     deployment's RewardMultisig must have exactly their addresses. Ports default to free ones.
+    ``store``: one content store for every replica (a shared directory, an IPFS node), or None: each
+    keeps its own under its data directory, as replicas on different machines do.
     ``extra`` adds top-level settings to every file (e.g. ``{"log_level": "DEBUG"}``)."""
     from eth_account import Account
 
@@ -294,6 +303,8 @@ def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path
         tables += ["", "[params]", *(f"{k} = {_toml_value(v)}" for k, v in params.items())]
     if admission:
         tables += ["", "[admission]", *(f"{k} = {_toml_value(v)}" for k, v in admission.items())]
+    if content:
+        tables += ["", "[content]", *(f"{k} = {_toml_value(v)}" for k, v in content.items())]
     paths = []
     for i, acct in enumerate(accounts):
         d = base / f"agg{i}"
@@ -308,8 +319,8 @@ def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path
         pw.write_text(password)
         pw.chmod(0o600)
         top = {"replica_id": i, "data_dir": str(d), "rpc_url": rpc_url,
-               "deployment": str(Path(deployment_path).resolve()), "store": str(store),
-               "keystore": str(keystore), "password_file": str(pw), "api_host": host, "api_port": api_ports[i],
+               "deployment": str(Path(deployment_path).resolve()),
+               **({"store": str(store)} if store is not None else {}), "keystore": str(keystore), "password_file": str(pw), "api_host": host, "api_port": api_ports[i],
                "confirmations": confirmations, "settlement_path": settlement_path,
                "settlement_timeout": settlement_timeout, "tick_interval": tick_interval, **(extra or {})}
         text = "\n".join([f"# aggregator replica {i} of a local {n}-replica committee",

@@ -1,6 +1,6 @@
 """The chain follower: each replica follows its own RPC node past the confirmation depth and
 attests every event as a ledger op (``ChainAttestation``); the ledger applies an event once f+1
-members attested it identically (DESIGN.md §4), so no single replica's node is trusted."""
+members attested it identically (ARCHITECTURE.md §4), so no single replica's node is trusted."""
 
 from __future__ import annotations
 

@@ -26,10 +26,17 @@ from pot.api.client import RateLimited
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
 from pot.protocol.timeline import Phase, phase
-from pot.roles.events import Event, EventCallback, Kind
+from pot.roles.events import Event, EventCallback, Kind, describe
 from pot.roles.gateway import Gateway
 
 log = logging.getLogger("pot.roles")
+
+#: events an operator should not miss (yellow on a terminal)
+WARN_KINDS = frozenset({Kind.REJECTED, Kind.RATE_LIMITED, Kind.MISSED, Kind.ABSTAIN, Kind.UNAVAILABLE, Kind.SLASHED,
+                        Kind.CHALLENGE_REJECTED})
+#: how a terminal shows the outcome lines
+STYLE = {Kind.WON: "bold green", Kind.PAID: "green", Kind.CHALLENGE_UPHELD: "bold green", Kind.LOST: "bold",
+         Kind.SETTLED: "bold", Kind.SLASHED: "bold red", Kind.CHALLENGE_REJECTED: "bold red"}
 
 Clock = Callable[[], int]
 
@@ -66,14 +73,12 @@ class ChainAccess:
         self.sender = Sender(w3, account)
 
     @classmethod
-    def connect(cls, rpc_url: str, deployment_file: str, account: LocalAccount,
-                chain_id: int | None = None) -> ChainAccess:
-        from pot.chain.deployment import Deployment
+    def for_config(cls, config: Any, account: LocalAccount) -> ChainAccess:
+        """The chain and deployment a config names (``load_deployment``)."""
         from pot.chain.sender import connect
 
-        w3 = connect(rpc_url)
-        return cls(w3, Deployment.load(deployment_file, chain_id if chain_id is not None else w3.eth.chain_id),
-                   account)
+        w3 = connect(config.rpc_url)
+        return cls(w3, load_deployment(config, w3), account)
 
     @property
     def domain(self) -> Domain:
@@ -82,6 +87,27 @@ class ChainAccess:
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kw)
+
+
+def load_deployment(config: Any, w3=None):
+    """The deployment a config names: its ``deployment`` file (the entry of ``chain_id``, else of
+    the node's chain), or, without one, the committee's ``GET /v1/deployment`` read from f+1
+    replicas alike, so that the network's URLs are all a participant needs."""
+    from pot.chain.deployment import Deployment
+
+    chain_id = config.chain_id if config.chain_id is not None else (w3.eth.chain_id if w3 is not None else None)
+    if config.deployment:
+        return Deployment.load(os.path.expanduser(config.deployment), chain_id)
+    from pot.api.client import read_quorum_sync
+
+    body = read_quorum_sync(config.api_urls, "/v1/deployment", f=config.f)
+    if body is None:
+        raise ValueError("the committee serves no deployment: give the deployment file (--deployment)")
+    dep = Deployment.from_json(json.loads(body))
+    if chain_id is not None and dep.chain_id != chain_id:
+        raise ValueError(f"the committee's deployment is on chain {dep.chain_id}, the RPC node's chain is {chain_id}: "
+                         "--rpc-url and --api name different networks")
+    return dep
 
 
 def worker_state_path(state_dir: str | os.PathLike, role: str, domain: Domain, address: str) -> Path:
@@ -286,6 +312,8 @@ HOLD_OFF_REASONS = frozenset({T.Reason.NOT_ENOUGH_STAKE, T.Reason.NOT_AUTHORIZED
 HOLD_FIRST_S, HOLD_MAX_S = 5.0, 60.0
 #: the longest a worker honours a replica's Retry-After
 MAX_QUIET_S = 60.0
+#: how long ``publish`` waits for the committee's ledger to learn a fresh order
+PUBLISH_WAIT_S = 90.0
 
 
 class Worker:
@@ -329,6 +357,10 @@ class Worker:
         self._quiet_until = 0.0
         #: secrets and progress that must survive a restart (in memory only without a state_dir)
         self.state = StateDir.for_worker(config, self.role, self.address, domain)
+        #: orders whose outcome this worker reports once settled (``watch``)
+        self._watching: set[int] = set()
+        #: set with the second stop signal: the step under way is cancelled rather than finished
+        self.hurry = asyncio.Event()
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -337,14 +369,47 @@ class Worker:
         ev = Event(self.role, self.address, Kind(kind), order_id, self.clock(), data, exc)
         self.events.append(ev)
         self._new.append(ev)
-        level = logging.WARNING if kind in (Kind.REJECTED, Kind.ERROR) else logging.INFO
-        log.log(level, "%s", ev, extra={"role": self.role, "node": self.address, "order_id": order_id,
-                                        "event": kind})
+        extra = {"role": self.role, "node": self.address, "order_id": order_id, "event": kind}
+        words = describe(ev)
+        if words is None and ev.kind is not Kind.PHASE:
+            words = str(ev)
+        if words is not None:  # what the operator reads; the fields stay in the DEBUG line below
+            level = (logging.ERROR if kind is Kind.ERROR else logging.WARNING if kind in WARN_KINDS
+                     else logging.INFO)
+            log.log(level, "%s", words, extra={**extra, "style": STYLE.get(Kind(kind))})
+        log.log(logging.DEBUG, "%s", ev, extra=extra)  # every field, for a DEBUG log
         if self.on_event is not None:
             res = self.on_event(ev)
             if inspect.isawaitable(res):
                 asyncio.ensure_future(res)
         return ev
+
+    # -- outcomes ---------------------------------------------------------------------------------
+
+    def watch(self, order_id: int) -> None:
+        """Report what order ``order_id`` meant for this worker once its settlement executed."""
+        self._watching.add(order_id)
+
+    def outcome_of(self, order_id: int, outcome: dict[str, Any]) -> list[tuple[Kind, dict[str, Any]]]:
+        """The role's reading of a final outcome (``pot.roles.outcome``); none by default."""
+        return []
+
+    async def report_outcomes(self) -> None:
+        """For each watched order whose settlement executed: emit what it meant for this worker,
+        once. A failed read is tried again at the next step."""
+        from pot.roles.outcome import final
+
+        for oid in sorted(self._watching):
+            try:
+                oc = await self.gateway.outcome(oid)
+            except Exception as exc:  # noqa: BLE001 - the committee may be between heights: next step
+                log.debug("outcome of order %d not read: %s", oid, exc)
+                continue
+            if not final(oc):
+                continue
+            self._watching.discard(oid)
+            for kind, data in self.outcome_of(oid, oc):
+                self.emit(kind, oid, **data)
 
     def track_phase(self, order: T.Order, t3: int | None) -> Phase:
         """The order's phase by this worker's clock; emits ``phase`` when it changed."""
@@ -375,6 +440,10 @@ class Worker:
             self._quiet_until = time.monotonic() + min(exc.retry_after, MAX_QUIET_S)
             self.emit(Kind.RATE_LIMITED, order_id, exc=exc, what=kind, retry_after=exc.retry_after)
             raise
+        if result.reason_enum is T.Reason.REPLAY:
+            # the committee's quorum answered "already accepted" (a copy reached the ledger first):
+            # the message is in the ledger, which is all a sender asks
+            result = T.Result.accepted(result.text)
         if result.ok:
             self._holds.pop(ident, None)
             self.emit(kind, order_id, **data)
@@ -387,6 +456,38 @@ class Worker:
             if len(self._holds) > 4096:
                 self._holds = {k: v for k, v in self._holds.items() if v[0] > now}
         return result
+
+    # -- content --------------------------------------------------------------------------------
+
+    async def publish(self, order_id: int, cid: str, what: str, data: bytes | None = None) -> int:
+        """Upload content order ``order_id`` references (a model, a spec, a data set) to the committee,
+        so that participants on other machines can fetch it; returns how many replicas hold it.
+        An order the ledger does not know yet (it enters a few blocks after placeOrder) is waited
+        for up to ``PUBLISH_WAIT_S``; any other refusal raises ``UploadRefused``."""
+        from pot.api.client import UploadRefused
+        from pot.protocol.content import ContentUpload
+
+        if data is None:
+            data = await asyncio.to_thread(self.store.get, cid)
+        give_up = time.monotonic() + PUBLISH_WAIT_S
+        while True:
+            # the replicas judge the expiry by their wall clocks, not by a test's offset clock
+            upload = ContentUpload(self.address, order_id, cid, len(data), int(time.time()) + 600)
+            try:
+                held = await self.gateway.publish(upload.sign(self.domain, self.key), data)
+            except UploadRefused as exc:
+                if exc.status != 404 or time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(1.0)
+                continue
+            except RateLimited as exc:
+                if time.monotonic() + exc.retry_after > give_up:
+                    raise
+                await asyncio.sleep(min(exc.retry_after, MAX_QUIET_S))
+                continue
+            if held:
+                self.emit(Kind.PUBLISHED, order_id, what=what, cid=cid, size=len(data), replicas=held)
+            return held
 
     # -- stake ----------------------------------------------------------------------------------
 
@@ -414,6 +515,8 @@ class Worker:
         """Do whatever is due now; returns the events of this step."""
         self._new = []
         await self._step()
+        if self._watching:
+            await self.report_outcomes()
         return list(self._new)
 
     async def _step(self) -> None:
@@ -421,15 +524,29 @@ class Worker:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Step every ``poll_interval`` seconds until ``stop`` is set; a failed step is logged and
-        retried (the network, the chain and storage all have bad moments)."""
+        retried (the network, the chain and storage all have bad moments). A step under way when
+        ``stop`` is set finishes, unless ``hurry`` is set too (a second Ctrl-C): then it is cancelled,
+        which loses nothing, because what must survive is on disk before it is sent."""
         self.emit(Kind.STARTED)
         while not stop.is_set():
+            step = asyncio.ensure_future(self.step())
+            hurry = asyncio.ensure_future(self.hurry.wait())
             try:
-                await self.step()
+                await asyncio.wait({step, hurry}, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
+                step.cancel()
                 raise
-            except Exception as exc:  # noqa: BLE001 - a worker outlives one bad tick
+            finally:
+                hurry.cancel()
+            if not step.done() or step.cancelled():
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+                break
+            exc = step.exception()
+            if isinstance(exc, Exception):  # a worker outlives one bad tick
                 self.emit(Kind.ERROR, None, exc=exc, error=f"{type(exc).__name__}: {exc}")
+            elif exc is not None:
+                raise exc
             try:
                 await asyncio.wait_for(stop.wait(), timeout=max(self.poll_interval,
                                                                 self._quiet_until - time.monotonic()))
@@ -449,25 +566,38 @@ def build_worker(cls: type[Worker], config: Any, account: LocalAccount | None = 
     from pot.storage import open_store
 
     account = account or config.load_account()
-    chain = ChainAccess.connect(config.rpc_url, config.deployment, account, config.chain_id)
+    chain = ChainAccess.for_config(config, account)
+    # what this machine lacks it reads from the committee, which keeps what orders reference
     return cls(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
-               domain=chain.domain, store=open_store(config.store), chain=chain)
+               domain=chain.domain, store=open_store(config.store, mirrors=config.api_urls), chain=chain)
 
 
-async def run_worker(cls: type[Worker], config: Any) -> None:
-    """``pot <role> run``: the worker against the committee's API, until SIGINT/SIGTERM."""
+async def run_worker(cls: type[Worker], config: Any) -> int | None:
+    """``pot <role> run``: the worker against the committee's API, until SIGINT/SIGTERM; returns
+    the signal that stopped it."""
     setup_logging(config.log_level)
-    await serve(await asyncio.to_thread(build_worker, cls, config))
+    return await serve(await asyncio.to_thread(build_worker, cls, config))
 
 
-async def serve(worker: Worker, stop: asyncio.Event | None = None) -> None:
-    """Run ``worker`` until SIGINT/SIGTERM (or ``stop``): the current step finishes, then it closes."""
+async def serve(worker: Worker, stop: asyncio.Event | None = None) -> int | None:
+    """Run ``worker`` until SIGINT/SIGTERM (or ``stop``): the current step finishes, then it closes.
+    Returns the signal that stopped it (None: ``stop`` was set)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
+    received: list[int] = []
+
+    def stopping(sig: int) -> None:
+        if received:  # a second Ctrl-C: do not wait for the step under way
+            worker.hurry.set()
+        else:
+            log.warning("stopping: finishing the current step and saving state (Ctrl-C again: at once)")
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping, sig)
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             pass
@@ -476,12 +606,14 @@ async def serve(worker: Worker, stop: asyncio.Event | None = None) -> None:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+    return received[0] if received else None
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """``time level role node message``: every line names the worker's role and address."""
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Every log line and progress bar through one console (``pot.roles.console``)."""
+    from pot.roles.console import setup_logging as console_logging
+
+    console_logging(level)
     quiet_libraries()
 
 

@@ -1,4 +1,4 @@
-"""A replica's data directory belongs to one deployment (DESIGN.md §4).
+"""A replica's data directory belongs to one deployment (ARCHITECTURE.md §4).
 
 The PBFT log in ``data_dir`` rebuilds the ledger at every start. Replayed onto another
 deployment it brings the old orders and nonces back: on a fresh devnet chain the contracts get

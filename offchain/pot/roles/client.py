@@ -134,9 +134,26 @@ class Client(Worker):
         order_id = int(res.event("OrderPlaced")["orderId"])
         self._save_state(order_id, {**state, "orderId": order_id, "tx": res.tx_hash})
         pending.unlink(missing_ok=True)
+        await self._publish_task(order_id)
         self.emit(Kind.ORDER_PLACED, order_id, reward=cfg.reward, spec_cid=task.spec_cid, test_cid=task.test_cid,
                   train_duration=cfg.train_duration)
         return order_id
+
+    async def _publish_task(self, order_id: int) -> bool:
+        """Upload the order's training data and spec to the committee (the data first, so a miner
+        that finds the spec finds what it names): miners on other machines read them from there.
+        A failure is reported and left to ``run``'s next step."""
+        state = self.load_state(order_id)
+        try:
+            await self.publish(order_id, state["trainCid"], "training data")
+            await self.publish(order_id, state["specCid"], "task spec")
+        except Exception as exc:  # noqa: BLE001 - the order stands; `pot client run` tries again
+            self.emit(Kind.ERROR, order_id, exc=exc, error=f"could not upload the task to the committee ({exc}); "
+                                                            "`pot client run` tries again")
+            self._save_state(order_id, {**state, "published": False})
+            return False
+        self._save_state(order_id, {**state, "published": True})
+        return True
 
     # -- releasing --------------------------------------------------------------------------
 
@@ -152,6 +169,7 @@ class Client(Worker):
             raise ValueError(f"test file {state['testFile']} now has CID {cid}, the order committed to "
                              f"{state['testCid']}")
         await asyncio.to_thread(self.store.pin, cid)
+        await self.publish(order_id, cid, "test data", test_bytes)  # before t3: validators fetch it at once
         c = self.chain.contracts
         res = await self.chain.call(c.orders.release_test_data, self.chain.sender, order_id, cid,
                                     bytes.fromhex(state["salt"][2:]))
@@ -213,6 +231,8 @@ class Client(Worker):
             if cyc is None:
                 continue
             ph = self.track_phase(cyc.order, cyc.t3)
+            if state.get("published") is False and ph is Phase.TRAINING:
+                await self._publish_task(oid)
             if ph is Phase.TEST_RELEASE and not state.get("released") and cyc.t3 is None:
                 await self.release(oid)
             elif cyc.nonce is not None:
@@ -237,6 +257,6 @@ def build(config: ClientConfig, account=None) -> Client:
     return build_worker(Client, config, account)
 
 
-async def run(config: ClientConfig) -> None:
+async def run(config: ClientConfig) -> int | None:
     """``pot client run``: release and fetch for every order in the state directory, until stopped."""
-    await run_worker(Client, config)
+    return await run_worker(Client, config)

@@ -29,13 +29,13 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pot.protocol import units
+from pot.protocol.units import TOKEN
 from pot.roles.scoring import ScoringLimits
 
-TOKEN = 10**18
 ENV_PREFIX = "POT_"
 
 
@@ -44,27 +44,11 @@ class ConfigError(ValueError):
 
 
 def parse_amount(value: Any, where: str = "amount") -> int:
-    """Token wei from an int or a string: ``"250"``, ``"1.5e20"``, ``"100 POT"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected an amount, got {value!r}")
-    if isinstance(value, int):
-        amount = value
-    elif isinstance(value, str):
-        text, scale = value.strip(), 1
-        if text.upper().endswith("POT"):
-            text, scale = text[:-3].strip(), TOKEN
-        try:
-            d = Decimal(text) * scale
-        except InvalidOperation:
-            raise ConfigError(f"{where}: {value!r} is not an amount (e.g. 250, 1.5e20, '100 POT')") from None
-        if d != d.to_integral_value():
-            raise ConfigError(f"{where}: {value!r} is not a whole number of token wei")
-        amount = int(d)
-    else:
-        raise ConfigError(f"{where}: expected an amount, got {type(value).__name__}")
-    if amount < 0:
-        raise ConfigError(f"{where}: must not be negative")
-    return amount
+    """Token wei from an int or a string: ``"250"``, ``"1.5e20"``, ``"100 POT"`` (``pot.protocol.units``)."""
+    try:
+        return units.parse_amount(value, where)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _amount(default: int = 0, doc: str = "") -> Any:
@@ -80,10 +64,13 @@ def _opt(default: Any, doc: str) -> Any:
 @dataclass
 class WorkerConfig:
     rpc_url: str = _opt("http://127.0.0.1:8545", "JSON-RPC URL of the chain (Anvil, BSC testnet, ...)")
-    deployment: str = _opt("deployment.json", "deployment file written by `pot contracts deploy`")
+    deployment: str | None = _opt(None, "deployment file written by `pot contracts deploy` (default: fetched "
+                                        "from the committee's API, f+1 replicas alike)")
     chain_id: int | None = _opt(None, "chain id to pick from the deployment file (default: the node's)")
-    keystore: str | None = _opt(None, "encrypted keystore (password in $POT_KEYSTORE_PASSWORD); "
-                                      "without it the key comes from $POT_PRIVATE_KEY")
+    keystore: str | None = _opt(None, "encrypted keystore: a file, or a name in ~/.pot/keystores "
+                                      "($POT_KEYSTORE_DIR); without it the key comes from $POT_PRIVATE_KEY")
+    password_file: str | None = _opt(None, "file holding the keystore's password (else $POT_KEYSTORE_PASSWORD, "
+                                           "else asked for)")
     store: str | None = _opt(None, "content store: a directory (embedded store), an IPFS RPC URL "
                                    "http://host:5001, or gateway+http://host:8080 (read-only)")
     api_urls: list[str] = _opt(["http://127.0.0.1:8000"], "aggregator API URLs (reads need f+1 alike)")
@@ -100,10 +87,10 @@ class WorkerConfig:
         return Path(os.path.expanduser(self.state_dir)) / self.ROLE
 
     def load_account(self):
-        """The signing account: keystore, else $POT_PRIVATE_KEY."""
+        """The signing account (``pot.chain.keys.load_account``): keystore, else $POT_PRIVATE_KEY."""
         from pot.chain.keys import load_account
 
-        return load_account(self.keystore)
+        return load_account(self.keystore, password_file=self.password_file)
 
 
 @dataclass
@@ -219,50 +206,74 @@ def _coerce(tp: Any, value: Any, where: str, from_env: bool) -> Any:
     return value
 
 
-def load_config(cls: type[C], path: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None,
-                **overrides: Any) -> C:
-    """Build ``cls`` from defaults < TOML file < ``[role]`` table < $POT_* < ``overrides``
-    (overrides equal to None are ignored, so CLI options left unset do not hide the file)."""
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or malformed file is a ConfigError naming it."""
+    try:
+        return tomllib.loads(Path(os.path.expanduser(str(path))).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+Layer = tuple[str, Mapping[str, Any], bool]  # (source, {setting: value}, values are env strings)
+
+
+def env_layer(names: typing.Iterable[str], env: Mapping[str, str] | None = None,
+              prefix: str = ENV_PREFIX) -> Layer:
+    """The ``$POT_<NAME>`` variables among ``names``, as a layer."""
     env = os.environ if env is None else env
+    return ("the environment", {n: env[prefix + n.upper()] for n in names if prefix + n.upper() in env}, True)
+
+
+def resolve_layers(cls: type, layers: list[Layer], known: typing.Collection[str] | None = None) -> dict[str, Any]:
+    """The keyword arguments of dataclass ``cls`` from ``layers``, lowest first: each value is
+    checked against its field's type (amounts parsed), and an error names the setting and the
+    layer it came from. Values equal to None are skipped (an option left unset hides nothing).
+    Every config of the project goes through here: workers, aggregators, the devnet.
+    ``known``: the settings a file may hold (default: every field)."""
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, tuple[Any, str, bool]] = {}
-    if path is not None:
-        try:
-            doc = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        section = doc.get(cls.ROLE, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path}: [{cls.ROLE}] must be a table")
-        top = {k: v for k, v in doc.items() if not isinstance(v, dict) or k == "model"}
-        for source, table in ((str(path), top), (f"{path} [{cls.ROLE}]", section)):
-            for k, v in table.items():
-                if k not in fields:
-                    if source == str(path) and isinstance(doc.get(k), dict):
-                        continue  # another role's table
-                    raise ConfigError(f"{source}: unknown setting {k!r} for {cls.ROLE} "
-                                      f"(known: {', '.join(sorted(fields))})")
-                values[k] = (v, source, False)
-    for name in fields:
-        key = ENV_PREFIX + name.upper()
-        if key in env:
-            values[name] = (env[key], f"${key}", True)
-    for name, v in overrides.items():
-        if name not in fields:
-            raise ConfigError(f"unknown setting {name!r} for {cls.ROLE}")
-        if v is not None:
-            values[name] = (v, "command line", False)
+    fields = {f.name: f for f in dataclasses.fields(cls) if known is None or f.name in known}
+    chosen: dict[str, tuple[Any, str, bool]] = {}
+    for source, values, from_env in layers:
+        for name, v in values.items():
+            if name not in fields:
+                raise ConfigError(f"{source}: unknown setting {name!r} (known: {', '.join(sorted(fields))})")
+            if v is not None:
+                where = f"${ENV_PREFIX}{name.upper()}" if from_env else source
+                chosen[name] = (v, where, from_env)
     kwargs: dict[str, Any] = {}
-    for name, (v, source, from_env) in values.items():
+    for name, (v, source, from_env) in chosen.items():
         where = f"{name} (from {source})"
         if fields[name].metadata.get("amount"):
             kwargs[name] = parse_amount(v, where)
         else:
             kwargs[name] = _coerce(hints[name], v, where, from_env)
-    return cls(**kwargs)
+    return kwargs
+
+
+def load_config(cls: type[C], path: str | os.PathLike | None = None, *, env: Mapping[str, str] | None = None,
+                **overrides: Any) -> C:
+    """Build ``cls`` from defaults < TOML file < ``[role]`` table < $POT_* < ``overrides``
+    (overrides equal to None are ignored, so CLI options left unset do not hide the file)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    layers: list[Layer] = []
+    if path is not None:
+        doc = read_toml(path)
+        section = doc.get(cls.ROLE, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [{cls.ROLE}] must be a table")
+        # other roles' tables are theirs; a table-valued setting (model = {...}) is ours
+        top = {k: v for k, v in doc.items() if not isinstance(v, dict) or k in fields}
+        top.pop(cls.ROLE, None)
+        layers += [(str(path), top, False), (f"{path} [{cls.ROLE}]", section, False)]
+    layers.append(env_layer(fields, env))
+    layers.append(("the command line", overrides, False))
+    return cls(**resolve_layers(cls, layers))
 
 
 def describe(cls: type[WorkerConfig]) -> str:

@@ -42,6 +42,15 @@ class Gateway(Protocol):
 
     async def settlement(self, nonce: int) -> views.SettlementView | None: ...
 
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        """How the order ended (``GET /v1/orders/{id}/outcome``); None for an unknown order."""
+        ...
+
+    async def publish(self, signed: T.Signed, data: bytes) -> int:
+        """Hand content an order references to the committee (a signed ``ContentUpload``); how many
+        replicas hold it."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -96,6 +105,15 @@ class LocalGateway:
         st = views.settlement(self.ledger, nonce)
         return None if st is None else views.SettlementView.from_json(st)
 
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        try:
+            return views.order_outcome(self.ledger, order_id)
+        except KeyError:
+            return None
+
+    async def publish(self, signed: T.Signed, data: bytes) -> int:
+        return 0  # one process, one store: everyone reads it already
+
     async def aclose(self) -> None:
         pass
 
@@ -135,6 +153,12 @@ class HttpGateway:
     async def settlement(self, nonce: int) -> views.SettlementView | None:
         doc = await self.api.settlement(nonce)
         return None if doc is None else views.SettlementView.from_json(doc)
+
+    async def outcome(self, order_id: int) -> dict[str, Any] | None:
+        return await self.api.outcome(order_id)
+
+    async def publish(self, signed: T.Signed, data: bytes) -> int:
+        return await self.api.upload(signed, data)
 
     async def aclose(self) -> None:
         await self.api.aclose()

@@ -1,6 +1,6 @@
 """The miner: stake, pick an order, train, commit every better model, reveal the best.
 
-Per order (DESIGN.md §3): during training ``[t0, trainEnd)`` every improvement on the miner's
+Per order (ARCHITECTURE.md §3): during training ``[t0, trainEnd)`` every improvement on the miner's
 holdout is committed at once (``ClaimCommit``, a later one replaces the earlier), because the
 miner may be cut off at any moment and only a committed model can win. Training stops
 ``commit_margin_s`` before trainEnd so the last commit still lands. In the reveal window the
@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,13 @@ from pot.protocol.ids import claim_commitment
 from pot.protocol.timeline import Phase, timeline
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import MinerConfig
+from pot.roles.console import ProgressBar
 from pot.roles.events import Kind
+from pot.roles.outcome import miner_outcome
+from pot.storage.errors import NotFound
+
+#: how long a stopping miner waits for its training thread to finish the batch under way
+STOP_TRAINING_S = 60.0
 
 
 @dataclass
@@ -66,11 +73,14 @@ class Miner(Worker):
         self.claims: dict[int, Claim] = {}
         self.job: Job | None = None
         self.skipped: set[int] = set()
+        self._spec_wait: set[int] = set()
         self._commit_lock = asyncio.Lock()
         self.model_dir = Path(os.path.expanduser(self.config.state_dir)) / "miner" / "models"
         #: claims whose ClaimCommit was sent but not answered (a crash, a network error): the
         #: ledger may hold any of them; the reveal opens the one matching its commitment
         self.maybe: dict[int, list[Claim]] = {}
+        #: set by close(): training ends at the next batch
+        self._stop_training = threading.Event()
         self._load_state()
 
     # -- state (salts and models must survive a restart until the reveal) --------------------
@@ -145,6 +155,7 @@ class Miner(Worker):
             held.revealed = bool(doc.get("revealed"))
             held.model_cid = doc.get("modelCid")
             self.claims[oid] = held
+            self.watch(oid)
             others = [c for c, _ in claims if c is not held]
             if others:
                 self.maybe[oid] = others
@@ -195,7 +206,13 @@ class Miner(Worker):
             try:
                 spec = await self._load_spec(o)
                 why = self._fits(spec)
-            except Exception as exc:  # noqa: BLE001 - a bad spec or missing file: never retry it
+            except NotFound as exc:
+                # the client publishes the spec once the committee knows its order: look again
+                if o.order_id not in self._spec_wait:
+                    self._spec_wait.add(o.order_id)
+                    self.emit(Kind.UNAVAILABLE, o.order_id, what="task spec", why=str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bad spec: never retry it
                 why = f"{type(exc).__name__}: {exc}"
             if why:
                 self.skipped.add(o.order_id)
@@ -223,6 +240,8 @@ class Miner(Worker):
         oid = order.order_id
 
         def on_improve(ckpt) -> None:  # training thread
+            if loop.is_closed():  # never create a coroutine nobody will await
+                return
             fut = asyncio.run_coroutine_threadsafe(self.commit(oid, ckpt.model_bytes, ckpt.mid,
                                                                ckpt.holdout_accuracy), loop)
             if job is not None:
@@ -232,9 +251,10 @@ class Miner(Worker):
         seed = self.config.train_seed if self.config.train_seed is not None else int.from_bytes(os.urandom(4), "big")
         self.emit(Kind.TRAINING, oid, arch=spec.model.get("arch"), samples=len(data.y),
                   seconds=round(deadline - time.time(), 1))
+        progress = ProgressBar if self.config.progress else False
         result = await _in_daemon_thread(lambda: train(model, data, spec.hints, device=device, deadline=deadline,
-                                                       on_improve=on_improve, progress=self.config.progress,
-                                                       seed=seed,
+                                                       on_improve=on_improve, progress=progress,
+                                                       seed=seed, stop=self._stop_training,
                                                        commit_interval_s=self.config.commit_interval_s))
         if job is not None and job.commits:
             await asyncio.gather(*job.commits, return_exceptions=True)
@@ -254,6 +274,7 @@ class Miner(Worker):
             # an exception leaves it in ``maybe``: unanswered, the ledger may or may not hold it
             res = await self.send(Kind.COMMIT, msg, order_id, mid=mid, holdout_accuracy=round(holdout_accuracy, 4))
             if res.ok:
+                self.watch(order_id)
                 self.claims[order_id] = claim
                 self.maybe.pop(order_id, None)  # the ledger replaced whatever it held
             else:
@@ -289,6 +310,8 @@ class Miner(Worker):
         claim = self._held(order_id, cyc)
         cid = await asyncio.to_thread(self.store.add_bytes, claim.model_bytes)
         await asyncio.to_thread(self.store.pin, cid)
+        # before the reveal: a model the validators cannot fetch would be scored by nobody
+        await self.publish(order_id, cid, "model", claim.model_bytes)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         (self.model_dir / f"order-{order_id}-{claim.mid.hex()[:16]}.safetensors").write_bytes(claim.model_bytes)
         claim.model_cid = cid
@@ -344,17 +367,29 @@ class Miner(Worker):
         if self.job is not None:
             await asyncio.gather(self.job.task, return_exceptions=True)
 
+    def outcome_of(self, order_id: int, outcome: dict) -> list:
+        return miner_outcome(outcome, self.address)
+
     async def close(self) -> None:
+        """Stop training at the next batch and wait for it (and its last commits): a thread left
+        inside PyTorch when the interpreter exits aborts the process ("terminate called without
+        an active exception"), and a commit scheduled on a closed loop is never sent."""
+        self._stop_training.set()
         if self.job is not None and not self.job.task.done():
-            self.job.task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.job.task), STOP_TRAINING_S)
+            except TimeoutError:
+                self.emit(Kind.ERROR, self.job.order.order_id,
+                          error=f"training did not stop within {STOP_TRAINING_S:g} s; leaving it")
+                self.job.task.cancel()
+            except Exception:  # noqa: BLE001 - reported by the step that collects the job
+                pass
         await super().close()
 
 
 async def _in_daemon_thread(fn):
-    """Run ``fn`` in a daemon thread: training cannot be interrupted before its deadline, and a
-    worker asked to stop must not wait for it (asyncio.to_thread's pool joins on exit)."""
-    import threading
-
+    """Run ``fn`` in a daemon thread: a stopping miner asks training to end (``stop``) and waits a
+    bounded time for it; asyncio.to_thread's pool would join it on exit however long it takes."""
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
 
@@ -380,6 +415,6 @@ def _prod(shape) -> int:
     return n
 
 
-async def run(config: MinerConfig) -> None:
+async def run(config: MinerConfig) -> int | None:
     """``pot miner run``: the miner against the committee's API, until SIGINT/SIGTERM."""
-    await run_worker(Miner, config)
+    return await run_worker(Miner, config)

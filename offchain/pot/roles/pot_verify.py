@@ -1,4 +1,4 @@
-"""PoT.Verify (DESIGN.md §4): when validations of a model disagree or one is challenged, every
+"""PoT.Verify (ARCHITECTURE.md §4): when validations of a model disagree or one is challenged, every
 replica recomputes the score itself, outside the replicated state machine, and submits a signed
 ``VerifyResult``; the ledger takes a result once 2f+1 replicas agree."""
 

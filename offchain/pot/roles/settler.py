@@ -1,4 +1,4 @@
-"""The settler: signs the settlements the ledger created and lands them on-chain (DESIGN.md §4),
+"""The settler: signs the settlements the ledger created and lands them on-chain (ARCHITECTURE.md §4),
 by ``executeSigned`` or the paper's propose/confirm/execute, with a rotating submitter."""
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import ValidatorConfig
 from pot.roles.events import Kind
+from pot.roles.outcome import validator_outcome
 from pot.roles.scoring import Scorer
 
 PPM = 1_000_000
@@ -139,6 +140,12 @@ class Validator(Worker):
             v.revealed = res.ok or res.reason_enum in (T.Reason.DUPLICATE, T.Reason.REPLAY)
             if v.revealed:
                 self._save_order(oid)
+                self.watch(oid)
+
+    def outcome_of(self, order_id: int, outcome: dict) -> list:
+        reported = {"0x" + mid.hex(): v.score for (oid, mid), v in self.validations.items()
+                    if oid == order_id and v.revealed}
+        return validator_outcome(outcome, self.address, reported)
 
     async def close(self) -> None:
         self.scorer.close()
@@ -164,6 +171,6 @@ class Validator(Worker):
                 self._forget(oid)  # the reveal window closed: the salts are spent
 
 
-async def run(config: ValidatorConfig) -> None:
+async def run(config: ValidatorConfig) -> int | None:
     """``pot validator run``: the validator against the committee's API, until SIGINT/SIGTERM."""
-    await run_worker(Validator, config)
+    return await run_worker(Validator, config)

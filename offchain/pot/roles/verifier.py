@@ -26,6 +26,7 @@ from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, key_order, order_key, run_worker
 from pot.roles.config import VerifierConfig
 from pot.roles.events import Kind
+from pot.roles.outcome import verifier_outcome
 from pot.roles.scoring import Scorer
 
 
@@ -84,6 +85,8 @@ class Verifier(Worker):
                 continue
             self.challenges[oid] = ch
             self.checked.add(oid)
+            if ch.committed:
+                self.watch(oid)
             self.emit(Kind.RESUMED, oid, vid=ch.vid, validator=ch.validator, committed=ch.committed,
                       revealed=ch.revealed)
 
@@ -159,6 +162,7 @@ class Verifier(Worker):
             return
         ch.committed = True
         self._save_order(order_id)
+        self.watch(order_id)
         self.emit(Kind.CHALLENGE_COMMIT, order_id, validator=ch.validator, mid=ch.mid,
                   reported=ch.reported, recomputed=ch.recomputed, c_stake=c_stake, tx=res.tx_hash)
 
@@ -187,6 +191,9 @@ class Verifier(Worker):
         ch.revealed = True
         self._save_order(order_id)
         self.emit(Kind.CHALLENGE_REVEAL, order_id, vid=ch.vid, validator=ch.validator, tx=res.tx_hash)
+
+    def outcome_of(self, order_id: int, outcome: dict) -> list:
+        return verifier_outcome(outcome, self.address)
 
     async def close(self) -> None:
         self.scorer.close()
@@ -219,6 +226,6 @@ class Verifier(Worker):
                 self._forget(oid)
 
 
-async def run(config: VerifierConfig) -> None:
+async def run(config: VerifierConfig) -> int | None:
     """``pot verifier run``: the verifier against the committee's API, until SIGINT/SIGTERM."""
-    await run_worker(Verifier, config)
+    return await run_worker(Verifier, config)

@@ -1,4 +1,4 @@
-"""Content-addressed storage of models, data sets, task specs and cycle records (DESIGN.md §5).
+"""Content-addressed storage of models, data sets, task specs and cycle records (ARCHITECTURE.md §5).
 
 One interface, :class:`ContentStore`, and its backends:
 
@@ -14,6 +14,8 @@ string such as a directory, ``http://127.0.0.1:5001`` or ``gateway+http://host:8
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .base import DEFAULT_MAX_SIZE, ContentStore
 from .cid import CID, parse_cid
 from .embedded import EmbeddedStore
@@ -22,7 +24,7 @@ from .unixfs import CHUNK_SIZE, MAX_LINKS, Importer, compute_cid
 
 __all__ = [
     "CHUNK_SIZE", "CID", "DEFAULT_MAX_SIZE", "MAX_LINKS", "ContentStore", "CorruptObject",
-    "EmbeddedStore", "HttpGatewayStore", "Importer", "InvalidCid", "KuboStore", "NotFound",
+    "EmbeddedStore", "HttpGatewayStore", "Importer", "InvalidCid", "KuboStore", "MirroredStore", "NotFound",
     "StorageError", "TooLarge", "Unsupported", "compute_cid", "compute_file_cid", "open_store",
     "parse_cid",
 ]
@@ -33,6 +35,9 @@ def __getattr__(name: str):
     if name in ("KuboStore", "HttpGatewayStore"):
         from . import kubo
         return getattr(kubo, name)
+    if name == "MirroredStore":
+        from .mirror import MirroredStore
+        return MirroredStore
     raise AttributeError(name)
 
 
@@ -45,19 +50,29 @@ def compute_file_cid(path, cid_version: int = 1) -> str:
     return str(imp.finish())
 
 
-def open_store(location: str | None = None, *, max_size: int = DEFAULT_MAX_SIZE) -> ContentStore:
+def open_store(location: str | None = None, *, max_size: int = DEFAULT_MAX_SIZE,
+               mirrors: Sequence[str] = ()) -> ContentStore:
     """A store from one string, as found in a config file or a ``--store`` option.
 
     ``http(s)://…``: a Kubo RPC API; ``gateway+http(s)://…``: a read-only gateway; anything else a
     directory for an :class:`EmbeddedStore` (default ``$POT_STORE`` or ``~/.pot/store``).
+    ``mirrors``: gateways (``/ipfs/<cid>``, e.g. the committee's API URLs) that what the store
+    lacks is fetched from, verified, and kept (:class:`MirroredStore`).
     """
     import os
 
     location = location or os.environ.get("POT_STORE") or os.path.expanduser("~/.pot/store")
+    store: ContentStore
     if location.startswith("gateway+"):
         from .kubo import HttpGatewayStore
-        return HttpGatewayStore(location[len("gateway+"):], max_size=max_size)
-    if location.startswith(("http://", "https://")):
+        store = HttpGatewayStore(location[len("gateway+"):], max_size=max_size)
+    elif location.startswith(("http://", "https://")):
         from .kubo import KuboStore
-        return KuboStore(location, max_size=max_size)
-    return EmbeddedStore(location, max_size=max_size)
+        store = KuboStore(location, max_size=max_size)
+    else:
+        store = EmbeddedStore(os.path.expanduser(location), max_size=max_size)
+    if mirrors:
+        from .kubo import HttpGatewayStore
+        from .mirror import MirroredStore
+        store = MirroredStore(store, [HttpGatewayStore(u, max_size=max_size) for u in mirrors])
+    return store
