@@ -188,9 +188,16 @@ async def _serve(spec: dict, index: int) -> None:
     sks = [devnet_private_key(spec["seed"], i) for i in range(n)]
     rcfg = ReplicaConfig(n, forward_requests=False, view_timeout=10.0)
     committee = CommitteeConfig([("127.0.0.1", base + i) for i in range(n)], [public_key(k) for k in sks], rcfg)
-    ledger = Ledger(wl.config, str(out / "ledger.sqlite"))
-    node = ReplicaNode(committee, index, sks[index], _LedgerStateMachine(ledger), verifier=_verify_request,
-                       store=FileStore(out / "pbft"))
+    if spec.get("ledger", True):
+        ledger = Ledger(wl.config, str(out / "ledger.sqlite"))
+        sm, verifier = _LedgerStateMachine(ledger), _verify_request
+    else:
+        # The same messages over a key-value state machine: what PBFT itself costs.
+        from .crypto import accept_all
+        from .kv import KVStateMachine
+
+        ledger, sm, verifier = None, KVStateMachine(), accept_all
+    node = ReplicaNode(committee, index, sks[index], sm, verifier=verifier, store=FileStore(out / "pbft"))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -212,7 +219,8 @@ async def _serve(spec: dict, index: int) -> None:
     (out / "ready").write_text("1")
     await stop.wait()
     await node.close()
-    ledger.close()
+    if ledger is not None:
+        ledger.close()
 
 
 def replica_main(spec_path: str, index: int) -> None:
@@ -299,13 +307,14 @@ class _Client:
 
 
 class _Procs:
-    def __init__(self, n: int, tmp: Path, seed: str) -> None:
+    def __init__(self, n: int, tmp: Path, seed: str, ledger: bool = True) -> None:
         from .bench import _free_port_base
 
         self.n, self.tmp = n, tmp
         self.base = _free_port_base(n)
         self.spec_path = tmp / "spec.json"
-        self.spec = {"n": n, "base_port": self.base, "dir": str(tmp), "seed": seed, "chain_id": 31337}
+        self.spec = {"n": n, "base_port": self.base, "dir": str(tmp), "seed": seed, "chain_id": 31337,
+                     "ledger": ledger}
         self.spec_path.write_text(json.dumps(self.spec))
         self.procs: list[subprocess.Popen] = []
 
@@ -361,7 +370,7 @@ class _Procs:
                 p.wait()
 
 
-async def _drive(procs: _Procs, wl: Workload, rounds: int, orders: int) -> dict:
+async def _drive(procs: _Procs, wl: Workload, rounds: int, orders: int, ledger: bool = True) -> dict:
     from pot.protocol import codec
 
     f = (procs.n - 1) // 3
@@ -371,7 +380,7 @@ async def _drive(procs: _Procs, wl: Workload, rounds: int, orders: int) -> dict:
 
     async def step(payloads: list[bytes], what: str) -> float:
         dt = await client.commit(payloads, timeout=600)
-        for p in payloads:
+        for p in (payloads if ledger else ()):
             res = codec.decode(client.results[hashlib.sha256(p).digest()])
             if not res.ok:
                 refused.append(f"{what}: {res.reason_enum.name} {res.text}")
@@ -384,31 +393,8 @@ async def _drive(procs: _Procs, wl: Workload, rounds: int, orders: int) -> dict:
             for _ in range(rounds * orders):
                 oid += 1
                 per[kind].append(oid)
-        # Setup: stakes; orders in their windows (sized from the rate the stakes committed at).
-        stakes = wl.stakes()
-        rate = len(stakes) / await step(stakes, "stake")
-        later = len(per["reveal"] + per["validate"]) * (MINERS + wl.quorum) + len(per["commit"]) * wl.quorum
-        now = int(time.time())
-        train_end = now + 3 + int(2.5 * later / rate)
-        reveal_len = 3 + int(2.5 * len(per["validate"]) * max(MINERS, wl.quorum) / rate)
-        setup = []
-        for o in per["commit"]:
-            setup += wl.place(o, now - 1, 3600, 600)
-        for o in per["reveal"]:
-            setup += wl.place(o, now - 1, train_end - now + 1, 3600)
-        for o in per["validate"]:
-            setup += wl.place(o, now - 1, train_end - now + 1, reveal_len)
-        for o in per["reveal"] + per["validate"]:
-            setup += wl.commits(o)
-        await step(setup, "setup")
-        trained = train_end + 1
-        await asyncio.sleep(max(0.0, trained - time.time() + 1.05))
-        await step([m for o in per["validate"] for m in wl.reveals(o)], "setup reveal")
-        released = trained + reveal_len
-        await asyncio.sleep(max(0.0, released - time.time() + 1.05))
-        await step([m for o in per["validate"] for m in wl.release(o, released)], "setup release")
-        if refused:
-            raise RuntimeError(f"{len(refused)} setup messages refused, e.g. {refused[:3]}")
+        if ledger:
+            await _setup(step, wl, per, refused)
 
         runs = []
         for r in range(rounds):
@@ -430,6 +416,34 @@ async def _drive(procs: _Procs, wl: Workload, rounds: int, orders: int) -> dict:
         await client.close()
 
 
+async def _setup(step, wl: Workload, per: dict[str, list[int]], refused: list[str]) -> None:
+    """Stakes; then orders walked into their windows (sized from the rate the stakes committed at)."""
+    stakes = wl.stakes()
+    rate = len(stakes) / await step(stakes, "stake")
+    later = len(per["reveal"] + per["validate"]) * (MINERS + wl.quorum) + len(per["commit"]) * wl.quorum
+    now = int(time.time())
+    train_end = now + 3 + int(2.5 * later / rate)
+    reveal_len = 3 + int(2.5 * len(per["validate"]) * max(MINERS, wl.quorum) / rate)
+    setup = []
+    for o in per["commit"]:
+        setup += wl.place(o, now - 1, 3600, 600)
+    for o in per["reveal"]:
+        setup += wl.place(o, now - 1, train_end - now + 1, 3600)
+    for o in per["validate"]:
+        setup += wl.place(o, now - 1, train_end - now + 1, reveal_len)
+    for o in per["reveal"] + per["validate"]:
+        setup += wl.commits(o)
+    await step(setup, "setup")
+    trained = train_end + 1
+    await asyncio.sleep(max(0.0, trained - time.time() + 1.05))
+    await step([m for o in per["validate"] for m in wl.reveals(o)], "setup reveal")
+    released = trained + reveal_len
+    await asyncio.sleep(max(0.0, released - time.time() + 1.05))
+    await step([m for o in per["validate"] for m in wl.release(o, released)], "setup release")
+    if refused:
+        raise RuntimeError(f"{len(refused)} setup messages refused, e.g. {refused[:3]}")
+
+
 def _spread(items: list, length: int) -> list:
     """``items`` padded with None to ``length``, evenly: the message kinds interleave."""
     out: list = [None] * length
@@ -438,21 +452,22 @@ def _spread(items: list, length: int) -> list:
     return out
 
 
-def run(n: int, *, rounds: int = 5, orders: int = 12, seed: str = "ledger-bench") -> dict:
-    """One committee of ``n`` replica processes; ``rounds`` measured rounds (median reported)."""
+def run(n: int, *, rounds: int = 5, orders: int = 12, seed: str = "ledger-bench", ledger: bool = True) -> dict:
+    """One committee of ``n`` replica processes; ``rounds`` measured rounds (median reported).
+    ``ledger=False``: the same messages over a key-value state machine (PBFT's own cost)."""
     from .bench import _raise_fd_limit
 
     _raise_fd_limit()
     wl = Workload(n)
     with tempfile.TemporaryDirectory(prefix=f"pot-bench-pbft-ledger-{n}-") as d:
-        procs = _Procs(n, Path(d), seed)
+        procs = _Procs(n, Path(d), seed, ledger)
         try:
             procs.start()
-            res = asyncio.run(_drive(procs, wl, rounds, orders))
+            res = asyncio.run(_drive(procs, wl, rounds, orders, ledger))
         finally:
             procs.stop()
     runs = res["runs"]
-    return {"nodes": n, "txs_per_run": runs[0]["txs"], "runs": len(runs),
+    return {"nodes": n, "state_machine": "ledger" if ledger else "kv", "txs_per_run": runs[0]["txs"], "runs": len(runs),
             "tx_per_s": round(statistics.median(r["tx_per_s"] for r in runs), 1),
             "cpu_us_per_tx_per_replica": round(statistics.median(r["cpu_us_per_tx_per_replica"] for r in runs), 1),
             "cpu_us_per_tx_max_replica": round(statistics.median(r["cpu_us_per_tx_max"] for r in runs), 1),
