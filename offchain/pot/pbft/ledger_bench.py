@@ -459,7 +459,10 @@ def run(n: int, *, rounds: int = 5, orders: int = 12, seed: str = "ledger-bench"
 
     _raise_fd_limit()
     wl = Workload(n)
-    with tempfile.TemporaryDirectory(prefix=f"pot-bench-pbft-ledger-{n}-") as d:
+    keep = os.environ.get("POT_BENCH_KEEP")  # a directory: keep the replicas' logs and data there
+    with tempfile.TemporaryDirectory(prefix=f"pot-bench-pbft-ledger-{n}-", dir=keep) as d:
+        if keep:
+            d = tempfile.mkdtemp(prefix=f"pot-bench-pbft-ledger-{n}-", dir=keep)
         procs = _Procs(n, Path(d), seed, ledger)
         try:
             procs.start()
