@@ -203,19 +203,25 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc IRewardMultisig
     function removeMember(address member) external onlySelf {
-        uint256 pos = _memberPos[member];
-        if (pos == 0) revert NotMember(member);
-        uint256 last = _members.length - 1;
-        if (threshold > last) revert InvalidThreshold(threshold, last);
-        if (pos - 1 != last) {
-            address moved = _members[last];
-            _members[pos - 1] = moved;
-            _memberPos[moved] = pos;
-        }
-        _members.pop();
-        delete _memberPos[member];
+        _removeMember(member);
+        uint256 n = _members.length;
+        if (threshold > n) revert InvalidThreshold(threshold, n);
         _nextEpoch();
-        emit MemberRemoved(member);
+    }
+
+    /// @inheritdoc IRewardMultisig
+    function changeMembers(address[] calldata removed, address[] calldata added, uint256 threshold_)
+        external
+        onlySelf
+    {
+        for (uint256 i; i < removed.length; ++i) {
+            _removeMember(removed[i]);
+        }
+        for (uint256 i; i < added.length; ++i) {
+            _addMember(added[i]);
+        }
+        _setThreshold(threshold_);
+        _nextEpoch();
     }
 
     /// @inheritdoc IRewardMultisig
@@ -402,6 +408,20 @@ contract RewardMultisig is IRewardMultisig, EIP712, ReentrancyGuardTransient {
         _members.push(member);
         _memberPos[member] = n + 1;
         emit MemberAdded(member);
+    }
+
+    function _removeMember(address member) internal {
+        uint256 pos = _memberPos[member];
+        if (pos == 0) revert NotMember(member);
+        uint256 last = _members.length - 1;
+        if (pos - 1 != last) {
+            address moved = _members[last];
+            _members[pos - 1] = moved;
+            _memberPos[moved] = pos;
+        }
+        _members.pop();
+        delete _memberPos[member];
+        emit MemberRemoved(member);
     }
 
     function _setThreshold(uint256 k) internal {

@@ -2,7 +2,7 @@
 
     .venv/bin/pot bench gas   --json docs/bench/gas.json --plot docs/bench
     .venv/bin/pot bench pbft  --json docs/bench/pbft.json
-    .venv/bin/pot bench train --json docs/bench/train-<model>.json   (cnn, lstm, mlp)
+    .venv/bin/pot bench train --json docs/bench          (train-<model>.json for every architecture)
     .venv/bin/pot bench soak  --json docs/bench/soak.json
     .venv/bin/pot bench pbft  --only-ledger --json docs/bench/pbft-ledger.json
     .venv/bin/pot bench cycle --orders 100 --json docs/bench/cycle.json
@@ -77,11 +77,15 @@ def pbft_tables(d: dict) -> str:
 
 
 def train_table(runs: list[dict]) -> str:
-    out = ["| model | device | plain PyTorch samples/s | PoT miner samples/s | PoT's own work (% of wall time) |",
-           "|---|---|---:|---:|---:|"]
-    for r in runs:
-        out.append(f"| {r['model']} | {r['device']} | {r['plain_samples_per_s']:,.0f} | {r['pot_samples_per_s']:,.0f} "
-                   f"| {r['pot_overhead_pct']:.2f} |")
+    out = ["| model | parameters | device | plain PyTorch | PoT miner | miner / plain | PoT's own work | "
+           "model selection | scoring by the reference validator |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    order = {m: i for i, m in enumerate(("mlp", "cnn", "lstm", "resnet", "gpt", "gpt-50m"))}
+    for r in sorted(runs, key=lambda r: (r["device"], order.get(r["model"], 99))):
+        unit = "tok/s" if r["unit"] == "tokens" else "samples/s"
+        out.append(f"| {r['model']} | {r['params']:,} | {r['device']} | {r['plain_per_s']:,.0f} {unit} "
+                   f"| {r['pot_per_s']:,.0f} {unit} | {r['ratio']:.3f} | {r['pot_overhead_pct']:.2f}% "
+                   f"| {r['eval_pct']:.2f}% | {r['validation_s']:.2f} s for {r['validation_samples']} samples |")
     return "\n".join(out)
 
 

@@ -103,6 +103,14 @@ interface IRewardMultisig {
     /// @notice Change k (only through executeAction).
     /// @param threshold new k, a majority of the members
     function setThreshold(uint256 threshold) external;
+    /// @notice One committee change as one epoch (only through executeAction): remove, then add,
+    ///         then set k. The old epoch's k members sign it, so a replacement, a key rotation or a
+    ///         resize never passes through an intermediate committee nobody decided on, and the
+    ///         epoch grows by exactly one.
+    /// @param removed members leaving (a rotated key's old account is removed, its new one added)
+    /// @param added accounts joining
+    /// @param threshold k of the new committee, a majority of it
+    function changeMembers(address[] calldata removed, address[] calldata added, uint256 threshold) external;
     /// @notice Change the treasury (only through executeAction).
     /// @param treasury the new treasury
     function setTreasury(address treasury) external;

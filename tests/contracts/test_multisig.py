@@ -233,3 +233,47 @@ def test_membership_change_makes_pending_proposals_stale(pot):
         ms.confirm_reward(s, pid2)
     ms.execute_reward(pot.deployer, pid2, again)
     assert ms.nonce_used(batch.nonce)
+
+
+def test_committee_change_is_one_epoch_signed_by_the_old_committee(pot):
+    """issue 15: a replacement (and a resize) is one changeMembers action, encoded by
+    pot.protocol.epoch, signed by k members of the old epoch; the epoch grows by exactly one, the
+    removed member's signature no longer counts, and a stale or replayed change is refused."""
+    from pot.protocol.epoch import Committee, make_change, next_committee
+
+    ms = pot.c.multisig
+    e0 = ms.epoch()
+    now = pot.w3.eth.get_block("latest")["timestamp"]
+    committee = Committee(e0, tuple(ms.members()), ms.threshold())
+    dead, fresh = committee.members[0], Account.from_key(keccak(text="fresh-member"))
+    change = make_change(committee, "replace", [dead, fresh.address], deadline=now + 3600)
+    action = change.action(ms.address)
+    assert ms.call("actionDigest", action.as_abi()) == eip712.digest(action.signable(ms.domain))
+    survivors = [m for m in pot.members if m.address != dead]
+    sigs = [action.sign(ms.domain, m.key) for m in survivors[:committee.threshold]]
+    ms.execute_action(pot.deployer, action, sigs)
+    after = next_committee(committee, change)
+    assert ms.epoch() == e0 + 1 == after.epoch
+    assert after.same_members(ms.members(), ms.threshold())
+    with reverts("WrongEpoch"):  # the same signed change again: the old epoch is over
+        ms.execute_action(pot.deployer, action, sigs)
+    # Grow to 7 with k = 5 in one step, signed by the epoch-2 committee (the new member included).
+    signers = survivors[:2] + [fresh]
+    joiners = [Account.from_key(keccak(text=f"g{i}")) for i in range(3)]
+    grow = make_change(after, "add", [j.address for j in joiners], deadline=now + 3600)
+    assert grow.threshold == 5
+    act = grow.action(ms.address)
+    with reverts("NotMember"):  # the replaced member cannot vote any more
+        _act_signed(pot, act, [next(m for m in pot.members if m.address == dead)] + signers[:2])
+    _act_signed(pot, act, signers)
+    assert ms.epoch() == e0 + 2 and len(ms.members()) == 7 and ms.threshold() == 5
+    assert next_committee(after, grow).same_members(ms.members(), ms.threshold())
+    bad = Action(grow.action_nonce + 1, ms.address, bytes.fromhex(
+        ms.encode("changeMembers", [], [], 3)[2:]), epoch=ms.epoch(), deadline=now + 3600)
+    with reverts("ActionFailed"):  # k = 3 of 7 is no majority: the contract keeps its rule too
+        _act_signed(pot, bad, survivors + [fresh] + joiners[:1])
+
+
+def _act_signed(pot, action, keys):
+    ms = pot.c.multisig
+    return ms.execute_action(pot.deployer, action, [action.sign(ms.domain, k.key) for k in keys])

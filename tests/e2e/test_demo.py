@@ -33,7 +33,7 @@ def test_demo_settles_a_cycle_with_a_liar_and_a_thief(tmp_path):
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, stdout[-4000:] + stderr[-4000:]
     s = json.loads(out.read_text())
-    assert set(s) == {"order_id", "winner", "winning_mid", "winning_score_ppm", "client_checked_score_ppm",
+    assert set(s) == {"order_id", "winner", "winning_mid", "metric", "winning_score", "client_checked_score",
                       "escrow", "payouts", "slashes", "challenges", "rejected", "settlement_tx", "gas_used"}
 
     names = {p.name: p.address for p in participants(DevnetConfig(**DEMO_CONFIG), {"thief": 1})}
@@ -43,8 +43,9 @@ def test_demo_settles_a_cycle_with_a_liar_and_a_thief(tmp_path):
     assert s["order_id"] == 1
     assert s["winner"] in honest and s["winner"] != names["thief"]
     assert s["winning_mid"].startswith("0x") and len(s["winning_mid"]) == 66
-    assert 500_000 < s["winning_score_ppm"] <= 1_000_000
-    assert s["winning_score_ppm"] == s["client_checked_score_ppm"]
+    assert s["metric"] == "classification-accuracy-v2"
+    assert 500_000 < s["winning_score"] <= 1_000_000
+    assert s["winning_score"] == s["client_checked_score"]
 
     # the reward split: payouts sum exactly to the escrow; tax to the committee, the honest
     # validator's share, the rest to the winner; the liar gets nothing

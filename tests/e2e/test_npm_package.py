@@ -2,14 +2,15 @@
 (packages/contracts/example, typescript and viem pinned by its package-lock), type-checked, and run:
 viem places an order on a devnet whose miner, validator and committee train, validate and settle it.
 
-The order's off-chain inputs come from what `pot client place-order` does today
-(``Client.prepare_task``: the task spec and the training data uploaded, the test set kept back);
-the TypeScript side computes the test commitment itself, places, releases and waits for OrderSettled.
+The order's off-chain inputs are made by docs/FORMATS.md's examples, run as they are: formats.py
+(the SDK) turns a CSV into the data sets and the spec's fields, formats.mjs (viem) computes the spec,
+the CIDs, the modelType and the test commitment from those files, and both must agree byte for byte
+(the store, too, must give the files the CIDs JavaScript computed). The TypeScript example then
+commits, places, releases and waits for OrderSettled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -19,12 +20,14 @@ import time
 from pathlib import Path
 
 import pytest
+from sdk_support import write_iris_csv
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "packages" / "contracts"
 EXAMPLE = PACKAGE / "example"
+DOCS_EXAMPLES = ROOT / "docs" / "examples"
 
 
 def run(cmd: list[str], cwd: Path, timeout: float, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -61,7 +64,7 @@ def ts_project(tmp_path):
 
 
 @pytest.mark.timeout(1500)
-def test_viem_places_an_order_that_trains_validates_and_settles(ts_project, tmp_path, monkeypatch):
+def test_viem_places_an_order_that_trains_validates_and_settles(ts_project, tmp_path):
     t_start = time.monotonic()
     tsc = ts_project / "node_modules" / ".bin" / "tsc"
     # the dApp type-checks against the package's declarations and compiles (noEmitOnError) ...
@@ -79,54 +82,82 @@ def test_viem_places_an_order_that_trains_validates_and_settles(ts_project, tmp_
     up = pot("devnet", "up", "--config", str(cfg), "--dir", str(root))
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        _place_and_settle(ts_project, root, monkeypatch)
+        _place_and_settle(ts_project, root, tmp_path)
     finally:
         down = pot("devnet", "down", "--dir", str(root), "--timeout", "10")
         assert down.returncode == 0, down.stdout + down.stderr
     print(f"npm package e2e: {time.monotonic() - t_start:.0f} s after npm ci")
 
 
-def _place_and_settle(project: Path, root: Path, monkeypatch) -> None:
+def _formats(project: Path, tmp_path: Path, client: str, salt: str) -> dict:
+    """docs/examples/formats.py and formats.mjs on the same CSV: equal values; returns them."""
+    from pot.storage import compute_cid
+
+    data = write_iris_csv(tmp_path / "iris.csv")
+    out = tmp_path / "formats"
+    py = run([sys.executable, str(DOCS_EXAMPLES / "formats.py"), str(data), str(out), client, salt],
+             cwd=tmp_path, timeout=120)
+    shutil.copy(DOCS_EXAMPLES / "formats.mjs", project / "formats.mjs")  # where viem is installed
+    js = run(["node", "formats.mjs", str(out / "task.json"), str(out / "train.npz"), str(out / "test.npz"), client,
+              salt], cwd=project, timeout=60)
+    values = json.loads(js.stdout)
+    assert values == json.loads(py.stdout)
+    assert values["specJson"].encode() == (out / "spec.json").read_bytes()
+    # the CID layout beyond one chunk: dag-pb nodes of raw leaves, and a second level past 174 chunks
+    sizes = (0, 262_145, 174 * 262_144 + 1)
+    blobs = []
+    for n in sizes:
+        blobs.append(tmp_path / f"blob-{n}")
+        blobs[-1].write_bytes(bytes(range(256)) * (n // 256) + os.urandom(n % 256))
+    script = ("import {readFileSync} from 'node:fs'; import {cidOf} from './formats.mjs';"
+              "for (const f of process.argv.slice(1)) console.log(cidOf(readFileSync(f)));")
+    cids = run(["node", "--input-type=module", "-e", script, *map(str, blobs)], cwd=project, timeout=60).stdout.split()
+    assert cids == [str(compute_cid(b.read_bytes())) for b in blobs]
+    return values
+
+
+def _place_and_settle(project: Path, root: Path, tmp_path: Path) -> None:
     from pot.chain.clients import Contracts
     from pot.chain.deployment import Deployment
     from pot.chain.sender import connect
-    from pot.protocol.ids import test_commitment
-    from pot.roles.client import build
     from pot.roles.config import ClientConfig, load_config
+    from pot.storage import EmbeddedStore
     from web3.logs import DISCARD
 
     state = json.loads((root / "devnet.json").read_text())
     accounts = json.loads((root / "accounts.json").read_text())["accounts"]
     client_key = accounts["client-1"]["key"]
     miner = accounts["miner-1"]["address"]
-    monkeypatch.setenv("POT_PRIVATE_KEY", client_key)
     config = load_config(ClientConfig, state["clients"]["client-1"], env={})
-    client = build(config)
-    # what `pot client place-order` uploads: the task spec and the training data (the test set stays here)
-    task = asyncio.run(client.prepare_task())
-    # a dApp uploads the test set before it opens the commitment; validators fetch it by CID after t3
-    assert client.store.add_bytes(task.test_bytes) == task.test_cid
     salt = "0x" + os.urandom(32).hex()
+    task = _formats(project, tmp_path, accounts["client-1"]["address"], salt)
+    # a dApp uploads the spec and the training set before placing, the test set before releasing:
+    # validators fetch it by CID after t3 (here to the devnet's store; `ipfs add` on a real network)
+    out = tmp_path / "formats"
+    with EmbeddedStore(root / "store") as store:
+        assert store.add_bytes((out / "train.npz").read_bytes()) == task["trainCid"]
+        assert store.add_bytes(task["specJson"].encode()) == task["specCid"]
+        assert store.add_bytes((out / "test.npz").read_bytes()) == task["testCid"]
 
     w3 = connect(state["rpc_url"])
     c = Contracts(w3, Deployment.load(root / "deployment.json", state["chain_id"]))
     miner_before = c.token.balance_of(miner)
+    metric = json.loads(task["specJson"])["metric"]
     env = {"POT_RPC_URL": state["rpc_url"], "POT_DEPLOYMENT": str(root / "deployment.json"),
-           "POT_PRIVATE_KEY": client_key, "POT_SPEC_CID": task.spec_cid, "POT_TEST_CID": task.test_cid,
+           "POT_PRIVATE_KEY": client_key, "POT_SPEC_CID": task["specCid"], "POT_TEST_CID": task["testCid"],
            "POT_TEST_SALT": salt, "POT_REWARD": str(config.reward),
            "POT_TRAIN_DURATION": str(config.train_duration), "POT_VALIDATE_DURATION": str(config.validate_duration),
            "POT_CHALLENGE_DURATION": str(config.challenge_duration),
-           "POT_REVEAL_DURATION": str(config.reveal_duration), "POT_MODEL_TYPE": config.model_type,
+           "POT_REVEAL_DURATION": str(config.reveal_duration), "POT_MODEL_TYPE": metric,
            "POT_TIMEOUT": "240"}
     proc = run(["node", "dist/place-order.js"], cwd=project, timeout=400, env=env)
     steps = {s["step"]: s for s in map(json.loads, proc.stdout.splitlines())}
     assert set(steps) == {"commitment", "placed", "released", "settled"}, proc.stdout
 
-    # viem's commitment is the protocol's (CONVENTIONS.md), and it is what the chain holds
+    # the TypeScript example's commitment is formats.mjs's and formats.py's, and it is what the chain holds
     order_id = int(steps["placed"]["orderId"])
-    expected = test_commitment(accounts["client-1"]["address"], task.test_cid, bytes.fromhex(salt[2:]))
-    assert steps["commitment"]["commitment"] == "0x" + expected.hex()
-    assert bytes(c.orders.get_order(order_id)["data_commitment"]) == expected
+    assert steps["commitment"]["commitment"] == task["commitment"]
+    assert "0x" + bytes(c.orders.get_order(order_id)["data_commitment"]).hex() == task["commitment"]
 
     # settled on-chain: OrderSettled for this order, the miner won, and its balance grew by its share
     receipt = w3.eth.get_transaction_receipt(steps["settled"]["tx"])

@@ -77,3 +77,26 @@ def test_truncated_and_garbage():
         Dataset.from_bytes(dump_arrays({"x": np.ones((4, 2), np.float32)}))
     with pytest.raises(DatasetError, match="NaN"):
         Dataset.from_bytes(dump_arrays({"x": np.full((4, 2), np.nan, np.float32), "y": np.zeros(4, np.int64)}))
+
+
+def test_inputs_are_float32_or_uint8():
+    """float64 inputs are refused: narrowing them to float32 would depend on the FTZ flag."""
+    with pytest.raises(DatasetError, match="x must be float32 or uint8"):
+        Dataset.from_bytes(dump_arrays({"x": np.ones((4, 2)), "y": np.zeros(4, np.int64)}))
+    img = Dataset.from_bytes(dump_arrays({"x": np.full((4, 1, 2, 2), 7, np.uint8), "y": np.arange(4)}))
+    assert img.x.dtype == np.uint8 and not img.tokens
+    img.check_for({"arch": "cnn", "in_shape": [1, 2, 2], "num_classes": 4})
+
+
+def test_language_model_data_fits_only_a_language_model():
+    x = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    text = Dataset(x, (x + 1).astype(np.int64))
+    assert text.tokens and Dataset.from_bytes(text.to_bytes()).tokens
+    gpt = {"arch": "gpt", "in_shape": [4], "num_classes": 256}
+    text.check_for(gpt)
+    with pytest.raises(DatasetError, match="needs a language model"):
+        text.check_for({"arch": "mlp", "in_shape": [4], "num_classes": 256})
+    with pytest.raises(DatasetError, match="needs byte windows"):
+        Dataset(x.astype(np.float32), np.arange(3)).check_for(gpt)
+    with pytest.raises(DatasetError, match="shape of x"):
+        Dataset(x, np.zeros((3, 5), np.int64))

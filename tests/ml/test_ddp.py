@@ -61,6 +61,31 @@ def test_single_process_entry_point_with_budget(tmp_path, digits):
 
 def test_bad_spec_is_refused(tmp_path, digits):
     args = _setup(tmp_path, digits)
-    (tmp_path / "spec.json").write_text(json.dumps({"version": 1, "model": {"arch": "gpt"}, "init": {"seed": 0}, "train_data_cid": "x"}))
+    (tmp_path / "spec.json").write_text(json.dumps({"version": 1, "model": {"arch": "mamba"}, "init": {"seed": 0}, "train_data_cid": "x"}))
     r = _run([sys.executable, "-m", "pot.ml.train_ddp", *args], tmp_path)
-    assert r.returncode == 2 and "error: unknown architecture 'gpt'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "error: unknown architecture 'mamba'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_torchrun_two_ranks_language_model(tmp_path):
+    """The byte-level GPT under torchrun (gloo): windows sharded across ranks, one announcement per improvement."""
+    from pot.ml import Dataset
+    from pot.ml.demo_data import grammar_text
+    from pot.ml.userdata import load_text
+
+    (tmp_path / "t.txt").write_bytes(grammar_text(12_000))
+    data = load_text(tmp_path / "t.txt", 16, 10**9).data
+    cfg = {"arch": "gpt", "in_shape": [16], "num_classes": 256, "dim": 16, "heads": 2, "layers": 1, "mlp": 32}
+    spec = TaskSpec(model=cfg, train_data_cid="bafy-local", metric="lm-bits-per-byte-v1",
+                    hints=TrainHints(epochs=2, batch_size=32, lr=3e-3))
+    (tmp_path / "spec.json").write_bytes(spec.to_json())
+    (tmp_path / "train.npz").write_bytes(Dataset(data.x, data.y).to_bytes())
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "pot.ml.train_ddp", "--spec", "spec.json", "--data", "train.npz", "--out", "out",
+            "--no-progress", "--device", "cpu"]
+    r = _run(args, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    [s] = [json.loads(x) for x in r.stdout.splitlines() if '"done"' in x]
+    assert s["world_size"] == 2 and s["epochs"] == 2 and abs(s["tokens_per_s"] - 16 * s["samples_per_s"]) < 2
+    lines = [json.loads(x) for x in (tmp_path / "out" / "improvements.jsonl").read_text().splitlines()]
+    assert lines and s["best_mid"] == lines[-1]["mid"]
+    assert lines[-1]["holdout_score"] > 0

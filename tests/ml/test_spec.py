@@ -10,7 +10,7 @@ def test_round_trip_and_canonical_json():
     blob = spec.to_json()
     assert TaskSpec.from_json(blob) == spec and TaskSpec.from_json(blob).to_json() == blob
     d = json.loads(blob)
-    assert d["init"] == {"seed": 0} and d["metric"] == "classification-accuracy-v1" and d["model"]["kernel"] == 3
+    assert d["init"] == {"seed": 0} and d["metric"] == "classification-accuracy-v2" and d["model"]["kernel"] == 3
     w = TaskSpec(model=spec.model, train_data_cid="x", init_seed=None, init_weights_cid="bafy-weights")
     assert json.loads(w.to_json())["init"] == {"weights_cid": "bafy-weights"}
     assert TaskSpec.from_json(w.to_json()) == w
@@ -20,7 +20,7 @@ def test_round_trip_and_canonical_json():
     "patch,msg",
     [
         ({"metric": "mse-v9"}, "unknown validation function"),
-        ({"model": {"arch": "gpt"}}, "unknown architecture"),
+        ({"model": {"arch": "mamba"}}, "unknown architecture"),
         ({"init": {}}, "init must be"),
         ({"init": {"seed": -1}}, "seed"),
         ({"hints": {"epochs": 0}}, "epochs"),

@@ -22,7 +22,7 @@ from pot.protocol.scoring import Abstain, Invalid, Scored
 from pot.roles.scoring import Scorer, ScoringLimits
 from pot.storage import EmbeddedStore
 
-METRIC = "classification-accuracy-v1"
+METRIC = "classification-accuracy-v2"
 CNN = model_config_for("digits", "cnn")
 
 

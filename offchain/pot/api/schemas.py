@@ -106,6 +106,8 @@ class ModelRecord(_Doc):
     mid: Hex
     miner: Address
     modelCid: str
+    salt: Hex = Field(description="the reveal's salt: anyone can check keccak256(abi.encode(orderId, miner, mid, "
+                                  "salt)) against the miner's claim commitment")
     validations: list[ValidationRecord]
     verifiedScore: int | None = Field(description="PoT.Verify's result (2f+1 replicas), when it ran")
 

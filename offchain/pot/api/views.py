@@ -114,6 +114,8 @@ class ModelView:
     miner: str
     model_cid: str
     verified_score: int | None
+    #: the reveal's salt (opens the miner's claim commitment)
+    salt: bytes
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,8 @@ class CycleView:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CycleView:
-        models = tuple(ModelView(bytes.fromhex(m["mid"][2:]), m["miner"], m["modelCid"], m["verifiedScore"])
-                       for m in d["models"])
+        models = tuple(ModelView(bytes.fromhex(m["mid"][2:]), m["miner"], m["modelCid"], m["verifiedScore"],
+                                 bytes.fromhex(m["salt"][2:])) for m in d["models"])
         return cls(codec.from_json(d["order"]), d["phase"], d["status"], bool(d["cancelled"]), d["t3"],
                    d["testCid"], models, tuple(c["miner"] for c in d["claims"]),
                    tuple(c["challenger"] for c in d["challenges"]), d["nonce"], d)

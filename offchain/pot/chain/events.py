@@ -25,6 +25,7 @@ from web3 import Web3
 from web3._utils.events import event_abi_to_log_topic, get_event_data
 
 from pot.chain.compile import load_artifact
+from pot.protocol import types as T
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,26 @@ def decode_logs(w3: Web3, logs: Iterable, names_by_address: dict[str, str]) -> l
     return out
 
 
+def order_from_event(ev: ChainEvent) -> T.Order:
+    """The order an ``OrderPlaced`` log announces (``getOrder`` lacks its modelType and specCid)."""
+    a = ev.args
+    return T.Order(order_id=int(a["orderId"]), client=a["client"], reward=int(a["reward"]), t0=int(a["t0"]),
+                   train_duration=int(a["trainDuration"]), reveal_duration=int(a["revealDuration"]),
+                   validate_duration=int(a["validateDuration"]), challenge_duration=int(a["challengeDuration"]),
+                   model_type=bytes(a["modelType"]), spec_cid=a["specCid"],
+                   test_commitment=bytes(a["testCommitment"]))
+
+
 class EventFollower:
     """Polls the logs of a deployment's contracts, ``confirmations`` blocks behind the head.
 
     ``state_path``: where the position is kept across restarts (bound to the deployment: a file
-    written for another chain or contracts is ignored)."""
+    written for another chain or contracts is ignored). ``order_id``: only the logs of that order
+    (OrderBook and ChallengeManager index it first)."""
 
     def __init__(self, w3: Web3, deployment, *, from_block: int | None = None, confirmations: int = 0,
                  max_range: int = 2_000, contracts: tuple[str, ...] | None = None,
-                 state_path: str | os.PathLike | None = None):
+                 state_path: str | os.PathLike | None = None, order_id: int | None = None):
         if confirmations < 0:
             raise ValueError("confirmations must be >= 0")
         if max_range < 1:
@@ -109,6 +121,7 @@ class EventFollower:
             saved = self._load()
             if saved is not None:
                 self.next_block = max(self.next_block, saved)
+        self.topics = None if order_id is None else [None, "0x" + int(order_id).to_bytes(32, "big").hex()]
 
     def fetch(self) -> tuple[list[ChainEvent], int]:
         """Confirmed events from ``next_block`` on (at most ``max_range`` blocks), oldest first,
@@ -120,8 +133,10 @@ class EventFollower:
             return [], self.next_block
         to_block = min(safe_head, self.next_block + self._range - 1)
         try:
-            logs = self.w3.eth.get_logs({"fromBlock": self.next_block, "toBlock": to_block,
-                                         "address": list(self.names)})
+            query = {"fromBlock": self.next_block, "toBlock": to_block, "address": list(self.names)}
+            if self.topics is not None:
+                query["topics"] = self.topics
+            logs = self.w3.eth.get_logs(query)
         except Exception:
             self._range = max(1, self._range // 2)
             raise

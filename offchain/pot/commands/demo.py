@@ -14,12 +14,15 @@ import click
               help="Keep the devnet's files (logs, ledgers, store, configs) here "
                    "(default: a temporary directory, removed at the end).")
 @click.option("--quiet", is_flag=True, help="No live lines, only the summary.")
-def command(json_path, workdir, quiet) -> None:
+@click.option("--task", type=click.Choice(["digits", "lm", "images"]), default="digits", show_default=True,
+              help="What the client orders: an MLP on the digits set, a byte-level GPT on a generated text "
+                   "corpus, or a residual CNN on a folder of generated PNG images (the own-files path).")
+def command(json_path, workdir, quiet, task) -> None:
     from pot.devnet.demo import DemoFailed, Display, check, print_summary, run_demo
     from pot.devnet.network import DevnetError
 
     try:
-        res = run_demo(workdir, json_path=json_path, quiet=quiet)
+        res = run_demo(workdir, json_path=json_path, quiet=quiet, task=task)
     except (DemoFailed, DevnetError) as exc:
         hint = f" (logs in {workdir}/devnet/logs)" if workdir else " (run with --workdir DIR to keep the logs)"
         raise click.ClickException(f"{exc}{hint}") from None

@@ -76,6 +76,15 @@ ORDER = dict(dataset="digits", arch="mlp", model={"hidden": [64]}, epochs=20, ba
              reveal_duration=8)
 #: the cycle's phases in order (the watcher shows each, however short)
 PHASES = [p.value for p in Phase if p is not Phase.NOT_STARTED]
+#: ``--task``: the order's data and model; lm and images use the client's own-files path on data
+#: generated into the work directory (pot.ml.demo_data: pinned by its code, not by a library)
+TASKS: dict[str, dict[str, Any]] = {
+    "digits": {},
+    "lm": dict(data="corpus.txt", arch="gpt", model={"dim": 48, "heads": 4, "layers": 2, "mlp": 128}, context=32,
+               test_fraction=0.03, epochs=100, batch_size=32, lr=3e-3, train_duration=60, validate_duration=40),
+    "images": dict(data="shapes", arch="resnet", model={"widths": [8, 16], "blocks": 1}, image_size=16,
+                   epochs=100, batch_size=32, lr=3e-3, train_duration=40, validate_duration=15),
+}
 SEEDS = {"miner-1": 1, "miner-2": 2}
 #: miner-2 trains with hyperparameters of its own; miner-1 follows the spec's hints
 OWN_HINTS = {"miner-2": {"batch_size": 32, "lr": 5e-3}}
@@ -149,7 +158,7 @@ def _commit_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
 def _score_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
     d = ev.data
     lie = "  <- LIES" if d["reported"] != d["score"] else ""
-    return "validator", f"{name} scored {_short(d['mid'])}: {d['score']} ppm, reports {d['reported']}{lie}"
+    return "validator", f"{name} scored {_short(d['mid'])}: {d['score']}, reports {d['reported']}{lie}"
 
 
 def _checked_line(display: Display, name: str, ev: Event) -> tuple[str, str]:
@@ -185,7 +194,7 @@ _LINES: dict[Kind, Callable[[Display, str, Event], tuple[str, str]]] = {
     Kind.VALIDATION_COMMIT: lambda _dp, n, ev: ("validator", f"{n} ValidationCommit {_short(ev.data['mid'])} "
                                                              "(score hidden)"),
     Kind.VALIDATION_REVEAL: lambda _dp, n, ev: (
-        "validator", f"{n} ValidationReveal {_short(ev.data['mid'])}: {ev.data['score']} ppm, vStake "
+        "validator", f"{n} ValidationReveal {_short(ev.data['mid'])}: {ev.data['score']}, vStake "
                      f"{_pot(ev.data['v_stake'])} POT"),
     Kind.CHECKED: _checked_line,
     Kind.CHALLENGE_COMMIT: lambda dp, n, ev: (
@@ -195,7 +204,7 @@ _LINES: dict[Kind, Callable[[Display, str, Event], tuple[str, str]]] = {
         "chain", f"{n} revealChallenge vid {_short(ev.data['vid'])}, tx {_short(ev.data['tx'])}"),
     Kind.MODEL_FETCHED: lambda _dp, n, ev: (
         "client", f"{n} fetched the winner {_short(ev.data['mid'])} from storage: its sha256 is the mid; score here "
-                  f"{ev.data['local_score']} ppm, network {ev.data['network_score']} ppm"),
+                  f"{ev.data['local_score']}, network {ev.data['network_score']}"),
 }
 
 
@@ -447,7 +456,7 @@ class Demo:
                         if m.get("verifiedScore") is not None and key not in seen:
                             seen.add(key)
                             say("committee", f"verified score of {_short(m['mid'])} "
-                                             f"({self.display.name(m['miner'])}): {m['verifiedScore']} ppm")
+                                             f"({self.display.name(m['miner'])}): {m['verifiedScore']}")
                 if st is not None:
                     if "proposed" not in seen:
                         seen.add("proposed")
@@ -517,7 +526,7 @@ class Demo:
         out_slashes = []
         for staker, e in slashes.items():
             bad = wrong.get(staker.lower(), [])
-            what = "; ".join(f"reported {r} ppm for {_short(m, 18)}, PoT.Verify says {v}" for m, r, v in bad)
+            what = "; ".join(f"reported {r} for {_short(m, 18)}, PoT.Verify says {v}" for m, r, v in bad)
             upheld = [v for v in batch.verdicts if v.validator == staker and v.upheld]
             reason = (f"{len(bad)} wrong validation score(s) ({what})" if bad else "wrong validation")
             if upheld:
@@ -533,8 +542,9 @@ class Demo:
             "order_id": oid,
             "winner": os_.winner,
             "winning_mid": "0x" + os_.winning_mid.hex(),
-            "winning_score_ppm": result.ledger_score,
-            "client_checked_score_ppm": result.local_score,
+            "metric": codec.from_json(cyc["order"]).model_type_name,
+            "winning_score": result.ledger_score,
+            "client_checked_score": result.local_score,
             "escrow": str(codec.from_json(cyc["order"]).reward),
             "payouts": [{"to": p.to, "amount": str(p.amount)} for p in os_.paid(batch.members)],
             "slashes": out_slashes,
@@ -568,6 +578,7 @@ def _abi_type(item: dict[str, Any]) -> str:
 # --- the summary --------------------------------------------------------------------------------
 
 def print_summary(res: DemoResult, display: Display) -> None:
+    from pot.ml.validation import describe_score  # torch: only once there is a summary
 
     s, name, console = res.summary, display.name, display.console
     console.print()
@@ -576,8 +587,9 @@ def print_summary(res: DemoResult, display: Display) -> None:
               title_style="bold")
     t.add_row("winner", f"{name(s['winner'])} {s['winner']}")
     t.add_row("winning model", s["winning_mid"])
-    t.add_row("score", f"{s['winning_score_ppm']} ppm (network) / {s['client_checked_score_ppm']} ppm "
-                       f"(client's own check) " + ("✔" if s["winning_score_ppm"] == s["client_checked_score_ppm"]
+    t.add_row("score", f"{s['metric']}: {describe_score(s['metric'], s['winning_score'])} (network) / "
+                       f"{s['client_checked_score']:,} (client's own check) "
+                       + ("✔" if s["winning_score"] == s["client_checked_score"]
                                                    else "✘ MISMATCH"))
     t.add_row("escrow", f"{_pot(int(s['escrow']))} POT")
     for p in s["payouts"]:
@@ -623,7 +635,7 @@ def check(summary: dict[str, Any], honest_miners: list[str]) -> list[str]:
     problems = []
     if summary["winner"] not in honest_miners:
         problems.append(f"winner {summary['winner']} is not an honest miner")
-    if summary["winning_score_ppm"] != summary["client_checked_score_ppm"]:
+    if summary["winning_score"] != summary["client_checked_score"]:
         problems.append("the client's own score differs from the network's")
     if sum(int(p["amount"]) for p in summary["payouts"]) != int(summary["escrow"]):
         problems.append("payouts do not sum to the escrow")
@@ -640,15 +652,30 @@ def _terminate(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def task_order(task: str, data_dir: Path) -> dict[str, Any]:
+    """The order settings of a ``--task``, its data written under ``data_dir``."""
+    from pot.ml.demo_data import write_corpus, write_shape_images
+
+    if task not in TASKS:
+        raise DemoFailed(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    order = dict(TASKS[task])
+    if task == "lm":
+        order["data"] = str(write_corpus(data_dir / order["data"], n_bytes=60_000))
+    elif task == "images":
+        order["data"] = str(write_shape_images(data_dir / order["data"], per_class=60, size=16))
+    return order
+
+
 def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.PathLike | None = None,
              quiet: bool = False, keep: bool = False, console=None, order: dict[str, Any] | None = None,
-             deadline_s: float = 600.0) -> DemoResult:
+             deadline_s: float = 600.0, task: str = "digits") -> DemoResult:
     """Run the demo on a devnet of its own under ``workdir`` (default: a new temp dir, removed
     afterwards unless ``keep``); the devnet is stopped whatever happens."""
 
     own_dir = workdir is None
     root = Path(tempfile.mkdtemp(prefix="pot-demo-")) if own_dir else Path(workdir).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    order = {**task_order(task, root / "data"), **(order or {})}
     (root / "logs").mkdir(exist_ok=True)
     handler = logging.FileHandler(root / "logs" / "demo.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -663,6 +690,10 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # both miners train at once in this process: a thread each, not a pool each
     try:
         res = asyncio.run(demo.run())
         if json_path:
@@ -672,6 +703,7 @@ def run_demo(workdir: str | os.PathLike | None = None, *, json_path: str | os.Pa
         res.extra["honest_miners"] = [demo.accounts[m] for m in SEEDS]
         return res
     finally:
+        torch.set_num_threads(threads)
         demo.net.down(timeout=10)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

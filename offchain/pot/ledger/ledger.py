@@ -767,7 +767,7 @@ class Ledger:
         models = []
         for miner, r in sorted(rec["reveals"].items(), key=lambda kv: kv[1]["seq"]):
             vals = [v for v in rec["vreveals"].values() if v["mid"] == r["mid"]]
-            models.append({"mid": r["mid"], "miner": miner, "modelCid": r["cid"],
+            models.append({"mid": r["mid"], "miner": miner, "modelCid": r["cid"], "salt": r["salt"],
                            "validations": sorted(vals, key=lambda v: v["seq"]),
                            "verifiedScore": rec["verified"].get(r["mid"])})
         return {"order": rec["order"], "phase": self.phase(order_id).value, "status": rec["status"],

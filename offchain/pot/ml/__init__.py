@@ -8,7 +8,9 @@ The workers call:
 - :class:`TaskSpec` (the file behind ``specCid``) with its :class:`TrainHints`;
 - :func:`train` (model, data, hints, deadline=, on_improve=) -> :class:`TrainResult`;
 - :func:`save_model` / :func:`load_model` (canonical safetensors bytes) and :func:`mid`;
-- :func:`score` (model bytes, test bytes, name) -> ppm int.
+- :func:`score` (model bytes, test bytes, name) -> int: the validation functions of
+  :mod:`pot.ml.validation`, computed by the reference forward passes of :mod:`pot.ml.reference`
+  in the fixed-order arithmetic of :mod:`pot.ml.exact` (docs/VALIDATION.md).
 
 Nothing here touches the network or the store: the workers move bytes and CIDs.
 """

@@ -10,6 +10,14 @@ Examples::
     {"arch": "mlp",  "in_shape": [64],      "num_classes": 10, "hidden": [128, 64]}
     {"arch": "cnn",  "in_shape": [1, 8, 8], "num_classes": 10, "channels": [16, 32], "hidden": 64}
     {"arch": "lstm", "in_shape": [8, 8],    "num_classes": 10, "hidden": 64, "layers": 1}
+    {"arch": "resnet", "in_shape": [3, 32, 32], "num_classes": 10, "widths": [16, 32, 64], "blocks": 1}
+    {"arch": "gpt",  "in_shape": [64],      "num_classes": 256, "dim": 64, "heads": 4, "layers": 2, "mlp": 256}
+
+Image and tabular models take float inputs (uint8 images are scaled by 1/255 first, see
+:func:`pot.ml.datasets.model_input`); ``gpt`` takes byte tokens ``[N, T]`` (``in_shape`` is
+``[T]``, the context length; ``num_classes`` is the vocabulary, 256 for bytes) and returns
+next-token logits ``[N, T, vocab]``. Every architecture here has a reference forward pass in
+fixed-order arithmetic (:mod:`pot.ml.reference`) that the validation functions score with.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 #: Refuse models above this many parameters (float32: 4 bytes each). A validator must be able to
 #: hold and score every revealed model; a task that wants bigger ones raises it knowingly.
@@ -28,6 +37,8 @@ MAX_PARAMS = 64 * 1024 * 1024
 #: Bounds on the individual fields, so a config cannot ask for absurd tensors or loops.
 MAX_DIM = 1 << 16
 MAX_LAYERS = 16
+#: longest context of a language model (tokens)
+MAX_CONTEXT = 8192
 
 
 class ArchitectureError(ValueError):
@@ -43,6 +54,8 @@ class Architecture:
     in_ndim: int
     build: Callable[[dict[str, Any]], nn.Module]
     doc: str
+    #: inputs are token ids (a language model), not features
+    tokens: bool = False
 
 
 REGISTRY: dict[str, Architecture] = {}
@@ -119,9 +132,122 @@ class LSTMClassifier(nn.Module):
         return self.head(out[:, -1, :])
 
 
+class BatchNorm2d(nn.Module):
+    """torch's BatchNorm2d (batch statistics in training, running ones in eval) without the
+    int64 batch counter, so a model file holds float tensors only: weight, bias, running_mean,
+    running_var."""
+
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                            self.momentum, self.eps)
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN plus the shortcut (a strided conv1x1-BN when the shape
+    changes), then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = BatchNorm2d(cout)
+        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet(nn.Module):
+    """A residual CNN for images: a conv3x3-BN-ReLU stem, ``blocks`` residual blocks per width
+    (the first of every stage after the first halves the side), global average pooling, Linear."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        c = cfg["in_shape"][0]
+        widths = cfg["widths"]
+        self.stem = nn.Sequential(nn.Conv2d(c, widths[0], 3, 1, 1, bias=False), BatchNorm2d(widths[0]), nn.ReLU())
+        blocks: list[nn.Module] = []
+        cin = widths[0]
+        for s, width in enumerate(widths):
+            for b in range(cfg["blocks"]):
+                blocks.append(ResidualBlock(cin, width, 2 if s > 0 and b == 0 else 1))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(cin, cfg["num_classes"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in self.qkv(x).split(d, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp: int):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, heads)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(approximate="tanh"), nn.Linear(mlp, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    """A decoder-only transformer language model (GPT-2 style, pre-norm): token and learned
+    position embeddings, ``layers`` blocks of causal self-attention and a GELU MLP, a final
+    layer norm and a Linear head to next-token logits. Bytes are the tokens: no tokenizer."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        dim, vocab = cfg["dim"], cfg["num_classes"]
+        self.tok_emb = nn.Embedding(vocab, dim)
+        self.pos_emb = nn.Parameter(torch.zeros(cfg["in_shape"][0], dim))
+        self.blocks = nn.Sequential(*(TransformerBlock(dim, cfg["heads"], cfg["mlp"]) for _ in range(cfg["layers"])))
+        self.ln_f = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+        for name, p in self.named_parameters():
+            if p.dim() >= 2 or name == "pos_emb":
+                nn.init.normal_(p, std=0.02)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        t = idx.shape[1]
+        x = self.tok_emb(idx.long()) + self.pos_emb[:t]
+        return self.head(self.ln_f(self.blocks(x)))
+
+
 register(Architecture("mlp", {"hidden": [128, 64]}, 0, MLP, MLP.__doc__ or ""))
 register(Architecture("cnn", {"channels": [16, 32], "kernel": 3, "hidden": 64}, 3, CNN, CNN.__doc__ or ""))
 register(Architecture("lstm", {"hidden": 64, "layers": 1}, 2, LSTMClassifier, LSTMClassifier.__doc__ or ""))
+register(Architecture("resnet", {"widths": [16, 32, 64], "blocks": 1}, 3, ResNet, ResNet.__doc__ or ""))
+register(Architecture("gpt", {"dim": 64, "heads": 4, "layers": 2, "mlp": 256}, 1, GPT, GPT.__doc__ or "",
+                      tokens=True))
 
 
 # --------------------------------------------------------------------------- config checks
@@ -180,6 +306,18 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     elif name == "lstm":
         cfg["hidden"] = _int(cfg, "hidden", 1, MAX_DIM)
         cfg["layers"] = _int(cfg, "layers", 1, MAX_LAYERS)
+    elif name == "resnet":
+        cfg["widths"] = _int_list(cfg, "widths", 1, 4096, 1, MAX_LAYERS)
+        cfg["blocks"] = _int(cfg, "blocks", 1, MAX_LAYERS)
+    elif name == "gpt":
+        if cfg["in_shape"][0] > MAX_CONTEXT:
+            raise ArchitectureError(f"context (in_shape) {cfg['in_shape'][0]} is over {MAX_CONTEXT}")
+        cfg["dim"] = _int(cfg, "dim", 1, MAX_DIM)
+        cfg["heads"] = _int(cfg, "heads", 1, 256)
+        cfg["layers"] = _int(cfg, "layers", 1, MAX_LAYERS * 4)
+        cfg["mlp"] = _int(cfg, "mlp", 1, MAX_DIM)
+        if cfg["dim"] % cfg["heads"]:
+            raise ArchitectureError(f"dim {cfg['dim']} must be a multiple of heads {cfg['heads']}")
     cfg["arch"] = name
     return dict(sorted(cfg.items()))
 

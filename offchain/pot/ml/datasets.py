@@ -1,7 +1,13 @@
 """Data sets as npz files of plain arrays, and the small real data sets the demos and tests use.
 
-A data set file holds two arrays: ``x`` (float32, ``[N, *in_shape]``) and ``y`` (int64 class
-labels, ``[N]``). Files travel between nodes by CID, so they are hostile input: :func:`load_arrays`
+A data set file holds two arrays, ``x`` and ``y``:
+
+- classification: ``x`` float32 features or uint8 images ``[N, *in_shape]`` (a model sees a
+  uint8 image divided by 255) and ``y`` int64 class labels ``[N]``;
+- language modelling: ``x`` uint8 byte windows ``[N, T]`` and ``y`` the next bytes ``[N, T]``
+  (uint8; usually ``x`` shifted by one).
+
+Files travel between nodes by CID, so they are hostile input: :func:`load_arrays`
 parses the zip and every ``.npy`` header itself and checks every declared size against the bytes
 present and a limit before allocating; object arrays (pickles) are refused. The files it writes
 are plain npz (``np.load(..., allow_pickle=False)`` opens them) and byte-for-byte deterministic
@@ -138,14 +144,16 @@ def load_arrays(data: bytes, *, max_bytes: int = MAX_DATASET_BYTES) -> dict[str,
 
 @dataclass(frozen=True)
 class Dataset:
-    """A classification data set: ``x`` float32 ``[N, *in_shape]``, ``y`` int64 ``[N]``."""
+    """Samples ``x`` (float32 or uint8, ``[N, ...]``) and labels ``y`` (int64, ``[N]`` or ``[N, T]``)."""
 
     x: np.ndarray
     y: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.x.ndim < 2 or self.y.ndim != 1 or len(self.x) != len(self.y):
-            raise DatasetError(f"x must be [N, ...] and y [N]; got x{list(self.x.shape)} y{list(self.y.shape)}")
+        if self.x.ndim < 2 or self.y.ndim not in (1, 2) or len(self.x) != len(self.y):
+            raise DatasetError(f"x must be [N, ...] and y [N] or [N, T]; got x{list(self.x.shape)} y{list(self.y.shape)}")
+        if self.y.ndim == 2 and self.y.shape != self.x.shape:
+            raise DatasetError(f"next-token targets y{list(self.y.shape)} must have the shape of x{list(self.x.shape)}")
         if len(self.y) == 0:
             raise DatasetError("the data set is empty")
 
@@ -153,8 +161,18 @@ class Dataset:
     def in_shape(self) -> list[int]:
         return list(self.x.shape[1:])
 
+    @property
+    def tokens(self) -> bool:
+        """A language-model data set (byte windows and next bytes)."""
+        return self.y.ndim == 2
+
     def to_bytes(self) -> bytes:
-        return dump_arrays({"x": self.x.astype("<f4"), "y": self.y.astype("<i8")})
+        x = self.x if self.x.dtype == np.uint8 else self.x.astype("<f4")
+        y = self.y.astype("|u1") if self.tokens else self.y.astype("<i8")
+        return dump_arrays({"x": x, "y": y})
+
+    def subset(self, idx: np.ndarray) -> Dataset:
+        return Dataset(self.x[idx], self.y[idx])
 
     @classmethod
     def from_bytes(cls, data: bytes, *, max_bytes: int = MAX_DATASET_BYTES) -> Dataset:
@@ -162,16 +180,29 @@ class Dataset:
         if set(arrays) != {"x", "y"}:
             raise DatasetError(f"a data set holds exactly the arrays x and y, got {sorted(arrays)}")
         x, y = arrays["x"], arrays["y"]
-        if x.dtype.kind != "f" or y.dtype.kind not in "iu":
-            raise DatasetError(f"x must be floating point and y integer; got {x.dtype} and {y.dtype}")
-        if not np.isfinite(x).all():
+        # float32 exactly, not float64: narrowing float64 to float32 rounds differently under FTZ
+        # (the validation functions must read the same numbers on every machine)
+        if x.dtype not in (np.float32, np.uint8) or y.dtype.kind not in "iu":
+            raise DatasetError(f"x must be float32 or uint8 and y integer; got {x.dtype} and {y.dtype}")
+        if x.dtype == np.float32 and not np.isfinite(x).all():
             raise DatasetError("x holds NaN or infinite values")
-        return cls(x.astype(np.float32), y.astype(np.int64))
+        return cls(x, y.astype(np.int64))
 
     def check_for(self, config: Mapping[str, Any]) -> None:
-        """Refuse data that does not fit a model config (input shape, label range)."""
+        """Refuse data that does not fit a model config (input shape and type, label range)."""
+        from pot.ml.archs import REGISTRY
+
         if self.in_shape != list(config["in_shape"]):
             raise DatasetError(f"samples have shape {self.in_shape}; the model expects {list(config['in_shape'])}")
+        arch = REGISTRY.get(config["arch"])
+        if arch is not None and arch.tokens:
+            if self.x.dtype != np.uint8 or not self.tokens:
+                raise DatasetError(f"a {config['arch']} model needs byte windows x (uint8) and next bytes y [N, T]; "
+                                   f"got x {self.x.dtype} y{list(self.y.shape)}")
+            if int(self.x.max()) >= config["num_classes"]:
+                raise DatasetError(f"tokens reach {int(self.x.max())}; the model has {config['num_classes']}")
+        elif self.tokens:
+            raise DatasetError(f"next-token data (y{list(self.y.shape)}) needs a language model, not {config['arch']!r}")
         lo, hi = int(self.y.min()), int(self.y.max())
         if lo < 0 or hi >= config["num_classes"]:
             raise DatasetError(f"labels span [{lo}, {hi}]; the model has {config['num_classes']} classes")

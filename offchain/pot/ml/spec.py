@@ -7,11 +7,16 @@ Canonical JSON (sorted keys, no spaces), so a spec has one CID::
       "model": {"arch": "cnn", "in_shape": [1, 8, 8], "num_classes": 10, ...},
       "init": {"seed": 0}            or  {"weights_cid": "bafy..."},
       "train_data_cid": "bafy...",
-      "metric": "classification-accuracy-v1",
+      "metric": "classification-accuracy-v2",
+      "test_samples": 450,           (optional)
       "hints": {"epochs": 30, "batch_size": 64, "lr": 0.001, "optimizer": "adam", "weight_decay": 0.0}
     }
 
-``metric`` must equal the order's ``modelType``; the workers check that. Hints are advice to
+``metric`` must equal the order's ``modelType`` (the workers check that) and must score the
+model's architecture. ``test_samples`` is the size of the client's hidden test set: with it,
+anyone can check from the spec alone that scoring a model of this architecture fits the
+validation budget (:data:`pot.ml.validation.MAX_EVAL_OPS`). ``weights_cid`` names a model file
+to start from (fine-tuning); it must be of the spec's architecture. Hints are advice to
 miners: they compete, and any training that gives a better model wins.
 
 The spec fixes the architecture (ARCHITECTURE.md §3): a revealed model whose config is not the spec's
@@ -29,6 +34,7 @@ from typing import Any
 
 from pot.ml.archs import check_config
 from pot.ml.modelfile import ModelHeader, file_size_for, loads_bounded
+from pot.ml.validation import DEFAULT, MAX_EVAL_OPS, eval_ops
 from pot.ml.validation import get as get_validation
 
 MAX_SPEC_BYTES = 64 * 1024
@@ -79,19 +85,30 @@ class TrainHints:
 class TaskSpec:
     model: dict[str, Any]
     train_data_cid: str
-    metric: str = "classification-accuracy-v1"
+    metric: str = DEFAULT
     init_seed: int | None = 0
     init_weights_cid: str | None = None
     hints: TrainHints = field(default_factory=TrainHints)
+    test_samples: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, dict) or not isinstance(self.model.get("arch"), str):
             raise SpecError("model must be a JSON object naming its arch as a string")
         try:
             object.__setattr__(self, "model", check_config(self.model))
-            get_validation(self.metric)
+            fn = get_validation(self.metric)
         except ValueError as exc:
             raise SpecError(str(exc)) from None
+        if self.model["arch"] not in fn.archs:
+            raise SpecError(f"metric {self.metric} scores {sorted(fn.archs)} models, not {self.model['arch']!r}")
+        if self.test_samples is not None:
+            n = self.test_samples
+            if type(n) is not int or not 1 <= n <= 1 << 32:
+                raise SpecError(f"test_samples must be a positive integer, got {n!r}")
+            if eval_ops(self.model, n) > MAX_EVAL_OPS:
+                raise SpecError(f"scoring this model on {n:,} test samples costs {eval_ops(self.model, n):.3g} "
+                                f"operations; the validation budget is {MAX_EVAL_OPS:.3g}: use fewer test "
+                                "samples or a smaller model")
         if (self.init_seed is None) == (self.init_weights_cid is None):
             raise SpecError("init must give exactly one of seed and weights_cid")
         if self.init_seed is not None and (type(self.init_seed) is not int or not 0 <= self.init_seed < 2**63):
@@ -123,7 +140,7 @@ class TaskSpec:
         init: dict[str, Any] = (
             {"seed": self.init_seed} if self.init_seed is not None else {"weights_cid": self.init_weights_cid}
         )
-        return {
+        d = {
             "version": 1,
             "model": self.model,
             "init": init,
@@ -131,6 +148,9 @@ class TaskSpec:
             "metric": self.metric,
             "hints": asdict(self.hints),
         }
+        if self.test_samples is not None:
+            d["test_samples"] = self.test_samples
+        return d
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
@@ -141,7 +161,7 @@ class TaskSpec:
             raise SpecError("a task spec is a JSON object")
         if d.get("version") != 1:
             raise SpecError(f"unsupported task spec version {d.get('version')!r}")
-        extra = set(d) - {"version", "model", "init", "train_data_cid", "metric", "hints"}
+        extra = set(d) - {"version", "model", "init", "train_data_cid", "metric", "hints", "test_samples"}
         if extra:
             raise SpecError(f"unknown task spec fields {sorted(extra)}")
         init = d.get("init")
@@ -159,10 +179,11 @@ class TaskSpec:
         return cls(
             model=d["model"],
             train_data_cid=d["train_data_cid"],
-            metric=d.get("metric", "classification-accuracy-v1"),
+            metric=d.get("metric", DEFAULT),
             init_seed=init.get("seed"),
             init_weights_cid=init.get("weights_cid"),
             hints=th,
+            test_samples=d.get("test_samples"),
         )
 
     @classmethod

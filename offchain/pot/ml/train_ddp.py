@@ -75,7 +75,7 @@ def _main(args: argparse.Namespace) -> int:
                 raise SystemExit("the spec starts from given weights: pass them with --init FILE")
             model = load_model(read_model_file(args.init))
             if model.pot_config != spec.model:
-                raise SystemExit("--init weights are not of the spec's architecture")
+                raise ValueError(f"--init weights are a {model.pot_config} model, not the spec's {spec.model}")
             model.train()
         else:
             # every rank builds the same initial weights; DDP also broadcasts rank 0's at wrap time
@@ -94,6 +94,7 @@ def _main(args: argparse.Namespace) -> int:
                 {
                     "mid": "0x" + ckpt.mid.hex(),
                     "holdout_accuracy": ckpt.holdout_accuracy,
+                    "holdout_score": ckpt.holdout_score,
                     "epoch": ckpt.epoch,
                     "step": ckpt.step,
                     "file": str(path),
@@ -113,6 +114,7 @@ def _main(args: argparse.Namespace) -> int:
             on_improve=on_improve,
             seed=args.seed,
             progress=not args.no_progress,
+            metric=spec.metric,
         )
         if rank == 0:
             summary = {
@@ -122,6 +124,7 @@ def _main(args: argparse.Namespace) -> int:
                 "epochs": result.epochs,
                 "samples": result.samples,
                 "samples_per_s": round(result.samples_per_s, 1),
+                "tokens_per_s": round(result.tokens_per_s, 1),
                 "stopped_by": result.stopped_by,
                 "best_mid": "0x" + result.best.mid.hex() if result.best else None,
             }

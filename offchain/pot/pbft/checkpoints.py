@@ -166,7 +166,7 @@ class CheckpointHandlers:
                 del self.fetch_batches[dd]
 
     def _valid_proof(self, seq: int, digest: bytes, proof: tuple[Checkpoint, ...]) -> bool:
-        if seq == 0:
+        if seq == self.base[0] and (seq == 0 or digest == self.base[1]):
             return True
         signers = set()
         for c in proof:
@@ -177,7 +177,7 @@ class CheckpointHandlers:
 
     def _on_state(self, m: State, sender: int, now: float) -> None:
         self._recovering = 0
-        if m.replica != sender or m.seq <= self.h:
+        if m.replica != sender or m.seq <= self.h or not self._may_execute(m.seq):
             return
         # At or below what we executed, a state only replaces a history that disagrees with it.
         rollback = m.seq <= self.last_exec

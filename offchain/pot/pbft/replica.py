@@ -144,7 +144,11 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
         self._recovering = 0
         self._status_ticks = 0
 
-        self.ckpt = CheckpointLog(self._checkpoint_digest(0), self._snapshot())
+        genesis = self._checkpoint_digest(0)
+        self.ckpt = CheckpointLog(genesis, self._snapshot())
+        # The state this replica's log starts from, which needs no proof: the genesis, or for a
+        # committee epoch (pbft.epoch) its boundary checkpoint, stored without one.
+        self.base: tuple[int, bytes] = (0, genesis)
         self._recover(now)
         self._set_timer("status", now + self.cfg.status_interval)
 
@@ -339,8 +343,10 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
             self.last_exec = c.seq
             self.ckpt.stabilize(c.seq, c.digest, c.snapshot, tuple(decode_proof(c.proof)))
             self.ckpt.own = {c.seq: (c.digest, c.snapshot)}
+            if not self.ckpt.proof:
+                self.base = (c.seq, c.digest)
         for b in rec.batches:
-            if b.seq == self.last_exec + 1:
+            if b.seq == self.last_exec + 1 and self._may_execute(b.seq):
                 self._apply(b.seq, b.timestamp, b.requests, persist=False, reply=False)
         if rec.view is not None:
             self.view = rec.view.view
@@ -616,7 +622,7 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
 
     def _execute_ready(self, now: float) -> None:
         progressed = False
-        while True:
+        while self._may_execute(self.last_exec + 1):
             b = self.committed.pop(self.last_exec + 1, None)
             if b is None:
                 break
@@ -629,6 +635,12 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
             self.vc_attempts = 0
             if self.is_primary:
                 self._maybe_propose(now)
+
+    def _may_execute(self, seq: int) -> bool:
+        # A committee change (pbft.epoch): this epoch's replicas execute nothing after its
+        # boundary; the next epoch's replicas order what comes after it.
+        limit = getattr(self.sm, "exec_limit", None)
+        return limit is None or seq <= limit
 
     def _apply(self, seq: int, ts: int, reqs: tuple[bytes, ...], persist: bool = True,
                reply: bool = True) -> None:
@@ -649,6 +661,9 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
         self.last_ts = ts_eff
         self.last_exec = seq
         self.exec_log[seq] = (ts, reqs)
+        after = getattr(self.sm, "after_batch", None)
+        if after is not None:
+            after(seq)  # before the checkpoint below: a change taking effect here is in its state
         rq, executed, forget_after = self.requests, self.executed, self._forget_after
         for (rid, r), res in zip(fresh, results):
             executed.add(rid, forget_after(r, res, ts_eff))

@@ -88,6 +88,12 @@ class RequestQueue:
         """After the new view's re-proposals: what none of them carries waits for the primary."""
         self.queue = {rid: None for rid in self.pending if rid not in self.proposed}
 
+    def hand_over(self) -> None:
+        """Another replica (the next committee epoch's) orders what waits here: wait for nothing."""
+        self.pending.clear()
+        self.since.clear()
+        self.queue.clear()
+
     def retire(self, rid: bytes) -> Any:
         """The request executed (here or in a state we took over): it waits no more. Returns
         the client to reply to, if any."""

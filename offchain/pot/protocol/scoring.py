@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PPM = 1_000_000
+#: Scores are integers the validation function defines: ppm for accuracy, up to 8,000,000 for
+#: lm-bits-per-byte (8 bits minus the bits per byte, in millionths). Every one fits a uint64.
+MAX_SCORE = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,8 @@ class Scored:
     score: int
 
     def __post_init__(self) -> None:
-        if type(self.score) is not int or not 0 <= self.score <= PPM:
-            raise ValueError(f"a score is an integer in [0, {PPM}], got {self.score!r}")
+        if type(self.score) is not int or not 0 <= self.score <= MAX_SCORE:
+            raise ValueError(f"a score is an integer in [0, 2**64), got {self.score!r}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from eth_utils import to_checksum_address
 
-from pot.chain.events import ChainEvent, EventFollower
+from pot.chain.events import ChainEvent, EventFollower, order_from_event
 from pot.protocol import types as T
 
 #: StakeRegistry events after which an account's roles or total stake may differ.
@@ -38,13 +38,7 @@ def ops_from_events(events: Iterable[ChainEvent], staker_at: StakerAt) -> list[T
     for ev in events:
         key = (ev.contract, ev.name)
         if key == ("OrderBook", "OrderPlaced"):
-            a = ev.args
-            ops.append(T.OrderPlaced(T.Order(
-                order_id=int(a["orderId"]), client=a["client"], reward=int(a["reward"]), t0=int(a["t0"]),
-                train_duration=int(a["trainDuration"]), reveal_duration=int(a["revealDuration"]),
-                validate_duration=int(a["validateDuration"]), challenge_duration=int(a["challengeDuration"]),
-                model_type=bytes(a["modelType"]), spec_cid=a["specCid"],
-                test_commitment=bytes(a["testCommitment"]))))
+            ops.append(T.OrderPlaced(order_from_event(ev)))
         elif key == ("OrderBook", "TestDataReleased"):
             ops.append(T.TestDataReleased(int(ev["orderId"]), ev["testCid"], int(ev["t3"])))
         elif ev.contract == "StakeRegistry" and ev.name in STAKE_EVENTS:

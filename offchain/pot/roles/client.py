@@ -1,7 +1,9 @@
 """The client: place an order, release the test data in its window, fetch and check the winner.
 
-Placing an order builds a task spec (architecture, initial-weights seed, training-data CID,
-validation function, training hints), uploads the spec and the training data, and commits to
+Placing an order builds a task spec (architecture, initial weights by seed or by the CID of a
+model file to fine-tune, training-data CID, validation function, training hints), from a built-in
+data set or the client's own files (:mod:`pot.ml.userdata`: an image folder, arrays, CSV, text),
+uploads the spec and the training data, and commits to
 the test set on-chain (``testCommitment`` binds the client, the test CID and a secret salt), so
 the client cannot pick a test set after seeing the models. The test set and the salt stay in
 the client's state directory until the release window ``[revealEnd, releaseEnd)``, when the
@@ -13,7 +15,7 @@ scores it on its own test set.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -22,22 +24,15 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from pot.protocol.ids import test_commitment
+from pot.ml import TaskSpec, score
 from pot.protocol.timeline import Phase
 from pot.roles.base import Worker, build_worker, run_worker, worker_state_path
 from pot.roles.config import ClientConfig
 from pot.roles.events import Kind
-
-ZERO_ADDRESS = "0x" + "00" * 20
-
-
-@dataclass(frozen=True)
-class PreparedTask:
-    spec_json: bytes
-    spec_cid: str
-    train_cid: str
-    test_bytes: bytes
-    test_cid: str
+from pot.sdk import orders, task
+from pot.sdk.models import check_model_file, check_reveal, standing_score
+from pot.sdk.orders import ZERO_ADDRESS
+from pot.sdk.task import PreparedTask, Task
 
 
 @dataclass(frozen=True)
@@ -78,8 +73,12 @@ class Client(Worker):
             raise ValueError(f"no local state for order {order_id} in {self.state_dir}: "
                              "was it placed from this account and state directory?") from None
 
+    def load_secret(self, order_id: int) -> orders.OrderSecret:
+        """The order's test set and salt, as :meth:`place_order` kept them."""
+        self.load_state(order_id)  # the one-line error for an order placed elsewhere
+        return orders.OrderSecret.load(self._state_file(order_id), client=self.address)
+
     def _save_state(self, order_id: int, state: dict[str, Any]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._state_file(order_id).with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
         os.replace(tmp, self._state_file(order_id))
@@ -91,53 +90,35 @@ class Client(Worker):
 
     # -- placing ----------------------------------------------------------------------------
 
-    async def prepare_task(self) -> PreparedTask:
+    async def prepare_task(self, built: Task | None = None) -> PreparedTask:
         """Split the data set, upload the training part and the spec; the test part stays here
-        (only its CID, computed without storing it, goes into the commitment)."""
-        from pot.ml import TaskSpec, TrainHints, make_dataset, model_config_for
-        from pot.storage import compute_cid
+        (only its CID, computed without storing it, goes into the commitment).
 
-        cfg = self.config
-        train_bytes, test_bytes = await asyncio.to_thread(make_dataset, cfg.dataset, cfg.data_seed)
-        train_cid = await asyncio.to_thread(self.store.add_bytes, train_bytes)
-        spec = TaskSpec(model=model_config_for(cfg.dataset, cfg.arch, **cfg.model), train_data_cid=train_cid,
-                        metric=cfg.model_type, init_seed=cfg.init_seed,
-                        hints=TrainHints(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr))
-        spec_json = spec.to_json()
-        spec_cid = await asyncio.to_thread(self.store.add_bytes, spec_json)
-        return PreparedTask(spec_json, spec_cid, train_cid, test_bytes, str(compute_cid(test_bytes)))
+        Raises ValueError (one line, for the user) for data, an architecture or initial weights
+        that cannot make an order."""
+        built = built or await asyncio.to_thread(build_task, self.config)
+        return await asyncio.to_thread(task.upload_task, built, self.store)
 
-    async def place_order(self, task: PreparedTask | None = None) -> int:
+    async def place_order(self, prepared: PreparedTask | None = None) -> int:
         """Upload, commit to the test set, approve and place the order; returns the order id."""
-        from pot.chain.clients import OrderSpec
-
         if self.chain is None:
             raise ValueError("placing an order is an on-chain transaction: the client needs chain access")
         cfg = self.config
-        task = task or await self.prepare_task()
-        salt = os.urandom(32)
-        commitment = test_commitment(self.address, task.test_cid, salt)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        test_file = self.state_dir / f"test-{task.test_cid}.npz"
-        test_file.write_bytes(task.test_bytes)
-        state = {"testCid": task.test_cid, "salt": "0x" + salt.hex(), "testFile": str(test_file),
-                 "specCid": task.spec_cid, "trainCid": task.train_cid, "released": False}
+        prepared = prepared or await self.prepare_task()
+        self.emit(Kind.TASK_PREPARED, summary=prepared.summary)
+        terms = orders.OrderTerms(cfg.reward, cfg.train_duration, cfg.validate_duration, cfg.challenge_duration,
+                                  cfg.reveal_duration)
+        pending: list[Path] = []
         # the salt is on disk before the order exists: losing it would make the release impossible
-        pending = self.state_dir / f"pending-{commitment.hex()[:16]}.json"
-        pending.write_text(json.dumps(state))
-        c = self.chain.contracts
-        await self.chain.call(c.token.ensure_allowance, self.chain.sender, c.orders.address, cfg.reward)
-        # positional: the field order is placeOrder's ABI, its Python names have moved before
-        res = await self.chain.call(c.orders.place_order, self.chain.sender, OrderSpec(
-            cfg.reward, cfg.train_duration, cfg.validate_duration, cfg.challenge_duration, cfg.reveal_duration,
-            cfg.model_type, commitment, task.spec_cid))
-        order_id = int(res.event("OrderPlaced")["orderId"])
-        self._save_state(order_id, {**state, "orderId": order_id, "tx": res.tx_hash})
-        pending.unlink(missing_ok=True)
-        await self._publish_task(order_id)
-        self.emit(Kind.ORDER_PLACED, order_id, reward=cfg.reward, spec_cid=task.spec_cid, test_cid=task.test_cid,
-                  train_duration=cfg.train_duration)
-        return order_id
+        secret = await self.chain.call(orders.place_order, self.chain.contracts, self.chain.sender, prepared, terms,
+                                       keep=lambda s: pending.append(s.save(self.state_dir, released=False)))
+        secret.save(self.state_dir, released=False)
+        for p in pending:
+            p.unlink(missing_ok=True)
+        await self._publish_task(secret.order_id)
+        self.emit(Kind.ORDER_PLACED, secret.order_id, reward=cfg.reward, spec_cid=prepared.spec_cid,
+                  test_cid=prepared.test_cid, train_duration=cfg.train_duration)
+        return secret.order_id
 
     async def _publish_task(self, order_id: int) -> bool:
         """Upload the order's training data and spec to the committee (the data first, so a miner
@@ -162,30 +143,21 @@ class Client(Worker):
         on-chain; returns t3. The chain refuses it outside ``[revealEnd, releaseEnd)``."""
         if self.chain is None:
             raise ValueError("releasing the test data is an on-chain transaction: the client needs chain access")
-        state = self.load_state(order_id)
-        test_bytes = Path(state["testFile"]).read_bytes()
-        cid = await asyncio.to_thread(self.store.add_bytes, test_bytes)
-        if cid != state["testCid"]:
-            raise ValueError(f"test file {state['testFile']} now has CID {cid}, the order committed to "
-                             f"{state['testCid']}")
-        await asyncio.to_thread(self.store.pin, cid)
-        await self.publish(order_id, cid, "test data", test_bytes)  # before t3: validators fetch it at once
-        c = self.chain.contracts
-        res = await self.chain.call(c.orders.release_test_data, self.chain.sender, order_id, cid,
-                                    bytes.fromhex(state["salt"][2:]))
-        t3 = int(res.event("TestDataReleased")["t3"])
-        self._save_state(order_id, {**state, "released": True, "t3": t3})
-        self.emit(Kind.TEST_RELEASED, order_id, test_cid=cid, t3=t3)
+        secret = self.load_secret(order_id)
+        # on the committee before t3: validators fetch it at once
+        await self.publish(order_id, secret.test_cid, "test data", secret.test_bytes)
+        t3 = await self.chain.call(orders.release_test_data, self.chain.contracts, self.chain.sender, self.store,
+                                   secret)
+        self._save_state(order_id, {**self.load_state(order_id), "released": True, "t3": t3})
+        self.emit(Kind.TEST_RELEASED, order_id, test_cid=secret.test_cid, t3=t3)
         return t3
 
     # -- the result -------------------------------------------------------------------------
 
     async def fetch_result(self, order_id: int) -> FetchResult | None:
-        """Once the ledger settled the order: fetch the winning model, check it against its mid,
-        score it on our own test set and compare with the score the network gave it.
-        None while the order is not settled."""
-        from pot.ml import score
-
+        """Once the ledger settled the order: fetch the winning model, check it back to the
+        winner's commitment, its mid and the spec (:mod:`pot.sdk.models`), score it on our own
+        test set and compare with the score the network gave it. None while the order is not settled."""
         cyc = await self.gateway.cycle(order_id)
         if cyc is None or cyc.nonce is None:
             return None
@@ -202,18 +174,15 @@ class Client(Worker):
             self.results[order_id] = result
             return result
         mid = os_.winning_mid
-        cid = await self.gateway.model_link(mid)
-        if cid is None:
-            raise ValueError(f"the ledger names winner {mid.hex()} but has no link to it")
-        model = await asyncio.to_thread(self.store.get, cid)
-        if hashlib.sha256(model).digest() != mid:
-            raise ValueError(f"model {cid} does not hash to the winning mid 0x{mid.hex()}")
-        state = self.load_state(order_id)
-        test_bytes = Path(state["testFile"]).read_bytes()
-        local = await asyncio.to_thread(score, model, test_bytes, cyc.order.model_type_name)
+        cid = check_reveal(cyc, order_id, winner, mid).model_cid
+        spec = TaskSpec.from_json(await asyncio.to_thread(self.store.get, cyc.order.spec_cid))
+        model = await asyncio.to_thread(self.store.get, cid, max_size=spec.max_model_bytes)
+        await asyncio.to_thread(check_model_file, model, mid, spec)
+        secret = self.load_secret(order_id)
+        local = await asyncio.to_thread(score, model, secret.test_bytes, cyc.order.model_type_name)
         path = self.state_dir / f"winner-{order_id}-{mid.hex()[:16]}.safetensors"
         path.write_bytes(model)
-        ledger_score = _standing_score(cyc, mid)
+        ledger_score = standing_score(cyc, mid)
         result = FetchResult(order_id, winner, mid, cid, path, local, ledger_score, st.executed)
         self.results[order_id] = result
         self.emit(Kind.MODEL_FETCHED, order_id, winner=winner, mid=mid, cid=cid, path=str(path),
@@ -239,22 +208,16 @@ class Client(Worker):
                 await self.fetch_result(oid)
 
 
-def _standing_score(cyc, mid: bytes) -> int | None:
-    """The committee's PoT.Verify score if taken, else the score its validators agreed on."""
-    m = cyc.model(mid)
-    if m is not None and m.verified_score is not None:
-        return m.verified_score
-    for raw in cyc.raw["models"]:
-        if raw["mid"] == "0x" + mid.hex():
-            scores = {v["score"] for v in raw["validations"]}
-            return scores.pop() if len(scores) == 1 else None
-    return None
+def build_task(cfg: ClientConfig) -> Task:
+    """The order's task from the client's settings, before anything is uploaded
+    (:func:`pot.sdk.build_task` with the config's fields). Raises ValueError with one line for the user."""
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(task.TaskOptions) if f.name != "metric"}
+    return task.build_task(task.TaskOptions(**fields, metric=cfg.model_type), validate_duration=cfg.validate_duration)
 
 
-def build(config: ClientConfig, account=None) -> Client:
-    """A client wired to the chain, the store and the committee's API, from its config (the key:
-    ``account``, else the config's keystore or $POT_PRIVATE_KEY)."""
-    return build_worker(Client, config, account)
+def build(config: ClientConfig) -> Client:
+    """A client wired to the chain, the store and the committee's API, from its config."""
+    return build_worker(Client, config)
 
 
 async def run(config: ClientConfig) -> int | None:

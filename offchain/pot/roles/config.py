@@ -143,14 +143,25 @@ class ClientConfig(WorkerConfig):
     ROLE: typing.ClassVar[str] = "client"
     dataset: str = _opt("digits", "built-in data set (digits, digits-flat, digits-seq, iris, wine, "
                                   "breast-cancer)")
+    data: str | None = _opt(None, "your own data instead of a built-in set: an image folder (one sub-folder "
+                                  "per class), .npz/.safetensors arrays, .csv, or a text file or folder")
+    data_kind: str = _opt("auto", "kind of `data`: auto, images, arrays, csv or text")
+    image_size: int = _opt(32, "images are resized to image_size x image_size")
+    channels: int | None = _opt(None, "image channels: 1 (grey) or 3 (RGB); default: 1 if every image is grey")
+    context: int = _opt(64, "text: bytes of context per window")
+    label_column: str | None = _opt(None, "csv: the label column (default: the last)")
+    test_fraction: float = _opt(0.25, "share of the data the client keeps as its hidden test set")
     data_seed: int = _opt(0, "seed of the train/test split")
-    arch: str = _opt("mlp", "architecture: mlp, cnn or lstm")
+    arch: str | None = _opt(None, "architecture: mlp, cnn, lstm, resnet or gpt (default: resnet for images, "
+                                  "gpt for text, else mlp)")
     model: dict[str, Any] = _opt({}, "extra architecture fields (e.g. hidden = [64])")
     init_seed: int = _opt(0, "seed of the initial weights every miner starts from")
+    init_weights: str | None = _opt(None, "a model file every miner starts from (fine-tuning); must be of the "
+                                          "order's architecture")
     epochs: int = _opt(30, "training hint: epochs")
     batch_size: int = _opt(64, "training hint: batch size")
     lr: float = _opt(1e-3, "training hint: learning rate")
-    model_type: str = _opt("classification-accuracy-v1", "validation function (modelType)")
+    model_type: str | None = _opt(None, "validation function (modelType); default: the one for the architecture")
     reward: int = _amount(100 * TOKEN, "reward escrowed for the winner")
     train_duration: int = _opt(3600, "seconds of training [t0, trainEnd)")
     validate_duration: int = _opt(600, "seconds validators have after the test release")

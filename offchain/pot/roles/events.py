@@ -38,6 +38,7 @@ class Kind(enum.StrEnum):
     CHALLENGE_REJECTED = "challenge-rejected"
     SETTLED = "settled"            # any other ending (refund, split, nothing for this worker)
     # client
+    TASK_PREPARED = "task-prepared"  # own data decoded and checked, before anything is uploaded
     ORDER_PLACED = "order-placed"
     TEST_RELEASED = "test-released"
     NO_WINNER = "no-winner"

@@ -229,7 +229,12 @@ class Miner(Worker):
         train_bytes = await asyncio.to_thread(self.store.get, spec.train_data_cid)
         data = Dataset.from_bytes(train_bytes)
         if spec.init_weights_cid is not None:
+            # fine-tuning: every miner starts from the client's weights, which must be the spec's model
             model = load_model(await asyncio.to_thread(self.store.get, spec.init_weights_cid))
+            if model.pot_config != spec.model:
+                raise ValueError(f"initial weights {spec.init_weights_cid} are a {model.pot_config} model, "
+                                 f"not the spec's {spec.model}")
+            model.train()
         else:
             model = build_model(spec.model, seed=spec.init_seed)
         train_end = timeline(order, None).train_end
@@ -254,13 +259,14 @@ class Miner(Worker):
         progress = ProgressBar if self.config.progress else False
         result = await _in_daemon_thread(lambda: train(model, data, spec.hints, device=device, deadline=deadline,
                                                        on_improve=on_improve, progress=progress,
-                                                       seed=seed, stop=self._stop_training,
+                                                       seed=seed, metric=spec.metric, stop=self._stop_training,
                                                        commit_interval_s=self.config.commit_interval_s))
         if job is not None and job.commits:
             await asyncio.gather(*job.commits, return_exceptions=True)
         best = result.best
         self.emit(Kind.TRAINED, oid, epochs=result.epochs, stopped_by=result.stopped_by, device=result.device,
-                  holdout_accuracy=None if best is None else round(best.holdout_accuracy, 4))
+                  holdout_accuracy=None if best is None else round(best.holdout_accuracy, 4),
+                  holdout_score=None if best is None else best.holdout_score)
 
     async def commit(self, order_id: int, model_bytes: bytes, mid: bytes, holdout_accuracy: float = 0.0) -> T.Result:
         """ClaimCommit for a better model; the claim is kept only once the ledger took it."""

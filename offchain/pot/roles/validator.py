@@ -28,8 +28,6 @@ from pot.roles.events import Kind
 from pot.roles.outcome import validator_outcome
 from pot.roles.scoring import Scorer
 
-PPM = 1_000_000
-
 
 @dataclass
 class Validation:
@@ -98,8 +96,12 @@ class Validator(Worker):
             del self.validations[(oid, mid)]  # refused: nothing to open later
         self._save_order(oid)
 
-    def reported(self, score: int) -> int:
-        return min(PPM, max(0, score + self.config.dishonest_offset))
+    def reported(self, score: int, model_type: str) -> int:
+        """The score to report: the true one, shifted by the demo adversary's offset within the
+        validation function's range (an lm-bits-per-byte score goes above 1,000,000)."""
+        from pot.ml.validation import REGISTRY
+
+        return min(REGISTRY[model_type].max_score, max(0, score + self.config.dishonest_offset))
 
     async def validate_order(self, view) -> None:
         """Score and commit every model of the order not yet committed."""
@@ -122,7 +124,7 @@ class Validator(Worker):
                 self.emit(Kind.ABSTAIN, oid, mid=m.mid, reason=outcome.reason, retry=outcome.retry)
                 continue
             true_score = outcome.score
-            score = self.reported(true_score)
+            score = self.reported(true_score, cyc.order.model_type_name)
             note = {"note": outcome.reason} if isinstance(outcome, Invalid) else {}
             self.emit(Kind.SCORE, oid, mid=m.mid, score=true_score, reported=score, **note)
             v = Validation(score, true_score, os.urandom(32))

@@ -652,6 +652,29 @@ export declare const rewardMultisigAbi: readonly [
   {
     readonly "inputs": readonly [
       {
+        readonly "internalType": "address[]";
+        readonly "name": "removed";
+        readonly "type": "address[]";
+      },
+      {
+        readonly "internalType": "address[]";
+        readonly "name": "added";
+        readonly "type": "address[]";
+      },
+      {
+        readonly "internalType": "uint256";
+        readonly "name": "threshold_";
+        readonly "type": "uint256";
+      }
+    ];
+    readonly "name": "changeMembers";
+    readonly "outputs": readonly [];
+    readonly "stateMutability": "nonpayable";
+    readonly "type": "function";
+  },
+  {
+    readonly "inputs": readonly [
+      {
         readonly "internalType": "uint256";
         readonly "name": "id";
         readonly "type": "uint256";

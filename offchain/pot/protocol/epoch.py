@@ -1,0 +1,239 @@
+"""Committee epochs: who the committee is, how it may change, and the on-chain action that
+changes it (docs/COMMITTEE.md).
+
+An epoch is one committee: its number (``RewardMultisig.epoch()`` while it signs), its members
+in PBFT order (replica ``i`` is ``members[i]``) and its signature threshold k. A ``MemberChange``
+moves the committee from epoch ``e`` to ``e + 1``: some members leave, some accounts join, k is
+set again. Replacing a dead member, rotating a member's key (its old account leaves, its new one
+joins) and growing or shrinking the committee are all one change. On chain it is one
+``changeMembers(removed, added, threshold)`` call through ``executeAction``, signed by k members
+of epoch ``e``, which bumps the contract's epoch by exactly one, so the ledger's epoch number and
+the chain's stay equal.
+
+Pure rules, no I/O: the ledger, the CLI, the devnet and the simulator all call these.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from eth_abi import encode as abi_encode
+from eth_utils import is_hex_address, to_checksum_address
+
+from pot.protocol.committee import bft_quorum, default_threshold, max_faulty
+from pot.protocol.ids import keccak
+from pot.protocol.settlement import Action
+
+#: RewardMultisig.MAX_MEMBERS: a proposal's approvals are a 128-bit field on chain.
+MAX_MEMBERS = 128
+#: Action nonces of committee changes: the change out of epoch ``e`` has nonce BASE + e, so two
+#: different changes out of one epoch can never both execute (and none collides with the small
+#: nonces hand-made governance actions use).
+MEMBER_CHANGE_NONCE_BASE = 1 << 128
+_ZERO = "0x" + "00" * 20
+_SELECTOR = keccak(b"changeMembers(address[],address[],uint256)")[:4]
+
+
+class EpochError(ValueError):
+    """A committee change the rules refuse; the text says why and what would be accepted."""
+
+
+class ChangeKind(enum.Enum):
+    ADD = "add"
+    REMOVE = "remove"
+    REPLACE = "replace"
+    ROTATE = "rotate"  # same shape as replace: one account out, one in (the operator's intent)
+    RESIZE = "resize"  # several in or out, or only k changes
+
+
+def _addr(value: str, what: str) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise EpochError(f"{what} must be a 20-byte hex address, got {value!r}")
+    a = to_checksum_address(value)
+    if a == _ZERO:
+        raise EpochError(f"{what} is the zero address")
+    return a
+
+
+def _distinct(accounts: tuple[str, ...], what: str) -> None:
+    seen: set[str] = set()
+    for a in accounts:
+        if a in seen:
+            raise EpochError(f"{a} appears twice in {what}")
+        seen.add(a)
+
+
+def check_threshold(k: int, n: int) -> None:
+    """RewardMultisig's rule: k is a strict majority of n (two conflicting batches can never
+    both gather k approvals) and at most n."""
+    if type(k) is not int or not (0 < k <= n and 2 * k > n):
+        raise EpochError(f"threshold {k} is not a majority of {n} members: pick k with "
+                         f"{n // 2 + 1} <= k <= {n} (default {default_threshold(n) if n else 1})")
+
+
+@dataclass(frozen=True)
+class Committee:
+    """One epoch's committee. ``members`` order is the PBFT replica order."""
+    epoch: int
+    members: tuple[str, ...]
+    threshold: int
+
+    def __post_init__(self) -> None:
+        members = tuple(_addr(m, "member") for m in self.members)
+        _distinct(members, "the committee")
+        if not 1 <= len(members) <= MAX_MEMBERS:
+            raise EpochError(f"a committee has 1 to {MAX_MEMBERS} members, not {len(members)}")
+        if type(self.epoch) is not int or self.epoch < 1:
+            raise EpochError(f"epoch must be a positive int, got {self.epoch!r}")
+        check_threshold(self.threshold, len(members))
+        object.__setattr__(self, "members", members)
+
+    @property
+    def n(self) -> int:
+        return len(self.members)
+
+    @property
+    def f(self) -> int:
+        return max_faulty(self.n)
+
+    @property
+    def quorum(self) -> int:
+        """PBFT's quorum (2f + 1 at n = 3f + 1)."""
+        return bft_quorum(self.n)
+
+    def index(self, account: str) -> int | None:
+        try:
+            return self.members.index(to_checksum_address(account))
+        except ValueError:
+            return None
+
+    def same_members(self, members, threshold: int) -> bool:
+        """Whether the chain's view (``RewardMultisig.members()``, any order) is this committee."""
+        return sorted(to_checksum_address(m) for m in members) == sorted(self.members) \
+            and int(threshold) == self.threshold
+
+    def as_json(self) -> dict:
+        return {"epoch": self.epoch, "members": list(self.members), "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """Move the committee out of ``epoch``: ``removed`` leave, ``added`` join (in this order, after
+    the members who stay), k becomes ``threshold``. ``deadline``: the latest block time the
+    on-chain action may execute; after it the change is void and the old committee stays."""
+    epoch: int
+    removed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    threshold: int = 0
+    deadline: int = 0
+
+    def __post_init__(self) -> None:
+        removed = tuple(_addr(a, "a removed member") for a in self.removed)
+        added = tuple(_addr(a, "an added member") for a in self.added)
+        _distinct(removed, "removed")
+        _distinct(added, "added")
+        both = set(removed) & set(added)
+        if both:
+            raise EpochError(f"{sorted(both)[0]} is both removed and added")
+        for name in ("epoch", "threshold", "deadline"):
+            v = getattr(self, name)
+            if type(v) is not int or v < 0:
+                raise EpochError(f"{name} must be a non-negative int, got {v!r}")
+        object.__setattr__(self, "removed", removed)
+        object.__setattr__(self, "added", added)
+
+    @property
+    def kind(self) -> ChangeKind:
+        if len(self.removed) == 1 and len(self.added) == 1:
+            return ChangeKind.REPLACE
+        if self.added and not self.removed and len(self.added) == 1:
+            return ChangeKind.ADD
+        if self.removed and not self.added and len(self.removed) == 1:
+            return ChangeKind.REMOVE
+        return ChangeKind.RESIZE
+
+    @property
+    def action_nonce(self) -> int:
+        return MEMBER_CHANGE_NONCE_BASE + self.epoch
+
+    def action(self, multisig: str) -> Action:
+        """The ``executeAction`` the old committee signs: ``changeMembers`` on the multisig itself,
+        bound to the old epoch (the contract refuses it in any other) and the deadline."""
+        data = _SELECTOR + abi_encode(["address[]", "address[]", "uint256"],
+                                      [list(self.removed), list(self.added), self.threshold])
+        return Action(self.action_nonce, to_checksum_address(multisig), data, epoch=self.epoch,
+                      deadline=self.deadline)
+
+    def as_json(self) -> dict:
+        return {"epoch": self.epoch, "removed": list(self.removed), "added": list(self.added),
+                "threshold": self.threshold, "deadline": self.deadline, "kind": self.kind.value}
+
+    @classmethod
+    def from_json(cls, d: dict) -> MemberChange:
+        return cls(int(d["epoch"]), tuple(d.get("removed", ())), tuple(d.get("added", ())),
+                   int(d["threshold"]), int(d.get("deadline", 0)))
+
+
+def next_committee(current: Committee, change: MemberChange) -> Committee:
+    """The committee ``change`` leads to from ``current``, or ``EpochError`` saying why not.
+    Members who stay keep their order (their replica ids change only by the removals before
+    them); added accounts follow."""
+    if change.epoch != current.epoch:
+        raise EpochError(f"the change is for epoch {change.epoch}, the committee is in epoch {current.epoch}")
+    members = set(current.members)
+    for a in change.removed:
+        if a not in members:
+            raise EpochError(f"{a} is not a member of epoch {current.epoch}")
+    for a in change.added:
+        if a in members:
+            raise EpochError(f"{a} is already a member of epoch {current.epoch}")
+    if not change.removed and not change.added and change.threshold == current.threshold:
+        raise EpochError("the change changes nothing")
+    gone = set(change.removed)
+    new = tuple(m for m in current.members if m not in gone) + change.added
+    if not new:
+        raise EpochError("the change removes every member")
+    if len(new) > MAX_MEMBERS:
+        raise EpochError(f"the change makes {len(new)} members, more than {MAX_MEMBERS}")
+    check_threshold(change.threshold, len(new))
+    return Committee(current.epoch + 1, new, change.threshold)
+
+
+def make_change(current: Committee, kind: str | ChangeKind, accounts: list[str], *,
+                threshold: int | None = None, deadline: int) -> MemberChange:
+    """The change an operator asks for by name: ``add NEW…``, ``remove OLD…``, ``replace OLD NEW``
+    (also ``rotate OLD NEW``: the same member's new key), ``resize`` (only k). k defaults to
+    2f+1 of the new size (a majority when n is not 3f+1)."""
+    kind = ChangeKind(kind) if isinstance(kind, str) else kind
+    if kind in (ChangeKind.REPLACE, ChangeKind.ROTATE):
+        if len(accounts) != 2:
+            raise EpochError(f"{kind.value} takes two accounts: the member leaving and the one joining")
+        removed, added = (accounts[0],), (accounts[1],)
+    elif kind == ChangeKind.ADD:
+        if not accounts:
+            raise EpochError("add takes at least one account")
+        removed, added = (), tuple(accounts)
+    elif kind == ChangeKind.REMOVE:
+        if not accounts:
+            raise EpochError("remove takes at least one member")
+        removed, added = tuple(accounts), ()
+    else:
+        if accounts:
+            raise EpochError("resize changes only the threshold: use add/remove for members")
+        removed, added = (), ()
+    n = current.n - len(removed) + len(added)
+    k = default_threshold(n) if threshold is None else threshold
+    change = MemberChange(current.epoch, removed, added, k, deadline)
+    next_committee(current, change)  # refuse now what the ledger would refuse
+    return change
+
+
+def boundary(decided_seq: int, checkpoint_interval: int) -> int:
+    """The PBFT sequence number a committee change decided at ``decided_seq`` takes effect after:
+    the first checkpoint strictly after it. Every replica executes the same batches up to it in
+    the old epoch and none executes a batch after it there, so they all switch at one point, and
+    the new epoch starts from a checkpointed state a joining member can fetch."""
+    if checkpoint_interval < 1:
+        raise EpochError("checkpoint interval must be positive")
+    return (decided_seq // checkpoint_interval + 1) * checkpoint_interval
