@@ -12,6 +12,7 @@ BENCHES = {
     "ledger": ("pot.ledger.bench:command", "Ledger messages/s, checkpoint cost and disk per order as history grows."),
     "train": ("pot.ml.bench:command", "Miner training throughput and PoT's own overhead."),
     "soak": ("pot.devnet.soak:command", "A devnet under steady orders with replicas stopped and restarted."),
+    "cycle": ("pot.devnet.soak:cycle_command", "N orders through a devnet: settled once, tokens conserved."),
 }
 
 

@@ -23,6 +23,10 @@ from pot.roles.events import CommitteeEvent, CommitteeEventCallback
 
 log = logging.getLogger("pot.aggregator")
 
+#: how long (batch time, ms) an executed request's id is remembered for duplicate suppression;
+#: the executed-id set is bounded by the traffic of this window, not by history
+REPLAY_GRACE_MS = 60_000
+
 
 class CommitteeStateMachine:
     """PBFT's state machine: the ledger at the batch time (PBFT stamps milliseconds; ledger
@@ -52,6 +56,13 @@ class CommitteeStateMachine:
     def execute(self, requests: list[bytes], timestamp: int) -> list[bytes]:
         ops = [self._decoded.pop(r, None) or r for r in requests]
         return [codec.encode(res) for res in self.ledger.apply_many(ops, timestamp // 1000)]
+
+    def forget_after(self, request: bytes, result: bytes, timestamp: int) -> int:
+        """When PBFT may forget this request's id (see ``pot.pbft.requests``). The ledger refuses
+        every op that took effect again by its own rules (seen message digests, applied chain
+        events, signed settlements), so the id is only kept for a short grace: a client that
+        retries within it gets REPLAY with the first result, later the ledger's own answer."""
+        return timestamp + REPLAY_GRACE_MS
 
     def digest(self) -> bytes:
         return self._sm.digest()
