@@ -4,6 +4,8 @@
     .venv/bin/pot bench pbft  --json docs/bench/pbft.json
     .venv/bin/pot bench train --json docs/bench          (train-<model>.json for every architecture)
     .venv/bin/pot bench soak  --json docs/bench/soak.json
+    .venv/bin/pot bench pbft  --only-ledger --json docs/bench/pbft-ledger.json
+    .venv/bin/pot bench cycle --orders 100 --json docs/bench/cycle.json
     .venv/bin/python scripts/bench_tables.py
 
 Each table sits between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->` in README.md, so
@@ -112,6 +114,30 @@ def soak_table(d: dict) -> str:
     return "\n".join(out)
 
 
+def pbft_ledger_table(d: dict) -> str:
+    rows = ["| replicas | state machine | transactions per round | committed tx/s | CPU µs per tx per replica "
+            "| busiest replica | target |", "|---:|---|---:|---:|---:|---:|---|"]
+    for r in d["ledger"]:
+        sm = r.get("state_machine", "ledger")
+        target = {4: "≤ 75", 30: "≤ 90"}.get(r["nodes"], "") if sm == "ledger" else ""
+        rows.append(f"| {r['nodes']} | {sm} | {r['txs_per_run']:,} | {r['tx_per_s']:,.0f} "
+                    f"| {r['cpu_us_per_tx_per_replica']:,.0f} | {r['cpu_us_per_tx_max_replica']:,.0f} | {target} |")
+    return "\n".join(rows)
+
+
+def cycle_table(d: dict) -> str:
+    def f(x):
+        return "-" if x is None else f"{x:.1f}"
+
+    lat = d["settle_latency_s"]
+    gas = "-" if d["gas_per_order"] is None else f"{d['gas_per_order']:,}"
+    return ("| orders | settled | settled exactly once | conservation | settle p50 (s) | settle p95 (s) "
+            "| gas per order | view changes |\n|---:|---:|---|---|---:|---:|---:|---:|\n"
+            f"| {d['orders']} | {d['settled']} | {'yes' if d['settled_once'] else 'no'} "
+            f"| {'yes' if d['conservation'] else 'no'} | {f(lat['p50'])} | {f(lat['p95'])} "
+            f"| {gas} | {d['view_changes']} |")
+
+
 def replace(doc: str, name: str, body: str) -> str:
     begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
     if begin not in doc:
@@ -131,6 +157,10 @@ def main() -> None:
     runs = [json.loads(p.read_text()) for p in sorted(BENCH.glob("train-*.json"))]
     if runs:
         doc = replace(doc, "train", train_table(runs))
+    if (BENCH / "pbft-ledger.json").exists():
+        doc = replace(doc, "pbft-ledger", pbft_ledger_table(json.loads((BENCH / "pbft-ledger.json").read_text())))
+    if (BENCH / "cycle.json").exists():
+        doc = replace(doc, "cycle", cycle_table(json.loads((BENCH / "cycle.json").read_text())))
     if (BENCH / "soak.json").exists():
         doc = replace(doc, "soak", soak_table(json.loads((BENCH / "soak.json").read_text())))
     readme.write_text(doc)

@@ -33,6 +33,6 @@ def test_a_replica_refuses_another_deployments_data(anvil, tmp_path):
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
     assert run.returncode != 0, run.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("Error: data_dir"), run.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: data_dir"), run.stderr[-2000:]
     assert "another deployment" in lines[0] and "fresh directory" in lines[0]
     assert "Traceback" not in run.stderr

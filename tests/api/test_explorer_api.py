@@ -224,7 +224,9 @@ def test_committee_view_says_who_answers_and_whether_digests_agree():
     other = W.build()
     with _Server(create_app(LocalNode(other, lambda: W.NOW, replica_id=1))) as peer, \
             _Server(create_app(LocalNode(W.build(), lambda: W.NOW, replica_id=2))) as twin:
-        other.s["nodes"][W.WINNER.addr]["stake"] += 1   # a divergent copy (what a bug or an attack would leave)
+        # a divergent copy (what a bug or an attack would leave): one row differs, nothing else
+        node = other._nodes[bytes.fromhex(W.WINNER.addr[2:])]
+        other._put(node._replace(stake=node.stake + 1))
         with TestClient(create_app(LocalNode(W.build(), lambda: W.NOW), peers=[peer.url, twin.url])) as api:
             c = get(api, "/v1/committee", schemas.Committee)
             assert c["answering"] == 2 and not c["digestsAgree"]

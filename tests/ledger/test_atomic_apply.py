@@ -51,7 +51,7 @@ _FaultyLedger._HANDLERS = {**Ledger._HANDLERS, Tick: _FaultyLedger._tick}
 @pytest.mark.parametrize("persistent", [False, True])
 def test_an_exception_inside_apply_leaves_the_state_unchanged(tmp_path, persistent):
     path = str(tmp_path / "ledger.db") if persistent else None
-    led = staked_ledger(path, cls=_FaultyLedger, checkpoint_every=3)
+    led = staked_ledger(path, cls=_FaultyLedger)
     ref = staked_ledger()
     history = sorted(happy_ops(1) + happy_ops(2), key=lambda x: x[0])
     for lg in (led, ref):

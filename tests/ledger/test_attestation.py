@@ -30,7 +30,8 @@ def test_f_attestations_are_not_enough_f_plus_1_apply_once():
     for m in COMMITTEE[2:]:
         r = led.apply(attest(m, op), T0)
         assert r.reason_enum is Reason.DUPLICATE
-    assert led.seq == seq and led.s["chain"]["votes"] == {} and led.s["chain"]["open"] == {}
+    assert led.seq == seq and led.chain_event(REF) == {"applied": True, "attesters": []}
+    assert led._chain_open == {}, "a decided event still counts against its attesters' bound"
 
 
 def test_a_forged_event_by_one_replica_never_applies():
@@ -79,7 +80,7 @@ def test_bare_chain_events_are_refused_when_attestation_is_on():
 
 def test_a_refused_event_is_still_decided_once_and_replays_the_same(tmp_path):
     path = str(tmp_path / "l.sqlite")
-    led = Ledger(ATTESTED, path, checkpoint_every=2)
+    led = Ledger(ATTESTED, path)
     op = OrderPlaced(order(1))
     for m in COMMITTEE[:2]:
         led.apply(attest(m, op), T0)
@@ -94,8 +95,11 @@ def test_a_refused_event_is_still_decided_once_and_replays_the_same(tmp_path):
     assert again.digest() == digest
 
 
-def test_attestations_leave_ledgers_without_them_unchanged():
-    assert "attestedChainEvents" not in CONFIG.as_json() and "chain" not in Ledger(CONFIG).s
+def test_attested_and_trusted_ledgers_are_different_ledgers():
+    # schema 2 names the mode in every configuration: two ledgers that take chain events
+    # differently never share a digest (or a database)
+    assert CONFIG.as_json()["attestedChainEvents"] is False
+    assert Ledger(CONFIG).digest() != Ledger(ATTESTED).digest()
     assert encode(Tick()) != encode(Tick(at=1))
 
 

@@ -6,6 +6,7 @@ from ledger_world import (CLIENT, COMMITTEE, CONFIG, CREVEAL_END, DOMAIN, MINERS
                           commit, happy_ops, mid, order, reveal, staked_ledger, vcommit, vreveal)
 
 from pot.ledger import Ledger
+from pot.protocol.types import Reason
 from pot.protocol import (CancelRequest, ChallengeCommitted, ChallengeRevealed, ClaimCommit, ClaimReveal, Phase,
                           Signed, StakeChanged, TestDataReleased, Tick, ValidationCommit, ValidationReveal,
                           VerifyResult, phase, vid)
@@ -62,12 +63,12 @@ def test_random_histories(seq):
     # 1. no participant message was accepted outside its window
     for t, op in log:
         if isinstance(op, Signed) and type(op.message) in EXPECTED_PHASE:
-            rec = led.s["orders"][str(op.message.order_id)]
-            assert phase(led.order(op.message.order_id), rec["t3"], t) is EXPECTED_PHASE[type(op.message)]
+            t3 = led.order_state(op.message.order_id).row.t3
+            assert phase(led.order(op.message.order_id), t3, t) is EXPECTED_PHASE[type(op.message)]
     # 2. every settled order pays exactly its escrow, and each order settles once
     seen = set()
-    for st_ in led.s["settlements"].values():
-        s = led.settlement(int(st_["settlement"]["nonce"]))
+    for nonce in led.settlement_nonces():
+        s = led.settlement(nonce)
         for o in s.orders:
             assert o.total(len(s.members)) == led.order(o.order_id).reward
             assert o.order_id not in seen
@@ -104,19 +105,22 @@ def test_random_interleavings_of_a_full_cycle(extra, dropped):
     for p in led.pending_verifications():   # the committee recomputes, then finalization goes on
         for a in COMMITTEE[:3]:
             op = VerifyResult(p["orderId"], p["mid"], 900_000, a.addr).sign(DOMAIN, a.key)
-            assert led.apply(op, CREVEAL_END + 101).ok
+            res = led.apply(op, CREVEAL_END + 101)
+            if res.reason_enum is Reason.REPLAY:
+                continue   # the random noise already delivered this very vote (POOL holds them all)
+            assert res.ok, res.text
             log.append((CREVEAL_END + 101, op))
     led.apply(Tick(), CREVEAL_END + 102)
     log.append((CREVEAL_END + 102, Tick()))
     assert led.pending_verifications() == []
-    for nonce in led.s["settlements"]:
-        s = led.settlement(int(nonce))
+    for nonce in led.settlement_nonces():
+        s = led.settlement(nonce)
         for o in s.orders:
             assert o.total(len(s.members)) == led.order(o.order_id).reward
     for t, op in log:
         if isinstance(op, Signed) and type(op.message) in EXPECTED_PHASE:
-            rec = led.s["orders"][str(op.message.order_id)]
-            assert phase(led.order(op.message.order_id), rec["t3"], t) is EXPECTED_PHASE[type(op.message)]
+            t3 = led.order_state(op.message.order_id).row.t3
+            assert phase(led.order(op.message.order_id), t3, t) is EXPECTED_PHASE[type(op.message)]
     again = staked_ledger()
     for t, op in log:
         assert again.apply(op, t).ok

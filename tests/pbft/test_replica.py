@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 from pot.pbft.crypto import (TableSigner, make_transaction, verify_signed_transaction)
 from pot.pbft.kv import KVStateMachine
 from pot.pbft.messages import (Checkpoint, Commit, DecodeError, PrePrepare, Prepare, PreparedCert, Request, State,
-                               batch_digest, decode, encode)
+                               batch_digest, decode, encode, request_id)
 from pot.pbft.replica import Executed, Replica, ReplicaConfig, Send, SendClient
 from pot.pbft.sim import Simulation
 from pot.pbft.storage import FileStore, LoggedBatch, MemoryStore
@@ -109,6 +109,67 @@ def test_checkpoint_becomes_stable_and_log_is_collected():
         net.request(b"r%d" % k)
     for r in net.r:
         assert r.h == 6 and all(s > 6 for s in r.slots) and r.last_exec == 7
+
+
+class Expiring:
+    """A state machine whose requests carry a deadline (``b"<ms>|body"``): it refuses one whose
+    batch time is past it, so the replica may forget its id once that time has passed."""
+
+    def __init__(self):
+        self.applied = []
+
+    def execute(self, requests, timestamp):
+        out = []
+        for r in requests:
+            if timestamp > int(r.split(b"|")[0]):
+                out.append(b"expired")
+            else:
+                self.applied.append(r)
+                out.append(b"ok %d" % len(self.applied))
+        return out
+
+    def forget_after(self, request, result, timestamp):
+        return int(request.split(b"|")[0])
+
+    def digest(self):
+        return hashlib.sha256(b"".join(self.applied)).digest()
+
+    def snapshot(self):
+        return b"\n".join(self.applied)
+
+    def restore(self, snapshot):
+        self.applied = snapshot.split(b"\n") if snapshot else []
+
+
+def test_executed_ids_are_pruned_at_checkpoints_and_a_replay_after_pruning_is_refused():
+    reps = [Replica(ReplicaConfig(4, checkpoint_interval=2, log_size=8), i, Expiring(), TableSigner(i, KEYS))
+            for i in range(4)]
+    net = Net(reps)
+    sent, remembered = [], []
+    for k in range(80):
+        # valid for 5 s of batch time; one request a second
+        sent.append(b"%d|req-%d" % (int(net.now * 1000) + 5000, k))
+        net.request(sent[-1])
+        net.tick(1.0)
+        remembered.append(len(reps[0].executed_ids))
+    assert all(r.last_exec == 80 and r.h >= 78 for r in reps)
+    assert len({r.digest() for r in reps}) == 1
+    assert max(remembered[20:]) <= 8  # bounded by the expiry window, not by history
+    assert not any(request_id(sent[0]) in r.executed_ids for r in reps)
+
+    # The first request again, long after its id was forgotten: refused, nothing applied.
+    applied = [len(r.sm.applied) for r in reps]
+    net.request(sent[0])
+    assert [len(r.sm.applied) for r in reps] == applied == [80] * 4
+    assert [rep.result for rep in net.replies if rep.request_id == request_id(sent[0])][-4:] == [b"expired"] * 4
+    # A recent one, still remembered: suppressed by the replica (the cached reply again).
+    net.request(sent[-1])
+    assert all(r.last_exec == 81 for r in reps) and [len(r.sm.applied) for r in reps] == [80] * 4
+    # A restarted replica takes the pruned ids over with the state (the digest covers them).
+    fresh = Replica(ReplicaConfig(4, checkpoint_interval=2, log_size=8), 3, Expiring(), TableSigner(3, KEYS))
+    good = reps[0]
+    fresh.receive(State(good.h, good.stable_digest, good.stable_snapshot, good.stable_proof, 0), 0, net.now)
+    assert fresh.h == good.h and 0 < len(fresh.executed_ids) <= 8
 
 
 def _signed_pp(rep, view, seq, ts, reqs):

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pot.api.admission import TokenBuckets, retry_after
 from pot.ledger import Ledger
 from pot.protocol.content import ContentUpload, may_upload
+from pot.protocol.types import checksum
 from pot.storage import ContentStore, StorageError
 from pot.storage.cid import CID
 from pot.storage.errors import InvalidCid, NotFound, TooLarge
@@ -115,8 +116,8 @@ class ContentIndex:
             orders = [r[0] for r in self.db.execute("SELECT DISTINCT order_id FROM uploads WHERE keep=0")]
         gone: list[str] = []
         for oid in orders:
-            rec = ledger.s["orders"].get(str(oid))
-            if rec is not None and rec["status"] in ("open", "verifying", "settling"):
+            status = ledger.order_status(oid)
+            if status is not None and status[0].label in ("open", "verifying", "settling"):
                 continue
             with self.lock, self.db:
                 self.db.execute("INSERT OR IGNORE INTO finished (order_id, at) VALUES (?, ?)", (oid, now))
@@ -124,7 +125,7 @@ class ContentIndex:
             if now < at + retention_s:
                 continue
             winner = None
-            if rec is not None:
+            if status is not None:
                 try:
                     mid = order_outcome(ledger, oid)["winningMid"]
                 except KeyError:
@@ -189,13 +190,16 @@ class ContentService:
             return 401, f"the signature is not {up.uploader}'s for this chain and OrderBook"
         if up.size > self.limits.max_upload_bytes:
             return 413, f"{up.size} bytes is over the upload limit of {self.limits.max_upload_bytes}"
-        rec = self.ledger.s["orders"].get(str(up.order_id))
-        order = self.ledger.order(up.order_id) if rec is not None else None
+        status = self.ledger.order_status(up.order_id)
+        # only an order still in its cycle takes content: a closed one is refused by its status,
+        # without reading its records back from the archive
+        rec = self.ledger.order_state(up.order_id) if status is not None and not status[0].closed else None
         node = self.ledger.node_info(up.uploader) or {}
-        why = may_upload(rec["status"] if rec else None, order.client if order else None,
-                         list(rec["claims"]) if rec else [], int(node.get("roles", 0)), up, int(self.clock()))
+        why = may_upload(status[0].label if status else None, rec.order.client if rec else None,
+                         [checksum(m) for m in rec.claims] if rec else [], int(node.get("roles", 0)), up,
+                         int(self.clock()))
         if why is not None:
-            return (404 if rec is None else 403), why
+            return (404 if status is None else 403), why
         if not self.index.holds(up.cid, up.uploader) and \
                 self.index.used(up.uploader) + up.size > self.limits.quota_bytes:
             return 413, (f"{up.uploader} keeps {self.index.used(up.uploader)} bytes here; {up.size} more is over its "

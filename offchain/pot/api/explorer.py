@@ -240,11 +240,12 @@ def install(app: FastAPI, node: Node, *, peers: Sequence[str] = (), rpc_url: str
     async def get_receipt(nonce: int) -> Response:
         """The executed settlement's transaction as this aggregator's chain node reports it: gas
         used (and per order), block, sender. Not ledger state: another replica's node may lag."""
-        st = ledger.s["settlements"].get(str(nonce))
-        if st is None:
+        sst = ledger.settlement_state(nonce)
+        if sst is None:
             return _not_found(f"no settlement with nonce {nonce}")
-        if not st["executed"] or not st["txHash"]:
+        if not sst.row.executed or sst.row.tx_hash is None:
             return _not_found(f"settlement {nonce} is not executed yet")
+        st = {"txHash": "0x" + sst.row.tx_hash.hex(), "orderIds": sst.order_ids}
         if receipts is None:
             return _unavailable("this replica has no chain node configured")
         try:

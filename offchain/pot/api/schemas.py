@@ -91,6 +91,7 @@ class Claim(_Doc):
     miner: Address
     commitment: Hex
     seq: int
+    signature: Hex = Field(description="the miner's EIP-712 signature of its ClaimCommit")
 
 
 class ValidationRecord(_Doc):
@@ -100,6 +101,7 @@ class ValidationRecord(_Doc):
     salt: Hex
     vStake: int
     seq: int
+    signature: Hex = Field(description="the validator's EIP-712 signature of its ValidationReveal")
 
 
 class ModelRecord(_Doc):
@@ -108,6 +110,8 @@ class ModelRecord(_Doc):
     modelCid: str
     salt: Hex = Field(description="the reveal's salt: anyone can check keccak256(abi.encode(orderId, miner, mid, "
                                   "salt)) against the miner's claim commitment")
+    seq: int
+    signature: Hex = Field(description="the miner's EIP-712 signature of its ClaimReveal")
     validations: list[ValidationRecord]
     verifiedScore: int | None = Field(description="PoT.Verify's result (2f+1 replicas), when it ran")
 
@@ -205,7 +209,8 @@ class SettlementDoc(_Doc):
     orderIds: list[int]
     executed: bool
     txHash: Hex | None
-    signers: list[Address]
+    signers: list[Address] = Field(description="members who signed, by address ascending")
+    signatures: list[Hex] = Field(description="their EIP-712 signatures, in the order of signers")
 
 
 class PendingSettlement(_Doc):

@@ -15,11 +15,12 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from pot.ledger import Ledger
+from pot.ledger import Ledger, Status
+from pot.ledger.ledger import OrderState
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.settlement import Settlement, settlement_from_json, settlement_to_json
-from pot.protocol.timeline import Phase, phase, timeline
+from pot.protocol.timeline import Phase, phase
 
 #: statuses of orders still in their cycle (the ledger's own names)
 ACTIVE_STATUSES = ("open", "verifying", "settling")
@@ -36,13 +37,20 @@ def canonical(obj: Any) -> bytes:
 
 # --- rendering ------------------------------------------------------------------------------
 
-def order_entry(ledger: Ledger, order_id: int, now: int | None = None) -> dict[str, Any]:
-    rec = ledger.s["orders"][str(order_id)]
-    order = ledger.order(order_id)
-    assert order is not None
-    return {"order": codec.to_json(order), "status": rec["status"], "cancelled": rec["cancelled"],
-            "t3": rec["t3"], "testCid": rec["testCid"],
-            "phase": phase(order, rec["t3"], ledger.time if now is None else now).value,
+def _state(ledger: Ledger, order_id: int) -> OrderState:
+    st = ledger.order_state(order_id)
+    if st is None:
+        raise KeyError(order_id)
+    return st
+
+
+def order_entry(ledger: Ledger, order_id: int, now: int | None = None,
+                st: OrderState | None = None) -> dict[str, Any]:
+    st = st or _state(ledger, order_id)
+    order, row = st.order, st.row
+    return {"order": codec.to_json(order), "status": st.status.label, "cancelled": bool(row.cancelled),
+            "t3": row.t3, "testCid": row.test_cid,
+            "phase": phase(order, row.t3, ledger.time if now is None else now).value,
             "rewardPerSecond": order.reward_per_second}
 
 
@@ -54,8 +62,8 @@ def orders(ledger: Ledger, *, limit: int | None = None, phase_filter: str | None
     if phase_filter is None or phase_filter == Phase.TRAINING.value:
         return [order_entry(ledger, o.order_id, now) for o in ledger.fetch_orders(limit=limit, now=now)]
     now = ledger.time if now is None else now
-    keys = _matching(ledger, sorted(ledger.s["orders"], key=int, reverse=True), now, phase_filter, None, None, None)
-    return [order_entry(ledger, int(k), now) for k in keys[:limit]]
+    keys = _matching(ledger, ledger.open_order_ids()[::-1], now, phase_filter, None, None, None)
+    return [order_entry(ledger, k, now) for k in keys[:limit]]
 
 
 def cycle(ledger: Ledger, order_id: int) -> dict[str, Any]:
@@ -68,12 +76,15 @@ def validations(ledger: Ledger, order_id: int) -> list[dict[str, Any]]:
 
 
 def settlement(ledger: Ledger, nonce: int) -> dict[str, Any] | None:
-    st = ledger.s["settlements"].get(str(nonce))
+    st = ledger.settlement_state(nonce)
     if st is None:
         return None
-    return {"nonce": nonce, "settlement": st["settlement"], "digest": st["digest"],
-            "orderIds": list(st["orderIds"]), "executed": st["executed"], "txHash": st["txHash"],
-            "signers": sorted(st["signatures"], key=lambda a: int(a, 16))}
+    row = st.row
+    return {"nonce": nonce, "settlement": json.loads(row.body), "digest": _h(row.digest),
+            "orderIds": st.order_ids, "executed": bool(row.executed),
+            "txHash": _h(row.tx_hash) if row.tx_hash is not None else None,
+            "signers": [to_checksum_address(s) for s in sorted(st.sigs)],
+            "signatures": [_h(st.sigs[s]) for s in sorted(st.sigs)]}
 
 
 def pending_settlements(ledger: Ledger) -> list[dict[str, Any]]:
@@ -198,61 +209,75 @@ def _same(a: str, b: str) -> bool:
     return a.lower() == b.lower()
 
 
-def _settlement_of(ledger: Ledger, rec: dict[str, Any],
-                   parsed: dict[int, Settlement] | None = None) -> tuple[dict[str, Any] | None, Settlement | None]:
-    """The order's settlement record and batch; ``parsed`` keeps batches already parsed (one batch
+def _settlement_of(ledger: Ledger, st: OrderState, parsed: dict[int, Any] | None = None) -> tuple[Any, Settlement | None]:
+    """The order's settlement state and batch; ``parsed`` keeps batches already parsed (one batch
     settles up to a hundred orders: a scan over orders parses each once)."""
-    if rec["nonce"] is None:
+    nonce = st.row.nonce
+    if nonce is None:
         return None, None
-    st = ledger.s["settlements"].get(str(rec["nonce"]))
-    if st is None:
-        return None, None
-    if parsed is None:
-        return st, settlement_from_json(st["settlement"])
-    if rec["nonce"] not in parsed:
-        parsed[rec["nonce"]] = settlement_from_json(st["settlement"])
-    return st, parsed[rec["nonce"]]
+    if parsed is not None and nonce in parsed:
+        return parsed[nonce]
+    sst = ledger.settlement_state(nonce)
+    out = (None, None) if sst is None else (sst, settlement_from_json(json.loads(sst.row.body)))
+    if parsed is not None:
+        parsed[nonce] = out
+    return out
 
 
-def order_summary(ledger: Ledger, order_id: int, now: int | None = None) -> dict[str, Any]:
+def order_summary(ledger: Ledger, order_id: int, now: int | None = None,
+                  parsed: dict[int, Any] | None = None) -> dict[str, Any]:
     """``order_entry`` plus what a list of orders shows: counts, the timeline, when the current
     phase ends, the settlement nonce and the winner once a settlement names one."""
-    rec = ledger.s["orders"][str(order_id)]
-    entry = order_entry(ledger, order_id, now)
-    tl = timeline(ledger.order(order_id), rec["t3"])
+    st = _state(ledger, order_id)
+    entry = order_entry(ledger, order_id, now, st)
+    tl = st.tl
     tl_json = {k: getattr(tl, k) for k in tl.__dataclass_fields__}
     end_key = PHASE_END[entry["phase"]]
-    _st, settlement = _settlement_of(ledger, rec)
+    _st, settlement = _settlement_of(ledger, st, parsed)
     item = next((o for o in settlement.orders if o.order_id == order_id), None) if settlement else None
     winner = None if item is None or int(item.winner, 16) == 0 else to_checksum_address(item.winner)
     return {**entry, "timeline": tl_json, "phaseEnd": tl_json[end_key] if end_key else None,
-            "claims": len(rec["claims"]), "models": len(rec["reveals"]), "validations": len(rec["vreveals"]),
-            "challenges": len(rec["challenges"]), "nonce": rec["nonce"], "winner": winner}
+            "claims": len(st.claims), "models": len(st.reveals), "validations": len(st.vreveals),
+            "challenges": len(st.challenges), "nonce": st.row.nonce, "winner": winner}
 
 
-def _order_matches(ledger: Ledger, key: str, now: int, phase_filter: str | None, status: str | None,
+def _order_matches(ledger: Ledger, oid: int, now: int, phase_filter: str | None, status: str | None,
                    client: str | None, miner: str | None) -> bool:
-    rec = ledger.s["orders"][key]
-    if status is not None and (status == "cancelled") != rec["cancelled"]:
+    st = ledger.order_state(oid)
+    if st is None:
         return False
-    if status not in (None, "cancelled") and rec["status"] != status:
+    label, cancelled = st.status.label, bool(st.row.cancelled)
+    if status is not None and (status == "cancelled") != cancelled:
+        return False
+    if status not in (None, "cancelled") and label != status:
         return False
     if phase_filter is not None:
         # a phase is where an order stands in its cycle: closed orders have none (as FetchOrders)
-        if rec["status"] not in ACTIVE_STATUSES or rec["cancelled"]:
+        if label not in ACTIVE_STATUSES or cancelled:
             return False
-        if phase_filter != "active" and ledger.phase(int(key), now).value != phase_filter:
+        if phase_filter != "active" and phase(st.order, st.row.t3, now).value != phase_filter:
             return False
-    if client is not None and not _same(ledger.order(int(key)).client, client):
+    if client is not None and not _same(st.order.client, client):
         return False
-    if miner is not None and not any(_same(m, miner) for m in rec["claims"]):
+    if miner is not None and bytes.fromhex(miner[2:]) not in st.claims:
         return False
     return True
 
 
-def _matching(ledger: Ledger, keys: list[str], now: int, phase_filter: str | None, status: str | None,
-              client: str | None, miner: str | None) -> list[str]:
+def _matching(ledger: Ledger, keys: list[int], now: int, phase_filter: str | None, status: str | None,
+              client: str | None, miner: str | None) -> list[int]:
     return [k for k in keys if _order_matches(ledger, k, now, phase_filter, status, client, miner)]
+
+
+def _candidates(ledger: Ledger, phase_filter: str | None, status: str | None, client: str | None) -> list[int]:
+    """Order ids that may pass the filters, highest first. Orders with a phase are all in the
+    working state; archived ones are narrowed by the archive's columns before any is read back."""
+    open_ids = ledger.open_order_ids()[::-1]
+    if phase_filter is not None or status in ACTIVE_STATUSES:
+        return open_ids
+    arch = ledger.archived_order_ids(status=Status[status.upper()] if status in ("settled", "skipped") else None,
+                                     cancelled=True if status == "cancelled" else None, client=client)
+    return sorted(open_ids + arch, reverse=True)
 
 
 def list_orders(ledger: Ledger, *, phase_filter: str | None = None, status: str | None = None,
@@ -263,30 +288,34 @@ def list_orders(ledger: Ledger, *, phase_filter: str | None = None, status: str 
     ``sort="reward"`` is the paper's FetchOrders: orders in training, best reward per second first."""
     now = ledger.time if now is None else now
     if sort == "reward":
-        ranked = [o.order_id for o in ledger.fetch_orders(now=now)]
-        keys = [str(oid) for oid in ranked]
+        keys = [o.order_id for o in ledger.fetch_orders(now=now)]
     else:
-        keys = sorted(ledger.s["orders"], key=int, reverse=True)
-    matching = _matching(ledger, keys, now, phase_filter, status, client, miner)
+        keys = _candidates(ledger, phase_filter, status, client)
+    if phase_filter is None and status is None and client is None and miner is None:
+        matching = keys   # nothing to filter: no order is read back to count them
+    else:
+        matching = _matching(ledger, keys, now, phase_filter, status, client, miner)
     total = len(matching)
     if cursor is not None:
-        matching = [k for k in matching if int(k) < cursor]
+        matching = [k for k in matching if k < cursor]
     page = matching[:limit] if limit is not None else matching
     more = limit is not None and len(matching) > limit
-    return {"orders": [order_summary(ledger, int(k), now) for k in page],
-            "nextCursor": int(page[-1]) if more and sort == "newest" else None, "total": total}
+    parsed: dict[int, Any] = {}
+    return {"orders": [order_summary(ledger, k, now, parsed) for k in page],
+            "nextCursor": page[-1] if more and sort == "newest" else None, "total": total}
 
 
-def _roles_in(rec: dict[str, Any], order: T.Order, members: tuple[str, ...], address: str) -> list[str]:
+def _roles_in(st: OrderState, order: T.Order, members: tuple[str, ...], address: str) -> list[str]:
     """What ``address`` was in one order (several at once is possible: a member may also stake)."""
     roles = []
+    raw = bytes.fromhex(address[2:])
     if _same(order.client, address):
         roles.append("client")
-    if any(_same(m, address) for m in rec["claims"]):
+    if raw in st.claims:
         roles.append("miner")
-    if any(_same(v["validator"], address) for v in rec["vreveals"].values()):
+    if any(v == raw for v, _mid in st.vreveals):
         roles.append("validator")
-    if any(_same(c, address) for c in rec["challenges"]):
+    if raw in st.challenges:
         roles.append("challenger")
     if any(_same(m, address) for m in members):
         roles.append("committee")
@@ -300,13 +329,11 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
     built a settlement every outcome field is empty. KeyError for an unknown order."""
     from pot.protocol.finalize import NeedsVerification, model_scores
 
-    rec = ledger.s["orders"].get(str(order_id))
-    if rec is None:
-        raise KeyError(order_id)
-    order = ledger.order(order_id)
+    rec = _state(ledger, order_id)
+    order = rec.order
     st, settlement = _settlement_of(ledger, rec)
-    out: dict[str, Any] = {"orderId": order_id, "status": rec["status"], "cancelled": rec["cancelled"],
-                           "reward": order.reward, "nonce": rec["nonce"], "executed": False, "txHash": None,
+    out: dict[str, Any] = {"orderId": order_id, "status": rec.status.label, "cancelled": bool(rec.row.cancelled),
+                           "reward": order.reward, "nonce": rec.row.nonce, "executed": False, "txHash": None,
                            "winner": None, "winningMid": None, "winningScore": None, "perMember": 0,
                            "members": 0, "paid": [], "slashes": [], "verdicts": [], "scores": [], "batchOrders": 0}
     if settlement is None:
@@ -319,8 +346,8 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
         standing = {}
     score = standing.get(bytes(item.winning_mid)) if has_winner else None
     # every revealed model's standing score: what a losing miner compares its own with
-    scores = [{"mid": r["mid"], "miner": to_checksum_address(miner), "score": standing.get(bytes.fromhex(r["mid"][2:]))}
-              for miner, r in sorted(rec["reveals"].items(), key=lambda kv: kv[1]["seq"])]
+    scores = [{"mid": _h(r.mid), "miner": to_checksum_address(r.miner), "score": standing.get(r.mid)}
+              for r in sorted(rec.reveals.values(), key=lambda r: r.seq)]
     members = settlement.members
     paid = []
     for p in settlement.paid(order_id):
@@ -328,8 +355,9 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
         if has_winner and _same(p.to, item.winner):
             roles.insert(0, "winner")
         paid.append({"to": to_checksum_address(p.to), "amount": p.amount, "roles": roles})
-    out.update({"executed": st["executed"], "txHash": st["txHash"],
-                "applied": rec["status"] == "settled" if st["executed"] else None,
+    executed = bool(st.row.executed)
+    out.update({"executed": executed, "txHash": _h(st.row.tx_hash) if st.row.tx_hash is not None else None,
+                "applied": rec.status is Status.SETTLED if executed else None,
                 "winner": to_checksum_address(item.winner) if has_winner else None,
                 "winningMid": _h(item.winning_mid) if has_winner else None, "winningScore": score,
                 "perMember": item.per_member, "members": len(members), "paid": paid,
@@ -342,17 +370,21 @@ def order_outcome(ledger: Ledger, order_id: int) -> dict[str, Any]:
 def settlement_summary(ledger: Ledger, nonce: int) -> dict[str, Any]:
     """One settlement as a list shows it: its orders, what it paid by address over all of them
     (tax shares included), its slashes and verdicts, signatures and where it stands."""
-    st = ledger.s["settlements"][str(nonce)]
-    settlement = settlement_from_json(st["settlement"])
+    st = ledger.settlement_state(nonce)
+    if st is None:
+        raise KeyError(nonce)
+    row = st.row
+    settlement = settlement_from_json(json.loads(row.body))
     paid: dict[str, int] = {}
     for oid in settlement.order_ids:
         for p in settlement.paid(oid):
             paid[p.to] = paid.get(p.to, 0) + p.amount
-    skipped = [oid for oid in st["orderIds"] if st["executed"]
-               and ledger.s["orders"][str(oid)]["status"] == "skipped"]
-    return {"nonce": nonce, "orderIds": list(st["orderIds"]), "executed": st["executed"], "txHash": st["txHash"],
-            "digest": st["digest"], "epoch": settlement.epoch, "deadline": settlement.deadline,
-            "signatures": len(st["signatures"]), "threshold": ledger.config.threshold,
+    skipped = [oid for oid in st.order_ids if row.executed
+               and (ledger.order_status(oid) or (None,))[0] is Status.SKIPPED]
+    return {"nonce": nonce, "orderIds": st.order_ids, "executed": bool(row.executed),
+            "txHash": _h(row.tx_hash) if row.tx_hash is not None else None,
+            "digest": _h(row.digest), "epoch": settlement.epoch, "deadline": settlement.deadline,
+            "signatures": len(st.sigs), "threshold": ledger.config.threshold,
             "paid": [{"to": to, "amount": a} for to, a in paid.items()], "total": sum(paid.values()),
             "slashes": [s.as_dict() for s in settlement.slashes],
             "verdicts": [v.as_dict() for v in settlement.verdicts], "skipped": skipped}
@@ -361,8 +393,8 @@ def settlement_summary(ledger: Ledger, nonce: int) -> dict[str, Any]:
 def list_settlements(ledger: Ledger, *, limit: int = 20, cursor: int | None = None,
                      executed: bool | None = None) -> dict[str, Any]:
     """Settlements newest (highest nonce) first; ``cursor`` as in ``list_orders``."""
-    nonces = [n for n in sorted((int(k) for k in ledger.s["settlements"]), reverse=True)
-              if executed is None or ledger.s["settlements"][str(n)]["executed"] == executed]
+    nonces = [n for n in ledger.settlement_nonces()
+              if executed is None or ledger.settlement_executed(n) == executed]
     total = len(nonces)
     if cursor is not None:
         nonces = [n for n in nonces if n < cursor]
@@ -382,16 +414,18 @@ def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
     members = ledger.config.committee
     orders, earnings, slashes = [], [], []
     earned = pending = slashed = 0
-    parsed: dict[int, Settlement] = {}
-    for key in sorted(ledger.s["orders"], key=int, reverse=True):
-        rec = ledger.s["orders"][key]
-        order = ledger.order(int(key))
+    parsed: dict[int, Any] = {}
+    for key in ledger.order_ids():
+        rec = ledger.order_state(key)
+        if rec is None:
+            continue
+        order = rec.order
         st, settlement = _settlement_of(ledger, rec, parsed)
         roles = _roles_in(rec, order, settlement.members if settlement else (), address)
         if not roles:
             continue
-        executed = bool(st and st["executed"])
-        applied = executed and rec["status"] == "settled"
+        executed = bool(st and st.row.executed)
+        applied = executed and rec.status is Status.SETTLED
         if settlement is not None:
             amount = sum(p.amount for p in settlement.paid(int(key)) if _same(p.to, address))
             if amount:
@@ -399,7 +433,7 @@ def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
                     earned += amount
                 elif not executed:
                     pending += amount
-                earnings.append({"orderId": int(key), "nonce": rec["nonce"], "amount": amount, "source": "payout",
+                earnings.append({"orderId": int(key), "nonce": rec.row.nonce, "amount": amount, "source": "payout",
                                  "executed": executed, "applied": applied})
             for s in settlement.slashes:
                 if s.order_id != int(key):
@@ -407,18 +441,18 @@ def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
                 # a slash takes at most the stake that is there (docs/SETTLEMENT.md): amounts are upper bounds
                 if _same(s.staker, address):
                     slashed += s.amount if executed else 0
-                    slashes.append({**s.as_dict(), "nonce": rec["nonce"], "executed": executed})
+                    slashes.append({**s.as_dict(), "nonce": rec.row.nonce, "executed": executed})
                 if _same(s.to, address):
                     earned += s.amount if executed else 0
                     pending += 0 if executed else s.amount
-                    earnings.append({"orderId": int(key), "nonce": rec["nonce"], "amount": s.amount,
+                    earnings.append({"orderId": int(key), "nonce": rec.row.nonce, "amount": s.amount,
                                      "source": "slash", "executed": executed, "applied": executed})
         item = next((o for o in settlement.orders if o.order_id == int(key)), None) if settlement else None
         if item is not None and int(item.winner, 16) and _same(item.winner, address):
             roles.insert(0, "winner")
         if roles != ["committee"]:  # every order taxes for the committee: list only real parts
-            orders.append({"orderId": int(key), "roles": roles, "status": rec["status"],
-                           "cancelled": rec["cancelled"], "phase": ledger.phase(int(key)).value,
+            orders.append({"orderId": int(key), "roles": roles, "status": rec.status.label,
+                           "cancelled": bool(rec.row.cancelled), "phase": phase(order, rec.row.t3, ledger.time).value,
                            "reward": order.reward})
     return {"address": address, "node": node_view, "member": address in members, "earned": earned,
             "pending": pending, "slashed": slashed, "orderCount": len(orders),

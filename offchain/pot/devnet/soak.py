@@ -53,6 +53,9 @@ class SoakConfig:
     drain_s: float = 180.0
     miners: int = 2
     validators: int = 2
+    verifiers: int = 0
+    #: stop and restart replicas during the faulted phase (``pot bench cycle`` runs without)
+    faults: bool = True
     train_s: int = 16
     reveal_s: int = 8
     validate_s: int = 12
@@ -96,7 +99,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def devnet_config(cfg: SoakConfig) -> DevnetConfig:
     return DevnetConfig(
-        aggregators=4, miners=cfg.miners, validators=cfg.validators, verifiers=0, clients=1, workers=True,
+        aggregators=4, miners=cfg.miners, validators=cfg.validators, verifiers=cfg.verifiers, clients=1, workers=True,
         poll_interval=0.5, min_reveal_duration=cfg.reveal_s, startup_timeout=180.0, fund=100_000 * TOKEN,
         roles={"client": {"dataset": "digits", "arch": "mlp", "model": {"hidden": [32]}, "epochs": 5,
                           "batch_size": 64, "lr": 0.003, "reward": "10 POT", "train_duration": cfg.train_s,
@@ -115,6 +118,7 @@ class Soak:
         self.net = Devnet(root, devnet_config(cfg))
         self.orders: list[Tracked] = []
         self.faults: list[dict[str, Any]] = []
+        self.chain: dict[str, Any] = {}
         self.t0 = 0.0
         self.warm_up: dict[str, Any] = {}
 
@@ -138,7 +142,8 @@ class Soak:
         end = cfg.baseline_s + cfg.duration_s
         fault_at = [cfg.baseline_s + cfg.duration_s * k / 6 for k in (1, 4)]
         tasks = [asyncio.create_task(self._place(end)), asyncio.create_task(self._follow(end + cfg.drain_s))]
-        tasks += [asyncio.create_task(self._fault(at, first=(k == 0))) for k, at in enumerate(fault_at)]
+        if cfg.faults:
+            tasks += [asyncio.create_task(self._fault(at, first=(k == 0))) for k, at in enumerate(fault_at)]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -147,7 +152,46 @@ class Soak:
         self.digests = await self._digests_equal()
         self.views_after = self._views()
         await self.api.aclose()
+        self.chain = await asyncio.to_thread(self._chain_checks)
         return self.report()
+
+    def _chain_checks(self) -> dict[str, Any]:
+        """What the chain says, not the committee: every tracked order settled exactly once (one
+        OrderSettled each, paying exactly its reward), token conservation (each contract holds
+        exactly what it owes: open escrow, every staker's stake, unresolved challenge stakes), and
+        the settlement gas."""
+        from pot.chain.clients import Contracts
+        from pot.chain.deployment import Deployment
+
+        c = Contracts(self.w3, Deployment.load(self.net.deployment_file))
+        start = c.deployment.block
+        settled: dict[int, list[int]] = {}
+        for ev in c.orders.contract.events.OrderSettled.get_logs(from_block=start):
+            settled.setdefault(int(ev["args"]["orderId"]), []).append(int(ev["args"]["total"]))
+        tracked = [o.order_id for o in self.orders]
+        rewards = {oid: c.orders.get_order(oid) for oid in range(1, c.orders.order_count() + 1)}
+        once = all(len(settled.get(oid, [])) == 1 and rewards[oid]["status"] == 2
+                   and settled[oid][0] == rewards[oid]["reward"] for oid in tracked)
+        escrow = sum(o["reward"] for o in rewards.values() if o["status"] == 1)
+        stakes = sum(c.stakes.staker(a["address"])["stake"] for a in self.net.state["accounts"].values())
+        challenged = sum(int(ev["args"]["stake"])
+                         for ev in c.challenges.contract.events.ChallengeCommitted.get_logs(from_block=start))
+        released = sum(int(ev["args"]["amount"])
+                       for ev in c.challenges.contract.events.ChallengeStakeReclaimed.get_logs(from_block=start))
+        resolved = {(int(ev["args"]["orderId"]), ev["args"]["challenger"])
+                    for ev in c.challenges.contract.events.ChallengeResolved.get_logs(from_block=start)}
+        open_challenges = challenged - released if not resolved else None
+        held = {"OrderBook": c.token.balance_of(c.orders.address), "StakeRegistry": c.token.balance_of(c.stakes.address),
+                "ChallengeManager": c.token.balance_of(c.challenges.address)}
+        conservation = (held["OrderBook"] == escrow and held["StakeRegistry"] == stakes
+                        and (open_challenges is None or held["ChallengeManager"] == open_challenges))
+        txs = {ev["transactionHash"] for ev in c.multisig.contract.events.SettlementExecuted.get_logs(from_block=start)}
+        gas = sum(self.w3.eth.get_transaction_receipt(h)["gasUsed"] for h in txs)
+        paid = sum(len(v) for v in settled.values())
+        return {"settled_once": once, "conservation": conservation, "held": held, "escrow_open": escrow,
+                "stakes": stakes, "settlement_txs": len(txs), "settlement_gas": gas,
+                "gas_per_order": round(gas / paid) if paid else None,
+                "not_settled_once": [oid for oid in tracked if len(settled.get(oid, [])) != 1]}
 
     async def _warm_up(self, tries: int = 3) -> None:
         """Orders through the whole cycle before the clock starts, until one had every worker in it:
@@ -338,6 +382,7 @@ class Soak:
             "views_before": self.views_before,
             "views_after": self.views_after,
             "digests": self.digests,
+            "chain": self.chain,
             "faults": self.faults,
             "per_order": [{**asdict(o), "latency_s": o.latency, "committee_latency_s": o.committee_latency}
                           for o in self.orders],
@@ -400,4 +445,49 @@ def command(duration, baseline, order_every, stop_s, root, json_path) -> None:
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
     if not report["ok"]:
+        raise SystemExit(1)
+
+
+# --- pot bench cycle ----------------------------------------------------------------------------
+
+def cycle_config(orders: int, order_every_s: float) -> SoakConfig:
+    """A fault-free soak of exactly ``orders`` orders: 4 miners, 3 validators, a verifier."""
+    return SoakConfig(duration_s=0.0, baseline_s=orders * order_every_s, order_every_s=order_every_s, drain_s=240.0,
+                      miners=4, validators=3, verifiers=1, faults=False)
+
+
+def cycle_report(r: dict[str, Any]) -> dict[str, Any]:
+    """The issue's JSON, from the soak's report."""
+    lat = [o["latency_s"] for o in r["per_order"] if o["latency_s"] is not None]
+    chain = r["chain"]
+    return {"orders": r["orders"], "settled": r["settled"], "settled_once": chain["settled_once"],
+            "conservation": chain["conservation"],
+            "settle_latency_s": {"p50": _pct(lat, 50), "p95": _pct(lat, 95)},
+            "gas_per_order": chain["gas_per_order"], "view_changes": r["view_changes"],
+            "every_honest_worker_in_every_order": r["every_honest_worker_in_every_order"],
+            "digests_equal": r["digests"].get("equal"), "chain": chain, "soak": r}
+
+
+@click.command("cycle")
+@click.option("--orders", type=int, default=100, show_default=True, help="Orders to place.")
+@click.option("--order-every", type=float, default=8.0, show_default=True, help="Seconds between two orders.")
+@click.option("--dir", "root", type=click.Path(file_okay=False), default=None,
+              help="Devnet directory (default: a new temporary one).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the report here.")
+def cycle_command(orders, order_every, root, json_path) -> None:
+    """A devnet (Anvil, 4 aggregators, 4 miners, 3 validators, a verifier) takes ORDERS orders at a
+    steady rate with short windows; checks on-chain that each settled exactly once and that
+    tokens are conserved; settle latency, gas per order, view changes."""
+    report = cycle_report(run_soak(cycle_config(orders, order_every), root, say=lambda m: click.echo(m, err=True)))
+    lat = report["settle_latency_s"]
+    f = (lambda x: "-" if x is None else f"{x:.1f}")
+    click.echo(f"orders {report['orders']}, settled {report['settled']}, settled exactly once: {report['settled_once']}, "
+               f"conservation: {report['conservation']}")
+    click.echo(f"settle latency p50 {f(lat['p50'])} s, p95 {f(lat['p95'])} s; gas per order {report['gas_per_order']}; "
+               f"view changes {report['view_changes']}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    ok = (report["settled"] == report["orders"] == orders and report["settled_once"] and report["conservation"])
+    click.echo("OK" if ok else "NOT OK")
+    if not ok:
         raise SystemExit(1)

@@ -2,5 +2,6 @@
 
 from pot.ledger.ledger import Ledger, LedgerConfig
 from pot.ledger.machine import LedgerStateMachine
+from pot.ledger.records import Status
 
-__all__ = ["Ledger", "LedgerConfig", "LedgerStateMachine"]
+__all__ = ["Ledger", "LedgerConfig", "LedgerStateMachine", "Status"]

@@ -184,16 +184,25 @@ def _parse_latency(s: str | None):
 @click.option("--scenarios", default="1 order + 10 validations,100 transactions,1,000 transactions",
               help="Latency scenarios (see SCENARIOS).")
 @click.option("--wan/--no-wan", default=True, help="Run the emulated-WAN rows (Table 5).")
+@click.option("--ledger-nodes", default="4,10,30",
+              help="Committee sizes of the end-to-end rows through the real ledger ('' for none).")
+@click.option("--ledger-orders", default=12, type=int,
+              help="Orders per message kind per end-to-end round (x (10 + 10 + 30 + f+1) transactions).")
+@click.option("--only-ledger", is_flag=True, help="Only the end-to-end rows through the ledger.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results as JSON.")
-def command(nodes, latency, bandwidth, repeats, throughput_tx, scenarios, wan, json_path):
-    """PBFT commit latency (Table 4), signed-tx throughput and emulated WAN (Table 5)."""
+def command(nodes, latency, bandwidth, repeats, throughput_tx, scenarios, wan, ledger_nodes, ledger_orders,
+            only_ledger, json_path):
+    """PBFT commit latency (Table 4), signed-tx throughput, emulated WAN (Table 5) and end-to-end
+    rows through the real ledger (one process per replica)."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     sizes = [int(x) for x in nodes.split(",") if x.strip()]
     wanted = [s for s in SCENARIOS if s in scenarios]
-    result = {"latency": [], "throughput": [], "wan": []}
+    result = {"latency": [], "throughput": [], "wan": [], "ledger": []}
+    if only_ledger:
+        sizes, wanted, wan = [], [], False
     auth = _auth_costs()
     console.print(f"authentication cost per message: keyed BLAKE2b MAC {auth['mac_blake2b_us']:.1f} µs, "
                   f"secp256k1 sign {auth['secp256k1_sign_us']:.1f} µs / verify "
@@ -218,7 +227,7 @@ def command(nodes, latency, bandwidth, repeats, throughput_tx, scenarios, wan, j
     t_tp = Table(title="Sustained throughput of signed transactions (every replica verifies)")
     for c in ("nodes", "tx/s", "target"):
         t_tp.add_column(c)
-    tp_sizes = sorted({4} | {n for n in sizes if n <= 10})
+    tp_sizes = sorted({4} | {n for n in sizes if n <= 10}) if sizes else []
     for n in tp_sizes:
         runs = [asyncio.run(_throughput(n, throughput_tx)) for _ in range(max(1, min(3, repeats)))]
         med = statistics.median(runs)
@@ -241,6 +250,26 @@ def command(nodes, latency, bandwidth, repeats, throughput_tx, scenarios, wan, j
             p = PAPER_T5.get((n, k))
             t5.add_row(str(n), str(k), f"{med:.3f}", f"{p}" if p else "-")
         console.print(t5)
+
+    e2e_sizes = [int(x) for x in ledger_nodes.split(",") if x.strip()]
+    if e2e_sizes:
+        from . import ledger_bench
+
+        te = Table(title="End to end through the ledger: signed claim commits, reveals, validations and "
+                         "attestations; one process per replica (median of rounds)")
+        for c in ("nodes", "state machine", "tx/round", "committed tx/s", "CPU µs/tx/replica", "max replica", "target"):
+            te.add_column(c)
+        for n in e2e_sizes:
+            # (and the same messages over a key-value state machine: PBFT's own share)
+            for with_ledger in (True, False):
+                row = ledger_bench.run(n, rounds=repeats, orders=ledger_orders, ledger=with_ledger)
+                result["ledger"].append(row)
+                console.print(f"  n={n}: {row}")
+                target = {4: "<= 75", 30: "<= 90"}.get(n, "-") if with_ledger else "-"
+                te.add_row(str(n), row["state_machine"], str(row["txs_per_run"]), f"{row['tx_per_s']:.0f}",
+                           f"{row['cpu_us_per_tx_per_replica']:.0f}", f"{row['cpu_us_per_tx_max_replica']:.0f}",
+                           target)
+        console.print(te)
 
     if json_path:
         with open(json_path, "w") as fh:

@@ -305,16 +305,16 @@ class EpochReplica:
             switched = True
             old, old_spec = self.inner, self.spec
             b = old.last_exec
-            digest, snapshot = old.own_ckpts.get(b) or (old.digest(), old._snapshot())
+            digest, snapshot = old.ckpt.own.get(b) or (old.digest(), old._snapshot())
             self.frozen[old_spec.number] = (old_spec, old)
             for e in list(self.frozen):
                 if e < old_spec.number - 4:
                     del self.frozen[e]
-            carry = [(p, old.clients.get(rid)) for rid, p in old.pending.items() if not p.startswith(_FILL)]
+            carry = [(p, old.requests.clients.get(rid)) for rid, p in old.pending.items()
+                     if not p.startswith(_FILL)]
             # What the old epoch did not execute is the new epoch's to order; a frozen replica
             # waits for nothing (no view timer of its own).
-            for d in (old.pending, old.pending_since, old.queue):
-                d.clear()
+            old.requests.hand_over()
             nxt = self.sm.committee()
             if nxt.index(self.node) is None:
                 self.inner, self.retired = None, True

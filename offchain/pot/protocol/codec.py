@@ -29,8 +29,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import to_checksum_address
-
 from pot.protocol import types as T
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -128,14 +126,25 @@ class _Reader:
         return int.from_bytes(self.take(2), "big")
 
 
+#: per type: (attribute, kind, "Type.attribute" for error messages), built once
+_PLANS: dict[type, tuple[tuple[str, str, str], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, str, str], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple((attr, kind, f"{cls.__name__}.{attr}") for attr, _w, kind in cls.FIELDS)
+    return plan
+
+
 def _dec_fields(cls: type, r: _Reader) -> dict[str, Any]:
     kw: dict[str, Any] = {}
-    for attr, _w, kind in cls.FIELDS:
-        r.where = f"{cls.__name__}.{attr}"
+    for attr, kind, where in _PLANS.get(cls) or _plan(cls):
+        r.where = where
         if kind == "uint":
             kw[attr] = r.uint()
         elif kind == "address":
-            kw[attr] = to_checksum_address(r.take(20))
+            kw[attr] = T.checksum(r.take(20))
         elif kind == "bytes32":
             kw[attr] = r.take(32)
         elif kind == "sig":
@@ -164,17 +173,19 @@ def _dec_fields(cls: type, r: _Reader) -> dict[str, Any]:
                 raise DecodeError(f"{r.where}: list of {n} > {T.MAX_LIST} items")
             kw[attr] = tuple(r.uint() for _ in range(n))
         elif kind == "order":
-            kw[attr] = _build(T.Order, _dec_fields(T.Order, r), r)
+            kw[attr] = _build(T.Order, _dec_fields(T.Order, r))
         else:  # pragma: no cover
             raise AssertionError(kind)
     return kw
 
 
-def _build(cls: type, kw: dict[str, Any], r: _Reader) -> Any:
-    try:
-        return cls(**kw)
-    except ValueError as exc:
-        raise DecodeError(f"{cls.__name__}: {exc}") from exc
+def _build(cls: type, kw: dict[str, Any]) -> Any:
+    """The object of fields ``_dec_fields`` read. Every check the type's ``__post_init__`` makes
+    (lengths, ranges, UTF-8, sizes) the reader made while reading, and addresses come out
+    checksummed, so the object is built without validating (and checksumming) it a second time."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(kw)
+    return obj
 
 
 def decode(data: bytes) -> Any:
@@ -192,10 +203,10 @@ def decode(data: bytes) -> Any:
     cls = _TYPES.get(tag & ~_SIGNED_BIT)
     if cls is None or (signed and not issubclass(cls, T.Message)):
         raise DecodeError(f"unknown tag 0x{tag:02x}")
-    obj = _build(cls, _dec_fields(cls, r), r)
+    obj = _build(cls, _dec_fields(cls, r))
     if signed:
         r.where = f"{cls.__name__}.signature"
-        obj = T.Signed(obj, r.take(65))
+        obj = _build(T.Signed, {"message": obj, "signature": r.take(65)})
     if r.pos != len(data):
         raise DecodeError(f"{len(data) - r.pos} trailing bytes after {cls.__name__}")
     return obj

@@ -92,17 +92,20 @@ def recover(msg: SignableMessage, signature: bytes) -> str:
 
 from functools import lru_cache  # noqa: E402
 
-from coincurve import PrivateKey, PublicKey  # noqa: E402
-from Crypto.Hash import keccak as _keccak  # noqa: E402
+from coincurve import PrivateKey  # noqa: E402
+from coincurve._libsecp256k1 import ffi as _ffi  # noqa: E402
+from coincurve._libsecp256k1 import lib as _lib  # noqa: E402
+from coincurve.context import GLOBAL_CONTEXT as _CTX  # noqa: E402
+from coincurve.ecdsa import deserialize_recoverable as _deserialize  # noqa: E402
+from coincurve.ecdsa import recover as _recover  # noqa: E402
+from coincurve.flags import EC_UNCOMPRESSED as _UNCOMPRESSED  # noqa: E402
+
+from pot.protocol.ids import keccak as _k  # noqa: E402
 
 #: secp256k1 group order; a signature with s > n/2 is the malleated twin of a valid one and
 #: OpenZeppelin's ECDSA.recover refuses it, so we do too.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = SECP256K1_N // 2
-
-
-def _k(data: bytes) -> bytes:
-    return _keccak.new(data=data, digest_bits=256).digest()
 
 
 DOMAIN_TYPEHASH = _k(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
@@ -147,10 +150,14 @@ def recover_digest(digest_: bytes, signature: bytes) -> bytes:
     if not (0 < r < SECP256K1_N and 0 < s <= _HALF_N):
         raise ValueError("signature r/s out of range (high s is refused as malleable)")
     try:
-        pub = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest_, hasher=None)
+        pub = _recover(digest_, _deserialize(signature[:64] + bytes([v - 27]), context=_CTX), hasher=None,
+                       context=_CTX)
     except Exception as exc:  # coincurve raises plain Exception for unrecoverable points
         raise ValueError(f"signature does not recover: {exc}") from exc
-    return _k(pub.format(compressed=False)[1:])[12:]
+    # serialised straight from libsecp256k1's pubkey: no PublicKey object per message
+    out = _ffi.new("unsigned char [65]")
+    _lib.secp256k1_ec_pubkey_serialize(_CTX.ctx, out, _ffi.new("size_t *", 65), pub, _UNCOMPRESSED)
+    return _k(_ffi.buffer(out, 65)[1:])[12:]
 
 
 def address_of_key(private_key: bytes | str) -> str:

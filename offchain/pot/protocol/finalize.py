@@ -41,14 +41,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from eth_utils import to_checksum_address
 
 from pot.protocol import gas
 from pot.protocol.ids import ZERO_BYTES32, vid
 from pot.protocol.settlement import (ZERO_ADDRESS, ChallengeVerdict, OrderSettlement, Payout, Settlement,
                                      Slash)
 from pot.protocol.types import (AGGREGATOR, MINER, VALIDATOR, VERIFIER, Challenge, ClaimCommit, ClaimReveal,
-                                Order, ValidationReveal)
+                                Order, ValidationReveal, checksum)
 
 BPS = 10_000
 
@@ -94,7 +93,7 @@ class Params:
             raise ValueError("settlement_ttl and verify_timeout must be >= 1")
         if self.max_paid_validators < 1 or self.max_paid_miners < 1:
             raise ValueError("max_paid_validators and max_paid_miners must be >= 1")
-        object.__setattr__(self, "treasury", to_checksum_address(self.treasury))
+        object.__setattr__(self, "treasury", checksum(self.treasury))
         object.__setattr__(self, "min_stake", dict(self.min_stake))
 
     def as_json(self) -> dict:
@@ -145,17 +144,27 @@ def ranked_reveals(cycle: OrderCycle) -> list[ClaimReveal]:
     return sorted(cycle.reveals, key=lambda r: rank[r.miner])
 
 
+def _validations_by_mid(cycle: OrderCycle) -> dict[bytes, list[ValidationReveal]]:
+    """One pass over the validations: every rule below looks a model's validations up here, so
+    an order costs O(M + V), not O(M * V) per model."""
+    out: dict[bytes, list[ValidationReveal]] = {}
+    for v in cycle.validations:
+        out.setdefault(v.mid, []).append(v)
+    return out
+
+
 def disputed_models(cycle: OrderCycle) -> list[bytes]:
     """Models whose score needs PoT.Verify: no validation, disagreeing validations, or a revealed
     challenge against one of their validations. Empty before the test release."""
     if cycle.t3 is None or cycle.cancelled:
         return []
     challenged = {c.vid for c in cycle.challenges if c.vid is not None}
+    by_mid = _validations_by_mid(cycle)
     out = []
     for r in ranked_reveals(cycle):
-        vals = [v for v in cycle.validations if v.mid == r.mid]
+        vals = by_mid.get(r.mid, ())
         if (not vals or len({v.score for v in vals}) > 1
-                or any(vid(v.order_id, v.validator, v.mid) in challenged for v in vals)):
+                or (challenged and any(vid(v.order_id, v.validator, v.mid) in challenged for v in vals))):
             out.append(r.mid)
     return out
 
@@ -168,13 +177,14 @@ def model_scores(cycle: OrderCycle) -> dict[bytes, int]:
     if missing:
         raise NeedsVerification(cycle.order.order_id, missing)
     scores: dict[bytes, int] = {}
+    by_mid = _validations_by_mid(cycle)
     for r in cycle.reveals:
         if r.mid in cycle.excluded:
             continue
         if r.mid in cycle.verified:
             scores[r.mid] = cycle.verified[r.mid]   # PoT.Verify stands once taken
         else:
-            scores[r.mid] = next(v.score for v in cycle.validations if v.mid == r.mid)
+            scores[r.mid] = by_mid[r.mid][0].score
     return scores
 
 
@@ -197,7 +207,7 @@ def finalize_order(cycle: OrderCycle, params: Params, committee: Sequence[str]) 
     """Settle one order (see the module docstring for every rule)."""
     order = cycle.order
     R = order.reward
-    committee = [to_checksum_address(m) for m in committee]
+    committee = [checksum(m) for m in committee]
     per_member = (R * params.tax_bps // BPS) // len(committee) if committee else 0
     tax_total = per_member * len(committee)
     reveals = ranked_reveals(cycle)
@@ -233,7 +243,8 @@ def finalize_order(cycle: OrderCycle, params: Params, committee: Sequence[str]) 
             pairs = [(best.miner, R - tax_total - sum(a for _, a in vals))] + vals
 
     slashes: list[Slash] = []
-    by_vid = {vid(v.order_id, v.validator, v.mid): v for v in cycle.validations}
+    # vids only matter to challenges: most orders have none, and a vid is a keccak per validation
+    by_vid = {vid(v.order_id, v.validator, v.mid): v for v in cycle.validations} if cycle.challenges else {}
     for v in cycle.validations:
         if v.mid not in scores or v.score == scores[v.mid]:
             continue
@@ -286,7 +297,7 @@ def plan(cycles: Sequence[OrderCycle], *, first_nonce: int, params: Params, comm
     given order) and a new settlement starts whenever the next item would pass the budget, so an
     order's items stay together unless they alone exceed it. One order's payouts always fit:
     they are bounded by the committee size and ``max_paid_*``."""
-    committee = tuple(to_checksum_address(m) for m in committee)
+    committee = tuple(checksum(m) for m in committee)
     budget = params.settlement_gas_budget
     out: list[Settlement] = []
     cur = gas.Estimate(committee, threshold)

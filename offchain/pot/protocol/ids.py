@@ -7,17 +7,47 @@ copied commitment worthless to anybody else (model theft, copied validations).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import threading
 
-from Crypto.Hash import keccak as _keccak
+from Crypto.Hash.keccak import _raw_keccak_lib
 from eth_abi import encode as abi_encode
 
 ZERO_BYTES32 = b"\x00" * 32
 
+# keccak256 is the hot path of every message (struct hash, EIP-712 digest, signer address,
+# commitment): pycryptodome's C sponge, called directly. Its Python wrapper allocates and frees a
+# state and a buffer per hash, half of the cost; here each thread keeps one state and resets it.
+_lib = ctypes.CDLL(_raw_keccak_lib._name)
+_vp = ctypes.c_void_p
+_lib.keccak_init.argtypes = [ctypes.POINTER(_vp), ctypes.c_size_t, ctypes.c_uint8]
+_lib.keccak_reset.argtypes = [_vp]
+_lib.keccak_absorb.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t]
+_lib.keccak_digest.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8]
+_KECCAK_CAPACITY, _KECCAK_ROUNDS, _KECCAK_PADDING = 64, 24, 0x01   # keccak256, not SHA3's 0x06
+
+
+class _Sponge(threading.local):
+    def __init__(self) -> None:
+        self.state = _vp()
+        if _lib.keccak_init(ctypes.byref(self.state), _KECCAK_CAPACITY, _KECCAK_ROUNDS):
+            raise RuntimeError("keccak_init failed")
+        self.out = ctypes.create_string_buffer(32)
+
+
+_sponge = _Sponge()
+
 
 def keccak(data: bytes) -> bytes:
     """keccak256 (Ethereum's, not SHA3-256)."""
-    return _keccak.new(data=data, digest_bits=256).digest()
+    s = _sponge
+    state = s.state
+    data = bytes(data)
+    if _lib.keccak_reset(state) or _lib.keccak_absorb(state, data, len(data)) \
+            or _lib.keccak_digest(state, s.out, 32, _KECCAK_PADDING):
+        raise RuntimeError("keccak failed")
+    return s.out.raw
 
 
 def _b32(value: bytes, name: str) -> bytes:
@@ -31,22 +61,46 @@ def mid_of(model_file: bytes) -> bytes:
     return hashlib.sha256(model_file).digest()
 
 
-def claim_commitment(order_id: int, miner: str, mid: bytes, salt: bytes) -> bytes:
+# The commitments below are checked once per message on the ledger's hot path: ``abi.encode`` of
+# static types is 32-byte words, concatenated here directly (tests/protocol checks them
+# against eth_abi).
+
+def _u256(value: int, name: str) -> bytes:
+    if type(value) is not int or not 0 <= value < 1 << 256:
+        raise ValueError(f"{name} must be an int in [0, 2**256)")
+    return value.to_bytes(32, "big")
+
+
+def _addr(address: str | bytes, name: str) -> bytes:
+    if isinstance(address, (bytes, bytearray)):
+        raw = bytes(address)
+    elif isinstance(address, str) and address[:2] in ("0x", "0X") and len(address) == 42:
+        try:
+            raw = bytes.fromhex(address[2:])
+        except ValueError:
+            raw = b""
+    else:
+        raw = b""
+    if len(raw) != 20:
+        raise ValueError(f"{name} must be a 20-byte address")
+    return bytes(12) + raw
+
+
+def claim_commitment(order_id: int, miner: str | bytes, mid: bytes, salt: bytes) -> bytes:
     """``keccak256(abi.encode(orderId, miner, mid, salt))``: binds the miner, hides the model."""
-    return keccak(abi_encode(["uint256", "address", "bytes32", "bytes32"],
-                             [order_id, miner, _b32(mid, "mid"), _b32(salt, "salt")]))
+    return keccak(_u256(order_id, "orderId") + _addr(miner, "miner") + _b32(mid, "mid") + _b32(salt, "salt"))
 
 
-def vid(order_id: int, validator: str, mid: bytes) -> bytes:
+def vid(order_id: int, validator: str | bytes, mid: bytes) -> bytes:
     """``keccak256(abi.encode(orderId, validator, mid))``: the id a challenge names."""
-    return keccak(abi_encode(["uint256", "address", "bytes32"], [order_id, validator, _b32(mid, "mid")]))
+    return keccak(_u256(order_id, "orderId") + _addr(validator, "validator") + _b32(mid, "mid"))
 
 
-def validation_commitment(order_id: int, validator: str, mid: bytes, score: int, salt: bytes) -> bytes:
+def validation_commitment(order_id: int, validator: str | bytes, mid: bytes, score: int, salt: bytes) -> bytes:
     """``keccak256(abi.encode(orderId, validator, mid, score, salt))``: binds the validator, so a
     commitment copied from another validator can never be opened by the copier."""
-    return keccak(abi_encode(["uint256", "address", "bytes32", "uint256", "bytes32"],
-                             [order_id, validator, _b32(mid, "mid"), score, _b32(salt, "salt")]))
+    return keccak(_u256(order_id, "orderId") + _addr(validator, "validator") + _b32(mid, "mid")
+                  + _u256(score, "score") + _b32(salt, "salt"))
 
 
 def challenge_commitment(order_id: int, challenger: str, vid_: bytes, salt: bytes) -> bytes:

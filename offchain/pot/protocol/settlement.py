@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from eth_utils import to_checksum_address
 
 from pot.protocol import eip712
+from pot.protocol.types import checksum
 from pot.protocol.eip712 import _k
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -125,7 +125,7 @@ class Payout:
     amount: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"to": to_checksum_address(self.to), "amount": self.amount}
+        return {"to": checksum(self.to), "amount": self.amount}
 
 
 @dataclass(frozen=True)
@@ -146,14 +146,14 @@ class OrderSettlement:
         the payouts (the winner's first when there is a winner)."""
         out: dict[str, int] = {}
         for p in self.payouts:
-            out[to_checksum_address(p.to)] = out.get(to_checksum_address(p.to), 0) + p.amount
+            out[checksum(p.to)] = out.get(checksum(p.to), 0) + p.amount
         if self.per_member:
             for m in members:
                 out[m] = out.get(m, 0) + self.per_member
         return tuple(Payout(a, v) for a, v in out.items())
 
     def as_json(self) -> dict[str, Any]:
-        return {"orderId": self.order_id, "winner": to_checksum_address(self.winner),
+        return {"orderId": self.order_id, "winner": checksum(self.winner),
                 "winningMid": "0x" + bytes(self.winning_mid).hex(), "perMember": self.per_member,
                 "payouts": [p.as_dict() for p in self.payouts]}
 
@@ -171,11 +171,11 @@ class Slash:
     to: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"orderId": self.order_id, "staker": to_checksum_address(self.staker), "amount": self.amount,
-                "to": to_checksum_address(self.to)}
+        return {"orderId": self.order_id, "staker": checksum(self.staker), "amount": self.amount,
+                "to": checksum(self.to)}
 
     def as_abi(self) -> tuple:
-        return (self.order_id, to_checksum_address(self.staker), self.amount, to_checksum_address(self.to))
+        return (self.order_id, checksum(self.staker), self.amount, checksum(self.to))
 
     def struct_hash(self) -> bytes:
         return _k(_SLASH_TH + _u(self.order_id) + _a(self.staker) + _u(self.amount) + _a(self.to))
@@ -189,12 +189,12 @@ class ChallengeVerdict:
     validator: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"orderId": self.order_id, "challenger": to_checksum_address(self.challenger),
-                "upheld": self.upheld, "validator": to_checksum_address(self.validator)}
+        return {"orderId": self.order_id, "challenger": checksum(self.challenger),
+                "upheld": self.upheld, "validator": checksum(self.validator)}
 
     def as_abi(self) -> tuple:
-        return (self.order_id, to_checksum_address(self.challenger), self.upheld,
-                to_checksum_address(self.validator))
+        return (self.order_id, checksum(self.challenger), self.upheld,
+                checksum(self.validator))
 
     def struct_hash(self) -> bytes:
         return _k(_VERDICT_TH + _u(self.order_id) + _a(self.challenger) + _u(int(self.upheld))
@@ -213,7 +213,7 @@ class Settlement:
     verdicts: tuple[ChallengeVerdict, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "members", tuple(to_checksum_address(m) for m in self.members))
+        object.__setattr__(self, "members", tuple(checksum(m) for m in self.members))
 
     @cached_property
     def recipients(self) -> tuple[str, ...]:
@@ -224,7 +224,7 @@ class Settlement:
             for p in o.payouts:
                 if p.to.lower() not in seen:
                     seen.add(p.to.lower())
-                    out.append(to_checksum_address(p.to))
+                    out.append(checksum(p.to))
         if len(out) > MAX_RECIPIENTS:
             raise ValueError(f"a settlement pays at most {MAX_RECIPIENTS} recipients")
         return tuple(out)
@@ -255,7 +255,7 @@ class Settlement:
         return {
             "nonce": self.nonce, "epoch": self.epoch, "deadline": self.deadline,
             "recipients": list(self.recipients), "members": len(self.members),
-            "orders": [{"orderId": o.order_id, "winner": to_checksum_address(o.winner),
+            "orders": [{"orderId": o.order_id, "winner": checksum(o.winner),
                         "winningMid": bytes(o.winning_mid), "perMember": o.per_member,
                         "payouts": self.packed_payouts(o)} for o in self.orders],
             "slashes": [s.as_dict() for s in self.slashes],
@@ -265,7 +265,7 @@ class Settlement:
     def as_abi(self) -> tuple:
         """The calldata tuple for ``executeSigned(batch, signatures)`` and friends."""
         return (self.nonce, self.epoch, self.deadline, list(self.recipients), len(self.members),
-                [(o.order_id, to_checksum_address(o.winner), bytes(o.winning_mid), o.per_member,
+                [(o.order_id, checksum(o.winner), bytes(o.winning_mid), o.per_member,
                   self.packed_payouts(o)) for o in self.orders],
                 [s.as_abi() for s in self.slashes], [v.as_abi() for v in self.verdicts])
 
@@ -296,7 +296,7 @@ class Settlement:
         return eip712.sign_digest(self.digest(domain), private_key)
 
     def recover(self, domain: eip712.Domain, signature: bytes) -> str:
-        return to_checksum_address(eip712.recover_digest(self.digest(domain), signature))
+        return checksum(eip712.recover_digest(self.digest(domain), signature))
 
     def with_terms(self, *, epoch: int, deadline: int) -> Settlement:
         """The same batch (same nonce: at most one version executes) for another epoch or deadline."""
@@ -313,7 +313,7 @@ class Action:
     deadline: int = 2**64 - 1
 
     def as_abi(self) -> tuple:
-        return (self.nonce, self.epoch, self.deadline, to_checksum_address(self.target), bytes(self.data))
+        return (self.nonce, self.epoch, self.deadline, checksum(self.target), bytes(self.data))
 
     def struct_hash(self) -> bytes:
         return _k(_ACTION_TH + _u(self.nonce) + _u(self.epoch) + _u(self.deadline) + _a(self.target)
@@ -322,7 +322,7 @@ class Action:
     def signable(self, domain: eip712.Domain):
         return eip712.signable(domain, "Action", ACTION_TYPES,
                                {"nonce": self.nonce, "epoch": self.epoch, "deadline": self.deadline,
-                                "target": to_checksum_address(self.target), "data": bytes(self.data)})
+                                "target": checksum(self.target), "data": bytes(self.data)})
 
     def digest(self, domain: eip712.Domain) -> bytes:
         return eip712.typed_digest(domain, self.struct_hash())

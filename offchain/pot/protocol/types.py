@@ -19,6 +19,32 @@ from eth_utils import is_hex_address, to_checksum_address
 from pot.protocol import eip712
 from pot.protocol.ids import keccak, model_type_from_bytes
 
+#: 20-byte address -> its EIP-55 form. EIP-55 costs a keccak and a loop over 40 characters, and a
+#: network has few accounts that send many messages each: decoding a message then pays one dict
+#: lookup per address. Cleared when full, so a flood of fresh addresses only costs what it did.
+_CHECKSUMMED: dict[bytes, str] = {}
+_CHECKSUM_MEMO = 1 << 16
+
+
+def checksum(address: bytes | str) -> str:
+    """The EIP-55 form of an address given as 20 raw bytes or as 0x-hex (any case)."""
+    raw = address
+    if isinstance(raw, str):
+        raw = bytes.fromhex(raw[2:]) if raw[:2] in ("0x", "0X") else b""
+    out = _CHECKSUMMED.get(raw)
+    if out is None:
+        if len(raw) != 20:
+            raise ValueError(f"not a 20-byte address: {address!r}")
+        if len(_CHECKSUMMED) >= _CHECKSUM_MEMO:
+            _CHECKSUMMED.clear()
+        out = _CHECKSUMMED[bytes(raw)] = to_checksum_address(bytes(raw))
+    return out
+
+
+def address_bytes(address: str) -> bytes:
+    """The 20 bytes of a (checksummed or not) hex address: what the ledger compares and keys by."""
+    return bytes.fromhex(address[2:])
+
 # Roles bitmask, as in StakeRegistry (CONVENTIONS.md).
 MINER, VALIDATOR, VERIFIER, AGGREGATOR = 1, 2, 4, 8
 ROLE_NAMES = {MINER: "miner", VALIDATOR: "validator", VERIFIER: "verifier", AGGREGATOR: "aggregator"}
@@ -41,10 +67,10 @@ def _norm(cls_name: str, name: str, kind: str, value: Any) -> Any:
         return value
     if kind == "address":
         if isinstance(value, (bytes, bytearray)) and len(value) == 20:
-            return to_checksum_address(bytes(value))
+            return checksum(bytes(value))
         if not isinstance(value, str) or not is_hex_address(value):
             raise ValueError(f"{where} must be a 20-byte hex address, got {value!r}")
-        return to_checksum_address(value)
+        return checksum(bytes.fromhex(value[2:]))
     if kind == "bytes32":
         if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
             raise ValueError(f"{where} must be 32 bytes, got {value!r}")
@@ -165,8 +191,9 @@ class Message(_Schema):
 
     def hash_struct(self) -> bytes:
         parts = [self.TYPEHASH]
+        d = self.__dict__
         for attr, _w, kind in self.FIELDS:
-            v = getattr(self, attr)
+            v = d[attr]
             if kind == "uint":
                 parts.append(v.to_bytes(32, "big"))
             elif kind == "address":
@@ -472,7 +499,13 @@ class Result(_Schema):
 
     @classmethod
     def accepted(cls, text: str = "", nonces: tuple[int, ...] = ()) -> Result:
-        return cls(True, int(Reason.OK), bounded_text(text), tuple(nonces))
+        nonces = tuple(nonces)
+        if len(nonces) > MAX_LIST:
+            raise ValueError(f"Result.nonces has more than {MAX_LIST} items")
+        # one per op on the ledger's hot path: its fields are ours, built valid
+        out = object.__new__(cls)
+        out.__dict__.update(ok=True, reason=int(Reason.OK), text=bounded_text(text), nonces=nonces)
+        return out
 
     @classmethod
     def rejected(cls, reason: Reason, text: str) -> Result:

@@ -23,17 +23,46 @@ from pot.roles.events import CommitteeEvent, CommitteeEventCallback
 
 log = logging.getLogger("pot.aggregator")
 
+#: how long (batch time, ms) an executed request's id is remembered for duplicate suppression;
+#: the executed-id set is bounded by the traffic of this window, not by history
+REPLAY_GRACE_MS = 60_000
+
 
 class CommitteeStateMachine:
     """PBFT's state machine: the ledger at the batch time (PBFT stamps milliseconds; ledger
-    time is in seconds)."""
+    time is in seconds).
+
+    ``verify`` is the replica's request check (``verify_request``) that keeps what it decoded,
+    so that ``execute`` hands the ledger the op itself: each replica decodes a request once.
+    Only decoding is kept; signatures are checked inside ``apply``, every time."""
+
+    #: decoded requests waiting for execution; the oldest go first past this many
+    DECODED_MAX = 16384
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self._sm = LedgerStateMachine(ledger)
+        self._decoded: dict[bytes, Any] = {}
+
+    def verify(self, payload: bytes) -> bool:
+        op = _request_op(payload)
+        if op is None:
+            return False
+        if len(self._decoded) >= self.DECODED_MAX:
+            del self._decoded[next(iter(self._decoded))]
+        self._decoded[bytes(payload)] = op
+        return True
 
     def execute(self, requests: list[bytes], timestamp: int) -> list[bytes]:
-        return self._sm.execute(requests, timestamp // 1000)
+        ops = [self._decoded.pop(r, None) or r for r in requests]
+        return [codec.encode(res) for res in self.ledger.apply_many(ops, timestamp // 1000)]
+
+    def forget_after(self, request: bytes, result: bytes, timestamp: int) -> int:
+        """When PBFT may forget this request's id (see ``pot.pbft.requests``). The ledger refuses
+        every op that took effect again by its own rules (seen message digests, applied chain
+        events, signed settlements), so the id is only kept for a short grace: a client that
+        retries within it gets REPLAY with the first result, later the ledger's own answer."""
+        return timestamp + REPLAY_GRACE_MS
 
     def digest(self) -> bytes:
         return self._sm.digest()
@@ -45,15 +74,19 @@ class CommitteeStateMachine:
         self._sm.restore(snapshot)
 
 
+def _request_op(payload: bytes) -> Any:
+    try:
+        op = codec.decode(payload)
+    except codec.DecodeError:
+        return None
+    return None if type(op) in T.CHAIN_EVENTS or isinstance(op, (T.Result, T.Order)) else op
+
+
 def verify_request(payload: bytes) -> bool:
     """PBFT's request check (every replica runs it on every request a primary proposes): a
     canonical ledger op, and not a bare chain event (those only come attested). Signatures are
     checked by the ledger itself, once, when the request executes."""
-    try:
-        op = codec.decode(payload)
-    except codec.DecodeError:
-        return False
-    return type(op) not in T.CHAIN_EVENTS and not isinstance(op, (T.Result, T.Order))
+    return _request_op(payload) is not None
 
 
 class _LocalClient:
@@ -90,8 +123,9 @@ class CommitteeNode:
         self.ledger = Ledger(self.ledger_config, str(self._ledger_path))
         addresses, keys, options = self._pbft
         committee = CommitteeConfig(addresses, keys, ReplicaConfig(len(addresses), **options))
-        self.pbft = ReplicaNode(committee, self.replica_id, self._key, CommitteeStateMachine(self.ledger),
-                                verifier=verify_request, store=FileStore(self._pbft_dir))
+        sm = CommitteeStateMachine(self.ledger)
+        self.pbft = ReplicaNode(committee, self.replica_id, self._key, sm, verifier=sm.verify,
+                                store=FileStore(self._pbft_dir))
         self.pbft.on_reply.append(self._on_reply)
         self.pbft.on_executed.append(self._on_executed)
         await self.pbft.start()
