@@ -1,7 +1,7 @@
 """Fixed-order IEEE-754 arithmetic: the numeric core of the validation functions.
 
 A validation function must give the same integer on every honest machine for every model,
-adversarial ones included (DESIGN.md §3, docs/VALIDATION.md has the whole argument). Library
+adversarial ones included (ARCHITECTURE.md §3, docs/VALIDATION.md has the whole argument). Library
 kernels cannot promise that: a BLAS sums a dot product in an order of its choosing (blocking,
 SIMD lanes, threads, FMA), so a model whose hidden units carry ±1e8 that cancel gets different
 logits from MKL, OpenBLAS and another batch size. So every number here comes from a sequence of

@@ -215,9 +215,10 @@ def build_task(cfg: ClientConfig) -> Task:
     return task.build_task(task.TaskOptions(**fields, metric=cfg.model_type), validate_duration=cfg.validate_duration)
 
 
-def build(config: ClientConfig) -> Client:
-    """A client wired to the chain, the store and the committee's API, from its config."""
-    return build_worker(Client, config)
+def build(config: ClientConfig, account=None) -> Client:
+    """A client wired to the chain, the store and the committee's API, from its config (the key:
+    ``account``, else the config's keystore or $POT_PRIVATE_KEY)."""
+    return build_worker(Client, config, account)
 
 
 async def run(config: ClientConfig) -> int | None:

@@ -4,7 +4,7 @@ The client commits to its test set when it places the order (``testCommitment``,
 and opens the commitment in ``[revealEnd, releaseEnd)``. Between the two, the test set and the salt
 exist only on the client's disk: :class:`OrderSecret` holds them, and :meth:`OrderSecret.save`
 writes them before the order exists, because a lost salt makes the release impossible and the
-client then forfeits the order to the miners (DESIGN.md §3, default cases).
+client then forfeits the order to the miners (ARCHITECTURE.md §3, default cases).
 
 Phases come from :func:`pot.protocol.timeline.phase` at the chain head's time: the chain decides
 whether a release lands in its window, so its clock is the one that matters to the client.
