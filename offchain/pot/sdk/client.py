@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from pot.chain.clients import Contracts
 from pot.chain.deployment import Deployment
 from pot.chain.sender import Sender, connect
 from pot.ml import TaskSpec
+from pot.protocol.eip712 import Domain
 from pot.protocol.timeline import Phase
 from pot.sdk.models import NotSettled, WinningModel, check_model_file, check_reveal, standing_score
 from pot.sdk.orders import (
@@ -73,7 +75,9 @@ class PotClient:
         w3 = connect(rpc_url)
         account = key if isinstance(key, LocalAccount) else Account.from_key(key)
         d = Deployment.load(Path(deployment).expanduser(), chain_id if chain_id is not None else w3.eth.chain_id)
-        s = store if isinstance(store, ContentStore) else open_store(None if store is None else os.path.expanduser(store))
+        # what this machine lacks (the winning model a miner uploaded) it reads from the committee
+        s = store if isinstance(store, ContentStore) else open_store(
+            None if store is None else os.path.expanduser(store), mirrors=list(api_urls))
         return cls(w3, d, account, s, api_urls=api_urls, f=f)
 
     @property
@@ -111,11 +115,49 @@ class PotClient:
         if save_to is not None:
             secret.save(save_to)
             (Path(save_to).expanduser() / _pending(secret).file_name).unlink(missing_ok=True)
+        # the data first: a miner that finds the spec finds what it names
+        self.publish(secret.order_id, secret.train_cid)
+        self.publish(secret.order_id, secret.spec_cid)
         return secret
+
+    def publish(self, order_id: int, cid: str, data: bytes | None = None, *, wait_s: float = 60.0) -> int:
+        """Hand content order ``order_id`` references to the committee (``api_urls``), so that
+        miners and validators on other machines can fetch it; returns how many replicas hold it
+        (0 without ``api_urls``: then your store must be one they read). :meth:`place_order` and
+        :meth:`release_test_data` call it. An order the committee's ledger does not know yet (it
+        enters a few blocks after placeOrder) is waited for up to ``wait_s``."""
+        if not self.api_urls:
+            return 0
+        from pot.api.client import UploadRefused
+        from pot.protocol.content import ContentUpload
+
+        data = self.store.get(cid) if data is None else data
+        key = bytes(self.account.key)
+        domain = Domain.messages(self.deployment.chain_id, self.deployment.order_book)
+
+        async def upload() -> int:
+            api = CommitteeClient(self.api_urls, f=self.f)
+            give_up = time.monotonic() + wait_s
+            try:
+                while True:
+                    # the replicas judge the expiry by their wall clocks
+                    msg = ContentUpload(self.address, order_id, cid, len(data), int(time.time()) + 600)
+                    try:
+                        return await api.upload(msg.sign(domain, key), data)
+                    except UploadRefused as exc:
+                        if exc.status != 404 or time.monotonic() > give_up:
+                            raise
+                        await asyncio.sleep(1.0)
+            finally:
+                await api.aclose()
+
+        return _run(upload)
 
     def release_test_data(self, order: OrderSecret) -> int:
         """Upload the test set and open the commitment on-chain (only in ``[revealEnd, releaseEnd)``);
         returns t3."""
+        if order.order_id is not None:  # on the committee before t3: validators fetch it at once
+            self.publish(order.order_id, order.test_cid, order.test_bytes)
         return release_test_data(self.contracts, self.sender, self.store, order)
 
     def watch(self, order: OrderSecret | int, *, poll_interval: float = 1.0, timeout: float | None = None,
