@@ -58,9 +58,7 @@ class SoakConfig:
     faults: bool = True
     train_s: int = 16
     reveal_s: int = 8
-    #: validators on their own stores fetch the test set and every model from the committee first:
-    #: 12 s was missed under a loaded 2-core machine (both validators late for one order in 20)
-    validate_s: int = 20
+    validate_s: int = 12
     challenge_s: int = 4
     #: p95 (placement to settled) of the faulted phase over the fault-free one must stay below this
     target_ratio: float = 1.5
