@@ -114,9 +114,9 @@ def test_what_is_refused_before_or_while_reading(api, service, case, status):
     elif case == "unknown order":
         r = put(api, CLIENT, 7, data)[1]
     elif case == "expired":
-        r = put(api, CLIENT, 1, data, expires=int(time.time()) - 1)[1]
+        r = put(api, CLIENT, 1, data, expires=int(service.clock_value[0]) - 1)[1]  # by the fixture's frozen clock
     elif case == "too long a validity":
-        r = put(api, CLIENT, 1, data, expires=int(time.time()) + 10 * 86_400)[1]
+        r = put(api, CLIENT, 1, data, expires=int(service.clock_value[0]) + 10 * 86_400)[1]
     elif case == "short body":
         r = put(api, CLIENT, 1, data, size=len(data) + 5)[1]
     elif case == "long body":
