@@ -3,6 +3,8 @@
 
 import os
 
+import pytest
+
 from Crypto.Hash import keccak as pycryptodome_keccak
 from eth_abi import encode
 from eth_utils import to_checksum_address
@@ -58,3 +60,67 @@ def test_checksum_memo_is_bounded():
     for _ in range(T._CHECKSUM_MEMO + 10):
         T.checksum(os.urandom(20))
     assert len(T._CHECKSUMMED) <= T._CHECKSUM_MEMO
+
+
+# --- the unrolled decoders and struct hashes -----------------------------------------------
+
+from hypothesis import assume, settings  # noqa: E402
+from ledger_world import DOMAIN, MINERS, order  # noqa: E402
+
+from pot.protocol import codec  # noqa: E402
+
+_KIND = {"uint": uint, "address": addr.map(lambda b: "0x" + b.hex()), "bytes32": b32,
+         "string": st.text(max_size=40), "sig": st.binary(min_size=65, max_size=65), "bool": st.booleans(),
+         "uint[]": st.lists(uint, max_size=4).map(tuple), "bytes": st.binary(max_size=80)}
+_KIND["order"] = st.builds(type(order()), **{a: _KIND[k] for a, _w, k in type(order()).FIELDS})
+_ALL = [T.Order, *T.MESSAGE_TYPES, T.SettlementSignature, *T.CHAIN_EVENTS, T.Tick, T.Result]
+_objs = st.sampled_from(_ALL).flatmap(lambda cls: st.builds(cls, **{a: _KIND[k] for a, _w, k in cls.FIELDS}))
+_frames = st.one_of(_objs.map(codec.encode),
+                    st.tuples(st.sampled_from(T.MESSAGE_TYPES).flatmap(
+                        lambda cls: st.builds(cls, **{a: _KIND[k] for a, _w, k in cls.FIELDS})),
+                        st.binary(min_size=65, max_size=65)).map(lambda ms: codec.encode(T.Signed(*ms))))
+
+
+def _outcome(fn, data):
+    try:
+        return "ok", fn(data)
+    except codec.DecodeError as exc:
+        return "refused", str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_frames, st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["flip", "cut", "grow", "keep"]))
+def test_fast_decoder_agrees_with_the_checked_reader(frame, at, byte, how):
+    """Whatever the unrolled decoders accept, the position-tracking reader accepts as the same
+    object; what it refuses is refused, with the reader's precise message."""
+    i = at % (len(frame) + 1)
+    data = {"flip": frame[:i] + bytes([byte]) + frame[i + 1:], "cut": frame[:i],
+            "grow": frame[:i] + bytes([byte]) + frame[i:], "keep": frame}[how]
+    assume(data)  # (the empty frame is refused before either decoder runs)
+    assert _outcome(codec.decode, data) == _outcome(codec._decode_checked, data)
+
+
+@given(_objs.filter(lambda o: isinstance(o, T.Message)))
+def test_unrolled_struct_hash_is_eip712(msg):
+    """The generated ``hash_struct`` gives eth-account's EIP-712 digest for every message type."""
+    from eth_account.messages import _hash_eip191_message
+    assert msg.digest(DOMAIN) == bytes(_hash_eip191_message(msg.signable(DOMAIN)))
+
+
+def test_address_case_is_not_identity_but_a_bad_checksum_is_refused():
+    """Lower, upper and EIP-55 case are one address (equal messages, equal digests, equal wire
+    bytes); mixed case that is not the EIP-55 checksum is a mistyped address and is refused."""
+    a = MINERS[0].addr
+    low, up = a.lower(), "0x" + a[2:].upper()
+    msgs = [T.ClaimCommit(1, x, b"\x01" * 32) for x in (a, low, up)]
+    assert msgs[0] == msgs[1] == msgs[2]
+    assert len({m.digest(DOMAIN) for m in msgs}) == 1 and len({codec.encode(m) for m in msgs}) == 1
+    assert all(m.miner == a for m in msgs)
+    body = a[2:]
+    j = next(k for k, c in enumerate(body) if c.isalpha())
+    bad = "0x" + body[:j] + body[j].swapcase() + body[j + 1:]
+    with pytest.raises(ValueError, match="ClaimCommit.miner has a bad EIP-55 checksum"):
+        T.ClaimCommit(1, bad, b"\x01" * 32)
+    for malformed in ("0x1234", a[2:] + "00", "0x" + "g" * 40, b"\x01" * 19):
+        with pytest.raises(ValueError, match="ClaimCommit.miner must be a 20-byte hex address"):
+            T.ClaimCommit(1, malformed, b"\x01" * 32)

@@ -8,6 +8,7 @@ settlement signed for one RewardMultisig is worthless for another (replay across
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from eth_account import Account
@@ -44,6 +45,12 @@ class Domain:
     @classmethod
     def messages(cls, chain_id: int, order_book: str) -> Domain:
         return cls(MESSAGE_DOMAIN_NAME, DOMAIN_VERSION, chain_id, to_checksum_address(order_book))
+
+    @cached_property
+    def digest_prefix(self) -> bytes:
+        """``"\\x19\\x01" || domainSeparator``: what every typed digest in this domain starts with
+        (computed once per domain object; a frozen dataclass keeps it in its ``__dict__``)."""
+        return b"\x19\x01" + domain_separator(self)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,14 +97,12 @@ def recover(msg: SignableMessage, signature: bytes) -> str:
 # directly, and recovery is one libsecp256k1 call through coincurve. tests/protocol proves
 # both equal eth-account's results.
 
-from functools import lru_cache  # noqa: E402
+import threading  # noqa: E402
 
 from coincurve import PrivateKey  # noqa: E402
 from coincurve._libsecp256k1 import ffi as _ffi  # noqa: E402
 from coincurve._libsecp256k1 import lib as _lib  # noqa: E402
 from coincurve.context import GLOBAL_CONTEXT as _CTX  # noqa: E402
-from coincurve.ecdsa import deserialize_recoverable as _deserialize  # noqa: E402
-from coincurve.ecdsa import recover as _recover  # noqa: E402
 from coincurve.flags import EC_UNCOMPRESSED as _UNCOMPRESSED  # noqa: E402
 
 from pot.protocol.ids import keccak as _k  # noqa: E402
@@ -111,7 +116,6 @@ _HALF_N = SECP256K1_N // 2
 DOMAIN_TYPEHASH = _k(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 
 
-@lru_cache(maxsize=64)
 def domain_separator(domain: Domain) -> bytes:
     """``hashStruct(EIP712Domain)``: what OpenZeppelin's EIP712 caches as ``_domainSeparatorV4``."""
     return _k(DOMAIN_TYPEHASH + _k(domain.name.encode()) + _k(domain.version.encode())
@@ -121,7 +125,7 @@ def domain_separator(domain: Domain) -> bytes:
 
 def typed_digest(domain: Domain, struct_hash: bytes) -> bytes:
     """``keccak256("\\x19\\x01" || domainSeparator || hashStruct(message))``."""
-    return _k(b"\x19\x01" + domain_separator(domain) + struct_hash)
+    return _k(domain.digest_prefix + struct_hash)
 
 
 def _key_bytes(private_key: bytes | str) -> bytes:
@@ -138,26 +142,45 @@ def sign_digest(digest_: bytes, private_key: bytes | str) -> bytes:
     return sig[:64] + bytes([sig[64] + 27])
 
 
+class _RecoverBuffers(threading.local):
+    """libsecp256k1's in/out structs, allocated once per thread rather than per message."""
+
+    def __init__(self) -> None:
+        self.sig = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+        self.pub = _ffi.new("secp256k1_pubkey *")
+        self.out = _ffi.new("unsigned char [65]")
+        self.out_len = _ffi.new("size_t *")
+        self.view = _ffi.buffer(self.out, 65)
+
+
+_bufs = _RecoverBuffers()
+_ctx = _CTX.ctx
+_parse_sig = _lib.secp256k1_ecdsa_recoverable_signature_parse_compact
+_recover = _lib.secp256k1_ecdsa_recover
+_serialize = _lib.secp256k1_ec_pubkey_serialize
+
+
 def recover_digest(digest_: bytes, signature: bytes) -> bytes:
     """The 20-byte address that signed ``digest_``; ValueError on a malformed or malleable signature."""
     if len(signature) != 65:
         raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
+    if len(digest_) != 32:
+        raise ValueError("digest must be 32 bytes")
     v = signature[64]
-    if v not in (27, 28):
+    if v != 27 and v != 28:
         raise ValueError(f"signature v must be 27 or 28, got {v}")
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     if not (0 < r < SECP256K1_N and 0 < s <= _HALF_N):
         raise ValueError("signature r/s out of range (high s is refused as malleable)")
-    try:
-        pub = _recover(digest_, _deserialize(signature[:64] + bytes([v - 27]), context=_CTX), hasher=None,
-                       context=_CTX)
-    except Exception as exc:  # coincurve raises plain Exception for unrecoverable points
-        raise ValueError(f"signature does not recover: {exc}") from exc
-    # serialised straight from libsecp256k1's pubkey: no PublicKey object per message
-    out = _ffi.new("unsigned char [65]")
-    _lib.secp256k1_ec_pubkey_serialize(_CTX.ctx, out, _ffi.new("size_t *", 65), pub, _UNCOMPRESSED)
-    return _k(_ffi.buffer(out, 65)[1:])[12:]
+    b = _bufs
+    if not _parse_sig(_ctx, b.sig, signature[:64], v - 27):
+        raise ValueError("signature does not parse")
+    if not _recover(_ctx, b.pub, b.sig, digest_):
+        raise ValueError("signature does not recover to a public key")
+    b.out_len[0] = 65
+    _serialize(_ctx, b.out, b.out_len, b.pub, _UNCOMPRESSED)
+    return _k(b.view[1:])[12:]
 
 
 def address_of_key(private_key: bytes | str) -> str:

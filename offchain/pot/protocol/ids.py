@@ -7,33 +7,55 @@ copied commitment worthless to anybody else (model theft, copied validations).
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import threading
 
 from Crypto.Hash.keccak import _raw_keccak_lib
+from Crypto.Util import _raw_api
 from eth_abi import encode as abi_encode
 
 ZERO_BYTES32 = b"\x00" * 32
 
 # keccak256 is the hot path of every message (struct hash, EIP-712 digest, signer address,
 # commitment): pycryptodome's C sponge, called directly. Its Python wrapper allocates and frees a
-# state and a buffer per hash, half of the cost; here each thread keeps one state and resets it.
-_lib = ctypes.CDLL(_raw_keccak_lib._name)
-_vp = ctypes.c_void_p
-_lib.keccak_init.argtypes = [ctypes.POINTER(_vp), ctypes.c_size_t, ctypes.c_uint8]
-_lib.keccak_reset.argtypes = [_vp]
-_lib.keccak_absorb.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t]
-_lib.keccak_digest.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8]
+# state and a buffer per hash, most of the cost; here each thread keeps one state and resets it.
+# pycryptodome loads the sponge through cffi when cffi is installed (a dependency: its calls cost
+# half of ctypes') and through ctypes otherwise; both are handled.
 _KECCAK_CAPACITY, _KECCAK_ROUNDS, _KECCAK_PADDING = 64, 24, 0x01   # keccak256, not SHA3's 0x06
 
+if _raw_api.backend == "cffi":
+    _ffi = _raw_api.ffi
 
-class _Sponge(threading.local):
-    def __init__(self) -> None:
-        self.state = _vp()
-        if _lib.keccak_init(ctypes.byref(self.state), _KECCAK_CAPACITY, _KECCAK_ROUNDS):
-            raise RuntimeError("keccak_init failed")
-        self.out = ctypes.create_string_buffer(32)
+    class _Sponge(threading.local):
+        def __init__(self) -> None:
+            pp = _ffi.new("void **")
+            if _raw_keccak_lib.keccak_init(pp, _KECCAK_CAPACITY, _KECCAK_ROUNDS):
+                raise RuntimeError("keccak_init failed")
+            self.state = pp[0]
+            self.out = _ffi.new("uint8_t[32]")
+            self.view = _ffi.buffer(self.out)
+
+    _reset, _absorb, _digest = (_raw_keccak_lib.keccak_reset, _raw_keccak_lib.keccak_absorb,
+                                _raw_keccak_lib.keccak_digest)
+else:  # pragma: no cover - environments without cffi
+    import ctypes
+
+    _lib = ctypes.CDLL(_raw_keccak_lib._name)
+    _vp = ctypes.c_void_p
+    _lib.keccak_init.argtypes = [ctypes.POINTER(_vp), ctypes.c_size_t, ctypes.c_uint8]
+    _lib.keccak_reset.argtypes = [_vp]
+    _lib.keccak_absorb.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t]
+    _lib.keccak_digest.argtypes = [_vp, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8]
+
+    class _Sponge(threading.local):  # type: ignore[no-redef]
+        def __init__(self) -> None:
+            self.state = _vp()
+            if _lib.keccak_init(ctypes.byref(self.state), _KECCAK_CAPACITY, _KECCAK_ROUNDS):
+                raise RuntimeError("keccak_init failed")
+            self.out = ctypes.create_string_buffer(32)
+            self.view = memoryview(self.out).cast("B")
+
+    _reset, _absorb, _digest = _lib.keccak_reset, _lib.keccak_absorb, _lib.keccak_digest
 
 
 _sponge = _Sponge()
@@ -43,11 +65,11 @@ def keccak(data: bytes) -> bytes:
     """keccak256 (Ethereum's, not SHA3-256)."""
     s = _sponge
     state = s.state
-    data = bytes(data)
-    if _lib.keccak_reset(state) or _lib.keccak_absorb(state, data, len(data)) \
-            or _lib.keccak_digest(state, s.out, 32, _KECCAK_PADDING):
+    if type(data) is not bytes:
+        data = bytes(data)
+    if _reset(state) or _absorb(state, data, len(data)) or _digest(state, s.out, 32, _KECCAK_PADDING):
         raise RuntimeError("keccak failed")
-    return s.out.raw
+    return s.view[:]
 
 
 def _b32(value: bytes, name: str) -> bytes:
