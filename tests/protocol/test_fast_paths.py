@@ -124,3 +124,11 @@ def test_address_case_is_not_identity_but_a_bad_checksum_is_refused():
     for malformed in ("0x1234", a[2:] + "00", "0x" + "g" * 40, b"\x01" * 19):
         with pytest.raises(ValueError, match="ClaimCommit.miner must be a 20-byte hex address"):
             T.ClaimCommit(1, malformed, b"\x01" * 32)
+
+
+@given(_objs, st.binary(min_size=65, max_size=65))
+def test_unrolled_encoders_write_the_generic_layout(obj, sig):
+    assert codec.encode(obj) == codec._encode_generic(obj)
+    if isinstance(obj, T.Message):
+        s = T.Signed(obj, sig)
+        assert codec.encode(s) == codec._encode_generic(s)

@@ -68,6 +68,7 @@ FINAL_REASONS = frozenset({
     Reason.REPLAY, Reason.NOT_AUTHORIZED, Reason.DUPLICATE, Reason.ORDER_CLOSED, Reason.INVALID, Reason.TOO_LARGE})
 
 _MASK = (1 << 256) - 1
+_CHAIN_EVENTS = frozenset(T.CHAIN_EVENTS)
 _ACTIVE = (Status.OPEN, Status.VERIFYING)
 
 
@@ -419,6 +420,7 @@ class Ledger:
                  write_hook: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._members = frozenset(address_bytes(m) for m in config.committee)
+        self._attested = config.attested_chain_events
         self._domain = config.message_domain
         self._config_json = _canonical(config.as_json())
         self._config_hash = hashlib.sha256(self._config_json).digest()
@@ -484,7 +486,8 @@ class Ledger:
         self._mids: dict[bytes, str] | _Overlay = {}          # mid -> first link, open orders
         self._archived = IdRanges()
         self._due: list[tuple[int, int]] = []
-        self._rows: dict[tuple, bytes] = {}
+        self._rows: dict[tuple, bytes] = {}       # key -> the row's canonical text
+        self._terms: dict[tuple, int] = {}        # key -> its digest term (the text's hash)
         self._acc_work = 0
         self._acc_archive = 0
         self._acc_ids = 0
@@ -520,7 +523,8 @@ class Ledger:
             if k in self._rows:
                 raise ValueError(f"two {type(row).__name__} rows with key {k[1:]}")
             self._rows[k] = text
-            self._acc_work = (self._acc_work + _hash(text)) & _MASK
+            h = self._terms[k] = _hash(text)
+            self._acc_work = (self._acc_work + h) & _MASK
             kind = type(row)
             if kind is OrderRow:
                 st = OrderState(row, codec.decode(row.wire))
@@ -556,22 +560,19 @@ class Ledger:
         """Record a new or changed row: its digest term and the write of the open transaction."""
         if self._scratch:
             return
-        k = key_of(row)
+        k = (type(row), *row[:row.KEY])
         text = row_text(row)
-        old = self._rows.get(k)
-        acc = self._acc_work + _hash(text)
-        if old is not None:
-            acc -= _hash(old)
-        self._acc_work = acc & _MASK
+        h = _hash(text)
+        self._acc_work = (self._acc_work + h - self._terms.get(k, 0)) & _MASK
         self._rows[k] = text
+        self._terms[k] = h
         self._dirty[k] = row
 
     def _delete(self, k: tuple) -> None:
         if self._scratch:
             return
-        old = self._rows.pop(k, None)
-        if old is not None:
-            self._acc_work = (self._acc_work - _hash(old)) & _MASK
+        if self._rows.pop(k, None) is not None:
+            self._acc_work = (self._acc_work - self._terms.pop(k)) & _MASK
             self._dirty[k] = None
 
     def _commit(self) -> None:
@@ -689,7 +690,7 @@ class Ledger:
         handler = self._HANDLERS.get(type(op))
         if handler is None:
             return Result.rejected(Reason.MALFORMED, f"not a ledger op: {type(op).__name__}")
-        if self.config.attested_chain_events and type(op) in T.CHAIN_EVENTS:
+        if self._attested and type(op) in _CHAIN_EVENTS:
             return Result.rejected(Reason.NOT_AUTHORIZED, f"{type(op).__name__} enters this ledger only as "
                                    f"ChainAttestations of {self.config.attest_quorum} committee members")
         try:
@@ -775,7 +776,8 @@ class Ledger:
             signer = recover_digest(digest, op.signature)
         except ValueError as exc:
             raise _Reject(Reason.BAD_SIGNATURE, f"malformed signature: {exc}") from None
-        if signer != address_bytes(msg.signer):
+        # bytes compare: the recovered address is never checksummed
+        if signer != bytes.fromhex(msg.__dict__[msg.SIGNER][2:]):
             raise _Reject(Reason.BAD_SIGNATURE, f"signature is not {msg.signer}'s for this deployment "
                           f"(chain {self.config.chain_id}, OrderBook {self._domain.verifying_contract})")
         return self._MSG_HANDLERS[type(msg)](self, msg, signer, digest, op.signature, t)
@@ -1107,7 +1109,11 @@ class Ledger:
         self._archived.add(oid)
         if self._scratch:
             return
-        blob = zlib.compress(b"\n".join(row_text(r) for r in st.rows()), 1)
+        # the working rows' texts are at hand; only the order row changed (its status)
+        texts = self._rows
+        rows = st.rows()
+        head = row_text(next(rows))
+        blob = zlib.compress(b"\n".join([head, *(texts.get(key_of(r)) or row_text(r) for r in rows)]), 1)
         self._acc_archive = (self._acc_archive + _hash(b"order" + blob)) & _MASK
         self._acc_ids = (self._acc_ids + _id_term(oid)) & _MASK
         self._meta_dirty = True

@@ -76,22 +76,74 @@ def _enc_fields(obj: Any, out: list[bytes]) -> None:
             raise AssertionError(kind)
 
 
+def _uint_bytes(v: int) -> bytes:
+    n = (v.bit_length() + 7) // 8
+    return n.to_bytes(1, "big") + v.to_bytes(n, "big")
+
+
+def _str_bytes(v: str) -> bytes:
+    raw = v.encode("utf-8")
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def _uints_bytes(v: tuple[int, ...]) -> bytes:
+    return len(v).to_bytes(2, "big") + b"".join(map(_uint_bytes, v))
+
+
+#: kind -> the expression of a field's encoding, ``{v}`` being the field's value
+_FAST_ENC = {"uint": "_uint({v})", "address": "_fromhex({v}[2:])", "bytes32": "{v}", "sig": "{v}",
+             "string": "_str({v})", "bytes": "_len2(len({v})) + {v}", "bool": "(b'\\x01' if {v} else b'\\x00')",
+             "uint[]": "_uints({v})", "order": "_order({v})"}
+
+
+def _fast_encoder(cls: type) -> Any:
+    """``obj -> body bytes`` for one type, unrolled from its FIELDS (the same layout as
+    ``_enc_fields``; tests/protocol compares the two)."""
+    parts = ", ".join(_FAST_ENC[kind].format(v=f"d[{attr!r}]") for attr, _w, kind in cls.FIELDS)
+    src = f"def body(obj):\n    d = obj.__dict__\n    return b''.join(({parts},))\n"
+    scope = {"_uint": _uint_bytes, "_str": _str_bytes, "_uints": _uints_bytes, "_fromhex": bytes.fromhex,
+             "_len2": lambda n: n.to_bytes(2, "big"), "_order": _BODY.get(T.Order)}
+    exec(src, scope)  # noqa: S102 - source built from the class's own schema
+    return scope["body"]
+
+
+#: type -> its body encoder; the tag byte goes in front
+_BODY: dict[type, Any] = {}
+_BODY[T.Order] = _fast_encoder(T.Order)
+for _cls in _TYPES.values():
+    _BODY[_cls] = _fast_encoder(_cls)
+del _cls
+_TAG_BYTE = {cls: bytes([cls.TAG]) for cls in _TYPES.values()}
+_SIGNED_TAG_BYTE = {cls: bytes([cls.TAG | _SIGNED_BIT]) for cls in T.MESSAGE_TYPES}
+
+
 def encode(obj: Any) -> bytes:
     """Canonical bytes of an op, an Order or a Result."""
+    cls = type(obj)
+    if cls is T.Signed:
+        msg = obj.message
+        data = _SIGNED_TAG_BYTE[type(msg)] + _BODY[type(msg)](msg) + obj.signature
+    else:
+        body = _BODY.get(cls)
+        if body is None:
+            raise TypeError(f"cannot encode {cls.__name__}")
+        data = _TAG_BYTE[cls] + body(obj)
+    if len(data) > MAX_FRAME_BYTES:
+        raise ValueError(f"encoded {cls.__name__} is {len(data)} bytes > {MAX_FRAME_BYTES}")
+    return data
+
+
+def _encode_generic(obj: Any) -> bytes:
+    """``encode`` by the loop over FIELDS (reference for tests/protocol)."""
     out: list[bytes] = []
     if isinstance(obj, T.Signed):
         out.append(bytes([obj.message.TAG | _SIGNED_BIT]))
         _enc_fields(obj.message, out)
         out.append(obj.signature)
-    elif type(obj) in _TYPES.values():
+    else:
         out.append(bytes([obj.TAG]))
         _enc_fields(obj, out)
-    else:
-        raise TypeError(f"cannot encode {type(obj).__name__}")
-    data = b"".join(out)
-    if len(data) > MAX_FRAME_BYTES:
-        raise ValueError(f"encoded {type(obj).__name__} is {len(data)} bytes > {MAX_FRAME_BYTES}")
-    return data
+    return b"".join(out)
 
 
 # --- decode ---------------------------------------------------------------------------------

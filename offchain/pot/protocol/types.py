@@ -501,6 +501,11 @@ def bounded_text(text: str, limit: int = MAX_STRING_BYTES) -> str:
     return raw[:limit - 3].decode("utf-8", "ignore") + "…"
 
 
+#: text -> the shared accepted Result without nonces (bounded: texts with numbers vary)
+_ACCEPTED: dict[str, Result] = {}
+_ACCEPTED_MAX = 1024
+
+
 @dataclass(frozen=True)
 class Result(_Schema):
     """What ``Ledger.apply`` returns; ``nonces`` lists settlements a Tick created."""
@@ -514,12 +519,22 @@ class Result(_Schema):
 
     @classmethod
     def accepted(cls, text: str = "", nonces: tuple[int, ...] = ()) -> Result:
+        # one per op on the ledger's hot path, most with one of a few texts: a Result is
+        # immutable, so those are shared
+        if not nonces:
+            out = _ACCEPTED.get(text)
+            if out is not None:
+                return out
         nonces = tuple(nonces)
         if len(nonces) > MAX_LIST:
             raise ValueError(f"Result.nonces has more than {MAX_LIST} items")
-        # one per op on the ledger's hot path: its fields are ours, built valid
+        # its fields are ours, built valid
         out = object.__new__(cls)
         out.__dict__.update(ok=True, reason=int(Reason.OK), text=bounded_text(text), nonces=nonces)
+        if not nonces:
+            if len(_ACCEPTED) >= _ACCEPTED_MAX:
+                _ACCEPTED.clear()
+            _ACCEPTED[text] = out
         return out
 
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 
 from pot.api.node import NodeUnavailable
 from pot.ledger import Ledger, LedgerConfig, LedgerStateMachine
+from pot.ledger.machine import request_op
 from pot.pbft.messages import request_id
 from pot.pbft.node import CommitteeConfig, ReplicaNode
 from pot.pbft.replica import ReplicaConfig
@@ -30,32 +31,16 @@ REPLAY_GRACE_MS = 60_000
 
 class CommitteeStateMachine:
     """PBFT's state machine: the ledger at the batch time (PBFT stamps milliseconds; ledger
-    time is in seconds).
-
-    ``verify`` is the replica's request check (``verify_request``) that keeps what it decoded,
-    so that ``execute`` hands the ledger the op itself: each replica decodes a request once.
-    Only decoding is kept; signatures are checked inside ``apply``, every time."""
-
-    #: decoded requests waiting for execution; the oldest go first past this many
-    DECODED_MAX = 16384
+    time is in seconds). ``verify`` is the replica's request check; it keeps the decoded op for
+    ``execute`` (``LedgerStateMachine``), so each replica decodes a request once."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self._sm = LedgerStateMachine(ledger)
-        self._decoded: dict[bytes, Any] = {}
-
-    def verify(self, payload: bytes) -> bool:
-        op = _request_op(payload)
-        if op is None:
-            return False
-        if len(self._decoded) >= self.DECODED_MAX:
-            del self._decoded[next(iter(self._decoded))]
-        self._decoded[bytes(payload)] = op
-        return True
+        self.verify = self._sm.verify
 
     def execute(self, requests: list[bytes], timestamp: int) -> list[bytes]:
-        ops = [self._decoded.pop(r, None) or r for r in requests]
-        return [codec.encode(res) for res in self.ledger.apply_many(ops, timestamp // 1000)]
+        return self._sm.execute(requests, timestamp // 1000)
 
     def forget_after(self, request: bytes, result: bytes, timestamp: int) -> int:
         """When PBFT may forget this request's id (see ``pot.pbft.requests``). The ledger refuses
@@ -74,19 +59,11 @@ class CommitteeStateMachine:
         self._sm.restore(snapshot)
 
 
-def _request_op(payload: bytes) -> Any:
-    try:
-        op = codec.decode(payload)
-    except codec.DecodeError:
-        return None
-    return None if type(op) in T.CHAIN_EVENTS or isinstance(op, (T.Result, T.Order)) else op
-
-
 def verify_request(payload: bytes) -> bool:
     """PBFT's request check (every replica runs it on every request a primary proposes): a
     canonical ledger op, and not a bare chain event (those only come attested). Signatures are
     checked by the ledger itself, once, when the request executes."""
-    return _request_op(payload) is not None
+    return request_op(payload) is not None
 
 
 class _LocalClient:
