@@ -5,6 +5,7 @@
     .venv/bin/pot bench train --json docs/bench          (train-<model>.json for every architecture)
     .venv/bin/pot bench soak  --json docs/bench/soak.json
     .venv/bin/pot bench pbft  --only-ledger --json docs/bench/pbft-ledger.json
+    .venv/bin/pot bench ledger --orders 100,1000,10000,100000 --json docs/bench/ledger.json
     .venv/bin/pot bench cycle --orders 100 --json docs/bench/cycle.json
     .venv/bin/python scripts/bench_tables.py
 
@@ -125,6 +126,22 @@ def pbft_ledger_table(d: dict) -> str:
     return "\n".join(rows)
 
 
+def ledger_table(d: dict) -> str:
+    details = {x["orders"]: x for x in d.get("details", [])}
+    rows = ["| orders | messages | msgs/s | µs/msg (wall) | CPU µs/msg | checkpoint ms (median / max) | bytes/order "
+            "| open at most |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in d["rows"]:
+        x = details.get(r["orders"], {})
+        ckpt = "-" if r["checkpoint_ms"] is None else f"{r['checkpoint_ms']:.1f} / {x.get('checkpoint_ms_max') or 0:.1f}"
+        cpu = f"{x['cpu_us_per_msg']:.0f}" if "cpu_us_per_msg" in x else "-"
+        rows.append(f"| {r['orders']:,} | {r['msgs']:,} | {r['msgs_per_s']:,.0f} | {r['us_per_msg']:.0f} | {cpu} "
+                    f"| {ckpt} | {r['db_bytes_per_order']:,} | {x.get('max_open', '-'):,} |")
+    if d.get("exponent") is not None and len(d["rows"]) >= 2:
+        a, b = d["rows"][-2]["orders"], d["rows"][-1]["orders"]
+        rows += ["", f"Exponent of apply time against messages, {a:,} → {b:,} orders: **{d['exponent']}**."]
+    return "\n".join(rows)
+
+
 def cycle_table(d: dict) -> str:
     def f(x):
         return "-" if x is None else f"{x:.1f}"
@@ -159,6 +176,8 @@ def main() -> None:
         doc = replace(doc, "train", train_table(runs))
     if (BENCH / "pbft-ledger.json").exists():
         doc = replace(doc, "pbft-ledger", pbft_ledger_table(json.loads((BENCH / "pbft-ledger.json").read_text())))
+    if (BENCH / "ledger.json").exists():
+        doc = replace(doc, "ledger", ledger_table(json.loads((BENCH / "ledger.json").read_text())))
     if (BENCH / "cycle.json").exists():
         doc = replace(doc, "cycle", cycle_table(json.loads((BENCH / "cycle.json").read_text())))
     if (BENCH / "soak.json").exists():

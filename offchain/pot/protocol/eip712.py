@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.messages import SignableMessage, _hash_eip191_message, encode_typed_data
 from eth_utils import to_checksum_address
+
+if TYPE_CHECKING:
+    from eth_account.messages import SignableMessage
+
+# eth-account is imported where the generic (wallet, cross-check) paths use it: importing it
+# loads py_ecc's BLS tables, half a second of CPU for every process, and no replica needs it.
 
 #: Domain name of the committee's multisig; must equal the name in RewardMultisig's EIP712 constructor.
 MULTISIG_DOMAIN_NAME = "PoT RewardMultisig"
@@ -64,6 +68,8 @@ class Domain:
 def signable(domain: Domain, primary_type: str, types: dict[str, list[dict[str, str]]],
              message: dict[str, Any]) -> SignableMessage:
     """The EIP-712 envelope of ``message`` (``types`` excludes EIP712Domain)."""
+    from eth_account.messages import encode_typed_data
+
     full = {
         "types": {"EIP712Domain": DOMAIN_FIELDS, **types},
         "primaryType": primary_type,
@@ -75,11 +81,15 @@ def signable(domain: Domain, primary_type: str, types: dict[str, list[dict[str, 
 
 def digest(msg: SignableMessage) -> bytes:
     """The 32-byte hash that is signed (what Solidity's ``_hashTypedDataV4`` returns)."""
+    from eth_account.messages import _hash_eip191_message
+
     return bytes(_hash_eip191_message(msg))
 
 
 def sign(msg: SignableMessage, private_key: bytes | str) -> bytes:
     """65-byte ``r || s || v`` signature, v in {27, 28}, as OpenZeppelin's ECDSA.recover expects."""
+    from eth_account import Account
+
     return bytes(Account.sign_message(msg, private_key).signature)
 
 
@@ -87,6 +97,8 @@ def recover(msg: SignableMessage, signature: bytes) -> str:
     """The checksummed address that signed ``msg``; raises ValueError on a malformed signature."""
     if len(signature) != 65:
         raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
+    from eth_account import Account
+
     return Account.recover_message(msg, signature=signature)
 
 
