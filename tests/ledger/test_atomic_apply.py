@@ -78,3 +78,32 @@ def test_an_exception_inside_apply_leaves_the_state_unchanged(tmp_path, persiste
         again = Ledger(CONFIG, path)
         assert again.digest() == ref.digest()
         again.close()
+
+
+def test_the_request_check_keeps_the_decoded_op_and_apply_still_recovers_the_signature(monkeypatch):
+    """PBFT's request check decodes a request once and ``execute`` applies that op (no second
+    decode); the signature is still recovered inside ``apply`` for every request, and what the
+    check refuses (garbage, a bare chain event) never reaches the ledger."""
+    from pot.ledger import ledger as ledger_module
+    from pot.ledger.machine import request_op
+    from pot.protocol import codec
+
+    led = staked_ledger()
+    sm = LedgerStateMachine(led)
+    placed = [encode(op) for t, op in happy_ops() if t == T0]
+    assert not sm.verify(placed[0]) and request_op(placed[0]) is None   # a chain event enters attested
+    assert not sm.verify(b"\x13garbage")
+    assert sm.execute(placed, T0) and led.order(1) is not None          # (this ledger takes it directly)
+    commits = [encode(op) for t, op in happy_ops() if T0 < t < T0 + 20]
+    decodes, recoveries = [], []
+    real_decode, real_recover = codec.decode, ledger_module.recover_digest
+    monkeypatch.setattr(codec, "decode", lambda data: decodes.append(data) or real_decode(data))
+    monkeypatch.setattr(ledger_module, "recover_digest", lambda d, s: recoveries.append(d) or real_recover(d, s))
+    assert all(sm.verify(c) for c in commits)
+    assert len(decodes) == len(commits)
+    results = [decode(r) for r in sm.execute(commits, T0 + 20)]
+    assert all(r.ok for r in results), results
+    assert len(decodes) == len(commits) and len(recoveries) == len(commits)
+    # a request the check never saw (another replica proposed it before we checked) decodes in execute
+    assert decode(sm.execute([commits[0]], T0 + 21)[0]).reason_enum.name == "REPLAY"
+    assert len(decodes) == len(commits) + 1 and len(recoveries) == len(commits) + 1
