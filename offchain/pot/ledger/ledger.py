@@ -468,11 +468,11 @@ class Ledger:
             for row in self._genesis_rows(config):
                 db.execute(f"INSERT INTO {type(row).TABLE} VALUES ({','.join('?' * len(row))})", R.to_sql(row))
             db.execute("COMMIT")
-        elif bytes(row[0]) != self._config_json:
-            raise ValueError(f"ledger database {path} belongs to another configuration")
         elif db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0] != SCHEMA_VERSION:
             raise ValueError(f"ledger database {path} has another schema version (this is {SCHEMA_VERSION}); "
                              f"start this replica from a fresh ledger file and let it catch up from its peers")
+        elif bytes(row[0]) != self._config_json:
+            raise ValueError(f"ledger database {path} belongs to another configuration")
         self._load()
 
     @staticmethod
@@ -497,6 +497,9 @@ class Ledger:
         if row is None:
             db.executemany("INSERT INTO meta VALUES (?, ?)", [("config", self._config_json),
                                                              ("version", SCHEMA_VERSION)])
+        elif db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0] != SCHEMA_VERSION:
+            raise ValueError(f"ledger {what} {archive_path(self._path or '')} has another schema version (this is "
+                             f"{SCHEMA_VERSION}); move it away and let the replica catch up from its peers")
         elif bytes(row[0]) != self._config_json:
             raise ValueError(f"ledger {what} {archive_path(self._path or '')} belongs to another configuration")
 
