@@ -56,7 +56,7 @@ from pot.protocol.settlement import Settlement, settlement_from_json, settlement
 from pot.protocol.timeline import Phase, Timeline, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result, address_bytes, checksum
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 log = logging.getLogger("pot.ledger")
 
