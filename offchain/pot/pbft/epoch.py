@@ -49,10 +49,12 @@ _FILL = b"pot-epoch-fill "
 @dataclass(frozen=True)
 class EpochSpec:
     """One committee: its number, its members (replica ``i`` is ``members[i]``) and each
-    member's public key (or, in the simulator, its table key), in the same order."""
+    member's public key (or, in the simulator, its table key), in the same order; on a network
+    also each member's PBFT endpoint ``host:port`` (how a node reaches a member it never met)."""
     number: int
     members: tuple[NodeId, ...]
     keys: tuple[bytes, ...]
+    endpoints: tuple[str, ...] = ()
 
     def index(self, node: NodeId) -> int | None:
         try:
