@@ -35,26 +35,28 @@ import logging
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_utils import to_checksum_address
 
 from pot.ledger import records as R
-from pot.ledger.records import (ChainRefRow, ChainVoteRow, ChallengeRow, ClaimRow, NodeRow, OrderRow, RevealRow,
-                                SeenRow, SettlementRow, SigRow, Status, VCommitRow, VerifiedRow, VoteRow,
-                                VRevealRow, key_of, row_text)
+from pot.ledger.records import (ChainRefRow, ChainVoteRow, ChallengeRow, ChangeRow, ChangeStatus, ChangeVoteRow,
+                                ClaimRow, EpochRow, MemberRow, NodeRow, OrderRow, RevealRow, SeenRow, SettlementRow,
+                                SigRow, Status, VCommitRow, VerifiedRow, VoteRow, VRevealRow, key_of, row_text)
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.committee import max_faulty
 from pot.protocol.eip712 import Domain, recover_digest
+from pot.protocol.epoch import (MAX_CHANGE_WINDOW, Committee, EpochError, Joining, MemberChange, next_seated,
+                                vote_change)
 from pot.protocol.finalize import OrderCycle, Params, disputed_models, plan
 from pot.protocol.ids import claim_commitment, validation_commitment
 from pot.protocol.settlement import Settlement, settlement_from_json, settlement_to_json
 from pot.protocol.timeline import Phase, Timeline, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result, address_bytes, checksum
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 log = logging.getLogger("pot.ledger")
 
@@ -92,7 +94,13 @@ def _make(cls: type, **fields: Any) -> Any:
 
 @dataclass(frozen=True)
 class LedgerConfig:
-    """What every replica must share: deployment domains, the committee and the parameters."""
+    """What every replica must share: deployment domains, the committee and the parameters.
+
+    The ledger's identity (what its files and snapshots are bound to: ``identity_json``) is the
+    deployment and the parameters. The committee fields (``committee``, ``threshold``, ``epoch``,
+    ``member_keys``, ``member_endpoints``) only seed a fresh ledger: from then on the committee is
+    replicated state that committee changes move (docs/COMMITTEE.md), and ``Ledger.config``
+    carries the current one."""
     chain_id: int
     order_book: str
     reward_multisig: str
@@ -105,6 +113,10 @@ class LedgerConfig:
     attested_chain_events: bool = False
     #: RewardMultisig's membership epoch the committee signs settlements for (1 after deployment)
     epoch: int = 1
+    #: each member's compressed public key and PBFT ``host:port``, in ``committee`` order (what a
+    #: committee change hands PBFT); empty where the ledger runs without PBFT
+    member_keys: tuple[bytes, ...] = ()
+    member_endpoints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         committee = tuple(to_checksum_address(m) for m in self.committee)
@@ -115,6 +127,11 @@ class LedgerConfig:
             object.__setattr__(self, "threshold", self.quorum)
         if not 1 <= self.threshold <= max(len(committee), 1):
             raise ValueError("threshold must be in [1, n]")
+        for name in ("member_keys", "member_endpoints"):
+            v = tuple(getattr(self, name))
+            if v and len(v) != len(committee):
+                raise ValueError(f"{name} must have one entry per committee member")
+            object.__setattr__(self, name, v)
 
     @property
     def f(self) -> int:
@@ -139,9 +156,13 @@ class LedgerConfig:
         return Domain.multisig(self.chain_id, self.reward_multisig)
 
     def as_json(self) -> dict[str, Any]:
+        return {**self.identity_json(), "committee": list(self.committee), "threshold": self.threshold,
+                "epoch": self.epoch}
+
+    def identity_json(self) -> dict[str, Any]:
+        """What a ledger's files and snapshots are bound to: not the committee, which changes."""
         return {"chainId": self.chain_id, "orderBook": to_checksum_address(self.order_book),
                 "rewardMultisig": to_checksum_address(self.reward_multisig),
-                "committee": list(self.committee), "threshold": self.threshold, "epoch": self.epoch,
                 "attestedChainEvents": self.attested_chain_events, "params": self.params.as_json()}
 
 
@@ -417,10 +438,10 @@ class Ledger:
 
     def __init__(self, config: LedgerConfig, path: str | None = None, *,
                  write_hook: Callable[[str], None] | None = None) -> None:
-        self.config = config
+        self.config = self._base_config = config
         self._members = frozenset(address_bytes(m) for m in config.committee)
         self._domain = config.message_domain
-        self._config_json = _canonical(config.as_json())
+        self._config_json = _canonical(config.identity_json())
         self._config_hash = hashlib.sha256(self._config_json).digest()
         self._hook = write_hook or (lambda point: None)
         self._path = path
@@ -443,6 +464,9 @@ class Ledger:
             db.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("config", self._config_json), ("version", SCHEMA_VERSION), ("seq", 0), ("time", 0),
                 ("next_nonce", 1), ("archived", ""), ("acc_archive", "0"), ("acc_ids", "0")])
+            # the genesis committee: replicated state from here on
+            for row in self._genesis_rows(config):
+                db.execute(f"INSERT INTO {type(row).TABLE} VALUES ({','.join('?' * len(row))})", R.to_sql(row))
             db.execute("COMMIT")
         elif bytes(row[0]) != self._config_json:
             raise ValueError(f"ledger database {path} belongs to another configuration")
@@ -450,6 +474,13 @@ class Ledger:
             raise ValueError(f"ledger database {path} has another schema version (this is {SCHEMA_VERSION}); "
                              f"start this replica from a fresh ledger file and let it catch up from its peers")
         self._load()
+
+    @staticmethod
+    def _genesis_rows(config: LedgerConfig) -> list[tuple]:
+        n = len(config.committee)
+        keys, eps = config.member_keys or (b"",) * n, config.member_endpoints or ("",) * n
+        return [EpochRow(config.epoch, config.threshold)] + [
+            MemberRow(i, address_bytes(m), keys[i], eps[i]) for i, m in enumerate(config.committee)]
 
     @staticmethod
     def _connect(path: str | None) -> sqlite3.Connection:
@@ -482,6 +513,10 @@ class Ledger:
         self._chain_open: dict[bytes, int] | _Overlay = {}
         self._chain_refs: dict[bytes, int] | _Overlay = {}
         self._mids: dict[bytes, str] | _Overlay = {}          # mid -> first link, open orders
+        self._changes: dict[bytes, ChangeRow] | _Overlay = {}     # Action digest -> committee change
+        self._change_votes: dict[bytes, dict[bytes, ChangeVoteRow]] | _Overlay = {}  # digest -> voter -> vote
+        self._seats: dict[int, MemberRow] = {}
+        self._epoch_row: EpochRow | None = None
         self._archived = IdRanges()
         self._due: list[tuple[int, int]] = []
         self._rows: dict[tuple, bytes] = {}
@@ -534,11 +569,23 @@ class Ledger:
                 self._chain_open[row.replica] = self._chain_open.get(row.replica, 0) + 1
             elif kind is ChainRefRow:
                 self._chain_refs[row.ref] = row.order_id
+            elif kind is EpochRow:
+                if self._epoch_row is not None:
+                    raise ValueError("two epoch rows")
+                self._epoch_row = row
+            elif kind is MemberRow:
+                self._seats[row.position] = row
+            elif kind is ChangeRow:
+                self._changes[row.digest] = row
             else:
                 later.append(row)
         for row in later:
             if type(row) is SigRow:
                 self._settlements[row.nonce].sigs[row.signer] = row.signature
+            elif type(row) is ChangeVoteRow:
+                if row.digest not in self._changes:
+                    raise ValueError("a vote for a committee change that is not in the ledger")
+                self._change_votes.setdefault(row.digest, {})[row.voter] = row
             else:
                 st = self._open.get(row.order_id)
                 if st is None:
@@ -551,6 +598,22 @@ class Ledger:
             for rows_ in st.vals_by_mid.values():
                 rows_.sort(key=lambda v: v.seq)
             self._schedule(st, self._due_time(st))
+        self._sync_config()
+
+    def _sync_config(self) -> None:
+        """``config`` (and the member set) from the committee rows: the current epoch's committee."""
+        if self._epoch_row is None:
+            raise ValueError("the ledger holds no committee (epoch row missing)")
+        seats = [self._seats[i] for i in range(len(self._seats))] if set(self._seats) == set(
+            range(len(self._seats))) else None
+        if not seats:
+            raise ValueError("the committee's member rows are not positions 0..n-1")
+        keys = tuple(r.public_key for r in seats)
+        eps = tuple(r.endpoint for r in seats)
+        self.config = replace(self._base_config, committee=tuple(checksum(r.account) for r in seats),
+                              threshold=self._epoch_row.threshold, epoch=self._epoch_row.epoch,
+                              member_keys=keys if any(keys) else (), member_endpoints=eps if any(eps) else ())
+        self._members = frozenset(r.account for r in seats)
 
     def _put(self, row: tuple) -> None:
         """Record a new or changed row: its digest term and the write of the open transaction."""
@@ -649,6 +712,8 @@ class Ledger:
         scratch._chain_open = _Overlay(self._chain_open)
         scratch._chain_refs = _Overlay(self._chain_refs)
         scratch._mids = _Overlay(self._mids)
+        scratch._changes = _Overlay(self._changes)
+        scratch._change_votes = _Overlay(self._change_votes, dict)
         scratch._archived = self._archived.copy()
         scratch._due = list(self._due)
         scratch._journal = []
@@ -898,14 +963,20 @@ class Ledger:
             raise _Reject(Reason.DUPLICATE, f"{m.replica} already submitted a result for {_h(m.mid)}")
         votes[replica] = m.score
         self._put(VoteRow(m.order_id, m.mid, replica, m.score))
-        if sum(1 for s in votes.values() if s == m.score) >= self.config.quorum:
-            st.verified[m.mid] = m.score
-            self._put(VerifiedRow(m.order_id, m.mid, m.score))
-            self._set_order(st, pending=b"".join(x for x in st.pending if x != m.mid))
-            if not st.row.pending:
-                self._schedule(st, t)
+        if self._verify_stands(st, m.mid, m.score, t):
             return Result.accepted(f"PoT.Verify result {m.score} stands ({self.config.quorum} replicas)")
         return Result.accepted("vote recorded")
+
+    def _verify_stands(self, st: OrderState, mid: bytes, score: int, t: int) -> bool:
+        """Whether ``score`` has a quorum of votes for ``mid``; it then stands."""
+        if sum(1 for s in st.votes.get(mid, {}).values() if s == score) < self.config.quorum:
+            return False
+        st.verified[mid] = score
+        self._put(VerifiedRow(st.row.order_id, mid, score))
+        self._set_order(st, pending=b"".join(x for x in st.pending if x != mid))
+        if not st.row.pending:
+            self._schedule(st, t)
+        return True
 
     def _chain_attestation(self, m: T.ChainAttestation, replica: bytes, digest: bytes, sig: bytes,
                            t: int) -> Result:
@@ -954,11 +1025,12 @@ class Ledger:
             self._delete((ChainVoteRow, ref, member))
         self._chain_votes.pop(ref, None)
         # the ref stays in the working state while its order is open (it leaves with the order);
-        # a stake change's ref stays for ever: replaying an old stake would roll a stake back
+        # a stake change's ref stays for ever: replaying an old stake would roll a stake back (and
+        # a committee change's too: they are few)
         oid = getattr(op, "order_id", None)
         if oid is None and type(op) is T.OrderPlaced:
             oid = op.order.order_id
-        if type(op) is T.StakeChanged:
+        if type(op) in (T.StakeChanged, T.EpochChanged):
             self._chain_refs[ref] = 0
             self._put(ChainRefRow(ref, 0))
         elif oid is not None and oid in self._open:
@@ -998,6 +1070,223 @@ class Ledger:
         st.sigs[signer] = op.signature
         self._put(SigRow(op.nonce, signer, op.signature))
         return Result.accepted(f"{len(st.sigs)}/{self.config.threshold} signatures")
+
+    # --- committee changes (docs/COMMITTEE.md) ----------------------------------------------
+
+    def _member_vote(self, m: T.MemberVote, voter: bytes, digest: bytes, sig: bytes, t: int) -> Result:
+        cfg = self.config
+        if voter not in self._members:
+            raise _Reject(Reason.NOT_AUTHORIZED, f"{m.voter} is not a member of epoch {cfg.epoch}")
+        if m.epoch != cfg.epoch:
+            raise _Reject(Reason.INVALID, f"the vote is for a change out of epoch {m.epoch}; the committee is in "
+                          f"epoch {cfg.epoch}")
+        try:
+            change, joins = vote_change(m)
+            nxt = next_seated(self.committee(), change, joins)
+        except EpochError as exc:
+            raise _Reject(Reason.INVALID, str(exc)) from None
+        if change.deadline <= t:
+            raise _Reject(Reason.WRONG_WINDOW, f"the change's deadline {change.deadline} is not after the ledger "
+                          f"time {t}")
+        if change.deadline > t + MAX_CHANGE_WINDOW:
+            raise _Reject(Reason.INVALID, f"the change's deadline {change.deadline} is more than "
+                          f"{MAX_CHANGE_WINDOW} s after the ledger time {t} (a decided change pauses settling "
+                          f"until it executes or its deadline passes)")
+        action_digest = change.action(cfg.reward_multisig).digest(cfg.multisig_domain)
+        try:
+            ok = len(m.action_signature) == 65 and recover_digest(action_digest, m.action_signature) == voter
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _Reject(Reason.BAD_SIGNATURE, f"action_signature is not {m.voter}'s signature of the change's "
+                          f"Action for RewardMultisig {cfg.reward_multisig}")
+        votes = self._change_votes.get(action_digest, {})
+        mine = votes.get(voter)
+        if mine is not None and mine.signature == m.action_signature:
+            raise _Reject(Reason.REPLAY, "this exact vote was already accepted")
+        if mine is not None:
+            raise _Reject(Reason.DUPLICATE, f"{m.voter} already voted for this change")
+        for c in self._changes.values():
+            if c.status in (ChangeStatus.DECIDED, ChangeStatus.CONFIRMED):
+                raise _Reject(Reason.NOT_PENDING, f"change 0x{c.digest.hex()} of epoch {cfg.epoch} is already "
+                              f"{ChangeStatus(c.status).label}: no other vote counts until it executes, or its "
+                              f"deadline {c.deadline} passes unconfirmed")
+            if voter in self._change_votes.get(c.digest, {}) and c.status == ChangeStatus.VOTING and c.deadline >= t:
+                raise _Reject(Reason.DUPLICATE, f"{m.voter} already voted for change 0x{c.digest.hex()} of epoch "
+                              f"{cfg.epoch}: one open vote per member, it lapses after its deadline {c.deadline}")
+        body = _canonical({"change": change.as_json(), "joins": [j.as_json() for j in joins]}).decode()
+        row = self._changes.get(action_digest)
+        if row is None:
+            row = ChangeRow(action_digest, cfg.epoch, body, change.deadline, int(ChangeStatus.VOTING), None)
+        elif row.body != body:
+            raise _Reject(Reason.INVALID, "this change is open with other joining members' keys or endpoints: "
+                          "vote for it as it stands, or propose it again with another deadline")
+        vote = ChangeVoteRow(action_digest, voter, m.action_signature, self.seq + 1)
+        votes = self._change_votes.setdefault(action_digest, {})
+        votes[voter] = vote
+        self._put(vote)
+        what = f"{change.kind.value} change 0x{action_digest.hex()[:16]}… to epoch {nxt.epoch}"
+        if len(votes) >= cfg.threshold:
+            row = row._replace(status=int(ChangeStatus.DECIDED), decided_seq=self.seq + 1)
+            self._changes[action_digest] = row
+            self._put(row)
+            return Result.accepted(f"{what} decided ({len(votes)}/{cfg.threshold} votes): no new settlement until "
+                                   f"it executes on chain, or its deadline {change.deadline} passes")
+        self._changes[action_digest] = row
+        self._put(row)
+        return Result.accepted(f"vote {len(votes)}/{cfg.threshold} for {what}")
+
+    def _epoch_changed(self, op: T.EpochChanged, t: int) -> Result:
+        cur = self.config.epoch
+        if op.epoch <= cur:
+            raise _Reject(Reason.DUPLICATE, f"the committee is in epoch {cur} already")
+        if op.epoch != cur + 1 or len(op.members) % 20:
+            raise _Reject(Reason.INVALID, f"epoch {op.epoch} does not follow the ledger's epoch {cur}")
+        accounts = op.accounts
+        for c in sorted(self._changes.values(), key=lambda c: c.digest):
+            if c.status == ChangeStatus.VOTING:
+                continue
+            nxt = self._next_of(c)
+            if not nxt.same_members(accounts, op.threshold):
+                continue
+            if c.status == ChangeStatus.CONFIRMED:
+                raise _Reject(Reason.DUPLICATE, f"epoch {op.epoch} is already confirmed")
+            # A void change confirmed by the chain counts all the same: the chain decides by block
+            # time and its event reaches the ledger only past the confirmation depth.
+            row = self._changes[c.digest] = c._replace(status=int(ChangeStatus.CONFIRMED))
+            self._put(row)
+            return Result.accepted(f"epoch {op.epoch} confirmed on chain ({nxt.n} members, k = {nxt.threshold}): "
+                                   f"takes effect at the next PBFT checkpoint")
+        raise _Reject(Reason.INVALID, f"the chain's committee of epoch {op.epoch} ({len(accounts)} members, "
+                      f"k = {op.threshold}) is no change this ledger decided; it stays in epoch {cur}")
+
+    def _next_of(self, c: ChangeRow) -> Committee:
+        doc = json.loads(c.body)
+        joins = tuple(Joining(bytes.fromhex(j["publicKey"][2:]), j["endpoint"]) for j in doc["joins"])
+        return next_seated(self.committee(), MemberChange.from_json(doc["change"]), joins)
+
+    def _settling_paused(self) -> bool:
+        return any(c.status in (ChangeStatus.DECIDED, ChangeStatus.CONFIRMED) for c in self._changes.values())
+
+    def _lapse_changes(self, t: int) -> list[str]:
+        """A decided change whose deadline passed unconfirmed is void (settling resumes); an
+        undecided one is dropped with its votes (its voters may vote again)."""
+        out = []
+        for c in sorted(self._changes.values(), key=lambda c: c.digest):
+            if c.deadline >= t:
+                continue
+            if c.status == ChangeStatus.DECIDED:
+                row = self._changes[c.digest] = c._replace(status=int(ChangeStatus.VOID))
+                self._put(row)
+                out.append(f"change 0x{c.digest.hex()[:16]}… void")
+            elif c.status == ChangeStatus.VOTING:
+                self._drop_change(c)
+        return out
+
+    def _drop_change(self, c: ChangeRow) -> None:
+        del self._changes[c.digest]
+        self._delete((ChangeRow, c.digest))
+        for voter in self._change_votes.pop(c.digest, {}):
+            self._delete((ChangeVoteRow, c.digest, voter))
+
+    def committee(self) -> Committee:
+        """The current epoch's committee (PBFT order) with each member's key and endpoint."""
+        cfg = self.config
+        return Committee(cfg.epoch, cfg.committee, cfg.threshold, cfg.member_keys, cfg.member_endpoints)
+
+    def pending_committee(self) -> Committee | None:
+        """The next committee once the chain confirmed the decided change (``EpochReplica``
+        switches to it at the next checkpoint); None before."""
+        for c in self._changes.values():
+            if c.status == ChangeStatus.CONFIRMED:
+                return self._next_of(c)
+        return None
+
+    def activate_committee(self) -> Committee:
+        """Switch to the confirmed change's committee (``EpochReplica`` calls it inside the
+        replicated state, at the same point on every replica): settlements are signed for the new
+        epoch by its members from now on, and every unexecuted one of an earlier epoch is issued
+        again for it (same nonce and items, so at most one version ever executes). Durable."""
+        nxt = self.pending_committee()
+        if nxt is None:
+            raise RuntimeError("no confirmed committee change to activate")
+        old = self.config
+        try:
+            self._delete((EpochRow, old.epoch))
+            for pos in range(len(old.committee)):
+                self._delete((MemberRow, pos))
+            self._epoch_row = EpochRow(nxt.epoch, nxt.threshold)
+            self._put(self._epoch_row)
+            self._seats = {i: MemberRow(i, address_bytes(m), nxt.keys[i] if nxt.keys else b"",
+                                        nxt.endpoints[i] if nxt.endpoints else "")
+                           for i, m in enumerate(nxt.members)}
+            for row in self._seats.values():
+                self._put(row)
+            for c in list(self._changes.values()):
+                self._drop_change(c)
+            gone = self._members - {address_bytes(m) for m in nxt.members}
+            self._sync_config()
+            self._forget_members(gone)
+            reissued = [n for n in sorted(self._settlements)
+                        if json.loads(self._settlements[n].row.body)["epoch"] != nxt.epoch]
+            for nonce in reissued:
+                self._reissue(self._settlements[nonce], self.time)
+            self._commit()
+        except BaseException:
+            for db in (self._arc, self._db):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            self._load()
+            raise
+        log.info("committee epoch %d: %d members, k = %d; settlements re-issued: %s", nxt.epoch, nxt.n,
+                 nxt.threshold, reissued)
+        return nxt
+
+    def _forget_members(self, gone: frozenset[bytes] | set[bytes]) -> None:
+        """Votes and attestations of members who left count no more (the quorums are the new
+        committee's); a PoT.Verify result the remaining votes now carry stands."""
+        if not gone:
+            return
+        for oid in sorted(self._open):
+            st = self._open[oid]
+            for mid in sorted(st.votes):
+                votes = st.votes[mid]
+                for replica in sorted(gone & votes.keys()):
+                    del votes[replica]
+                    self._delete((VoteRow, oid, mid, replica))
+                if st.row.status == Status.VERIFYING and mid in st.pending and votes:
+                    self._verify_stands(st, mid, max(votes.values(), key=lambda s: (
+                        sum(1 for x in votes.values() if x == s), s)), self.time)
+        for ref in sorted(self._chain_votes):
+            votes = self._chain_votes[ref]
+            for replica in sorted(gone & votes.keys()):
+                del votes[replica]
+                self._delete((ChainVoteRow, ref, replica))
+                left = self._chain_open[replica] - 1
+                if left:
+                    self._chain_open[replica] = left
+                else:
+                    del self._chain_open[replica]
+            if not votes:
+                del self._chain_votes[ref]
+
+    def committee_changes(self) -> list[dict[str, Any]]:
+        """The current epoch's committee changes with their votes (voters sorted ascending, with
+        their Action signatures): what the settler executes and ``pot aggregator epoch`` shows."""
+        out = []
+        for c in sorted(self._changes.values(), key=lambda c: (-c.status, c.digest)):
+            doc = json.loads(c.body)
+            change = MemberChange.from_json(doc["change"])
+            votes = sorted(self._change_votes.get(c.digest, {}).values(), key=lambda v: v.voter)
+            try:
+                nxt = self._next_of(c)
+            except EpochError:  # pragma: no cover - checked when the first vote came in
+                nxt = None
+            out.append({"digest": c.digest, "status": ChangeStatus(c.status).label, "change": change,
+                        "action": change.action(self.config.reward_multisig), "joins": doc["joins"],
+                        "next": nxt, "deadline": c.deadline, "decidedSeq": c.decided_seq,
+                        "voters": [checksum(v.voter) for v in votes], "signatures": [v.signature for v in votes]})
+        return out
 
     # --- chain events -----------------------------------------------------------------------
 
@@ -1158,6 +1447,13 @@ class Ledger:
 
     def _tick(self, op: T.Tick, t: int) -> Result:
         params = self.config.params
+        lapsed = self._lapse_changes(t) if self._changes else []
+        if self._settling_paused():
+            # between a change's decision and the switch to its committee the ledger signs nothing
+            # new: the chain may move to the new committee at any block
+            return Result.accepted("tick; settling paused: a committee change is decided")
+        if lapsed:
+            log.info("committee changes lapsed: %s", lapsed)
         reissued = self._reissue_expired(t)
         due: set[int] = set()
         while self._due and self._due[0][0] <= t:
@@ -1213,17 +1509,21 @@ class Ledger:
             st = self._settlements[nonce]
             if st.row.deadline >= t:
                 continue
-            settlement = settlement_from_json(json.loads(st.row.body)).with_terms(
-                epoch=self.config.epoch, deadline=t + self.config.params.settlement_ttl)
-            st.row = st.row._replace(body=_canonical(settlement_to_json(settlement)).decode(),
-                                     digest=settlement.digest(self.config.multisig_domain),
-                                     deadline=settlement.deadline)
-            self._put(st.row)
-            for s in st.sigs:
-                self._delete((SigRow, nonce, s))
-            st.sigs = {}
+            self._reissue(st, t)
             out.append(nonce)
         return out
+
+    def _reissue(self, st: SettlementState, t: int) -> None:
+        """The same batch for the current epoch with a new deadline; its signatures start over."""
+        settlement = settlement_from_json(json.loads(st.row.body)).with_terms(
+            epoch=self.config.epoch, deadline=t + self.config.params.settlement_ttl)
+        st.row = st.row._replace(body=_canonical(settlement_to_json(settlement)).decode(),
+                                 digest=settlement.digest(self.config.multisig_domain),
+                                 deadline=settlement.deadline)
+        self._put(st.row)
+        for s in st.sigs:
+            self._delete((SigRow, st.row.nonce, s))
+        st.sigs = {}
 
     _HANDLERS: dict[type, Callable[..., Result]] = {}
     _MSG_HANDLERS: dict[type, Callable[..., Result]] = {}
@@ -1511,11 +1811,11 @@ Ledger._HANDLERS = {
     T.OrderPlaced: Ledger._order_placed, T.TestDataReleased: Ledger._test_released,
     T.StakeChanged: Ledger._stake_changed, T.ChallengeCommitted: Ledger._challenge_committed,
     T.ChallengeRevealed: Ledger._challenge_revealed, T.SettlementExecuted: Ledger._settlement_executed,
-    T.Tick: Ledger._tick,
+    T.EpochChanged: Ledger._epoch_changed, T.Tick: Ledger._tick,
 }
 Ledger._MSG_HANDLERS = {
     T.ClaimCommit: Ledger._claim_commit, T.ClaimReveal: Ledger._claim_reveal,
     T.ValidationCommit: Ledger._validation_commit, T.ValidationReveal: Ledger._validation_reveal,
     T.CancelRequest: Ledger._cancel, T.VerifyResult: Ledger._verify_result,
-    T.ChainAttestation: Ledger._chain_attestation,
+    T.ChainAttestation: Ledger._chain_attestation, T.MemberVote: Ledger._member_vote,
 }

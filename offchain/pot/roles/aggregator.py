@@ -131,9 +131,13 @@ class Aggregator:
                      for role in (T.MINER, T.VALIDATOR, T.VERIFIER, T.AGGREGATOR)}
         params = Params(min_stake=min_stake, treasury=ms.call("treasury"),
                         min_reveal_duration=int(ob.call("minRevealDuration")), **cfg.params)
+        # the committee in PBFT order (replica i is the i-th of the committee table), with each
+        # member's key and endpoint: what a committee change hands PBFT (docs/COMMITTEE.md)
         self.ledger_config = LedgerConfig(chain_id, self.deployment.order_book, self.deployment.reward_multisig,
-                                          tuple(members), params, threshold=int(ms.threshold()),
-                                          attested_chain_events=True, epoch=int(ms.epoch()))
+                                          tuple(mine), params, threshold=int(ms.threshold()),
+                                          attested_chain_events=True, epoch=int(ms.epoch()),
+                                          member_keys=tuple(cfg.public_keys),
+                                          member_endpoints=tuple(f"{h}:{p}" for h, p in cfg.pbft))
         self.members = members
         self.identity = deployment_identity(self.w3, self.deployment)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pot.api.node import NodeUnavailable
 from pot.ledger import Ledger, LedgerConfig, LedgerStateMachine
+from pot.pbft.epoch import EpochSpec
 from pot.pbft.messages import request_id
 from pot.pbft.node import CommitteeConfig, ReplicaNode
 from pot.pbft.replica import ReplicaConfig
@@ -72,6 +73,25 @@ class CommitteeStateMachine:
 
     def restore(self, snapshot: bytes) -> None:
         self._sm.restore(snapshot)
+
+    # --- committee epochs (pot.pbft.epoch.EpochReplica) ------------------------------------------
+
+    def committee(self) -> EpochSpec:
+        """The current epoch: members are chain accounts (checksummed), keys their compressed
+        public keys; ``ledger.committee().endpoints`` has their PBFT ``host:port``, same order."""
+        return epoch_spec(self.ledger.committee())
+
+    def pending_committee(self) -> EpochSpec | None:
+        nxt = self.ledger.pending_committee()
+        return None if nxt is None else epoch_spec(nxt)
+
+    def activate_committee(self) -> None:
+        self.ledger.activate_committee()
+
+
+def epoch_spec(c) -> EpochSpec:
+    """PBFT's view of a ledger committee (``pot.protocol.epoch.Committee``)."""
+    return EpochSpec(c.epoch, c.members, c.keys or (b"",) * c.n)
 
 
 def _request_op(payload: bytes) -> Any:
