@@ -290,6 +290,13 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
             return _not_found("this replica serves no deployment")
         return _json(deployment)
 
+    @app.get("/v1/epoch", response_model=schemas.Epoch)
+    async def get_epoch() -> Response:
+        """The committee's epoch: members (PBFT order, keys, endpoints), k, and the committee
+        changes members voted for, with their votes, deadline and status (docs/COMMITTEE.md)."""
+        boundary = node.info().get("epochBoundary")
+        return _json({**views.epoch_status(ledger), "boundary": boundary})
+
     @app.get("/v1/health", responses={200: {"model": schemas.Health}})
     async def health() -> dict[str, Any]:
         """Liveness, with the ledger's sequence number and time."""
