@@ -220,8 +220,11 @@ class CommitteeNode:
                "threshold": self.ledger.config.threshold}
         if r is None:
             return {**out, "mode": "left" if er.retired else "joining", "members": 0}
-        return {**out, "view": r.view, "primary": r.primary, "lastExecuted": r.last_exec,
-                "pbftDigest": r.digest().hex(), "mode": "pbft", "members": len(er.spec.members)}
+        out = {**out, "view": r.view, "primary": r.primary, "lastExecuted": r.last_exec,
+               "pbftDigest": r.digest().hex(), "mode": "pbft", "members": len(er.spec.members)}
+        if r.sm.boundary is not None:
+            out["epochBoundary"] = r.sm.boundary  # the seq the decided change takes effect after
+        return out
 
     async def submit(self, raw: bytes, *, timeout: float = 30.0) -> T.Result:
         """Order ``raw`` through PBFT; the ledger's Result once this replica executed it.
