@@ -81,6 +81,8 @@ def _new_member(net: Devnet, name: str, say: Progress) -> tuple[Any, Path]:
     keystore.chmod(0o600)
     (d / "password").write_text("devnet")
     (d / "password").chmod(0o600)
+    net.state.setdefault("accounts", {})[name] = {"address": acct.address, "role": "aggregator", "index": None}
+    net._save()
     say(f"{name}: new key {acct.address}, funded and staked")
     return acct, d
 
