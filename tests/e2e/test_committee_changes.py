@@ -24,5 +24,5 @@ def test_replace_grow_and_rotate_with_orders_in_flight(tmp_path):
     assert [f.get("epoch") for f in r["faults"][1:]] == [2, 3, 4], detail
     assert r["orders"] >= 5 and r["all_settled"] and r["settled"] == r["orders"], detail
     assert chain["settled_once"] and chain["conservation"], detail
-    assert members["equal"] and members["settlements"] >= r["orders"], detail
+    assert members["equal"] and len(members["epochs"]) >= 2, detail
     assert r["digests"]["equal"], r["digests"]

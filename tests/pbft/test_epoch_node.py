@@ -8,6 +8,7 @@ import asyncio
 import socket
 
 import pytest
+from eth_keys import keys as eth_keys
 
 from pot.pbft.crypto import devnet_private_key, public_key
 from pot.pbft.epoch import EpochSpec, Epoched
@@ -16,7 +17,6 @@ from pot.pbft.epoch_wire import decode_envelope, encode_envelope
 from pot.pbft.messages import DecodeError, Prepare, encode
 from pot.pbft.replica import ReplicaConfig
 from pot.pbft.sim_epochs import CommitteeKV, change_request
-from eth_keys import keys as eth_keys
 
 CFG = ReplicaConfig(4, checkpoint_interval=4, log_size=16, view_timeout=1.0, status_interval=0.2)
 

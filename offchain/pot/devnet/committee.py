@@ -200,7 +200,29 @@ def change_committee(net: Devnet, *, remove: str | None = None, add: int = 0, th
     st["api_urls"] = [e["url"] for e in st["processes"] if e.get("role") == "aggregator" and not e.get("retired")]
     net.state = st
     net._save()
+    _follow_committee(net, say)
     return _status([e["url"] for e in want])
+
+
+def _follow_committee(net: Devnet, say: Progress) -> None:
+    """Point the workers, the clients and ``network.toml`` at the new committee's APIs (a worker
+    reads and uploads through f+1 of the replicas it knows: those of the old committee die), and
+    restart the running workers with it, as their operators would."""
+    from pot.devnet.network import WORKER_ROLES
+
+    urls = net.state["api_urls"]
+    paths = [e["config"] for e in net.state["processes"] if e.get("role") in (*WORKER_ROLES, "client")]
+    paths += list(net.state.get("clients", {}).values()) + [net.state.get("network_config")]
+    for path in {p for p in paths if p}:
+        doc = tomllib.loads(Path(path).read_text())
+        tables = {k: doc.pop(k) for k in list(doc) if isinstance(doc[k], dict)}
+        doc["api_urls"] = urls
+        head = "".join(line + "\n" for line in Path(path).read_text().splitlines() if line.startswith("#"))
+        Path(path).write_text(head + _toml(doc, tables))
+    for e in list(net.state["processes"]):
+        if e.get("role") in (*WORKER_ROLES, "client") and _alive(e):
+            net.restart(e["name"])
+    say(f"workers and clients now use the {len(urls)} members' APIs")
 
 
 def _pk(acct) -> bytes:

@@ -85,7 +85,7 @@ class _LazyStore:
 
     def close(self) -> None:
         if self._s is not None:
-            self._s.db.close()
+            self._s.close()
             self._s = None
 
     def __getattr__(self, name: str) -> Any:

@@ -320,6 +320,8 @@ class CommitteeNode:
         return asyncio.create_task(go())
 
     async def tick(self) -> None:
+        if self.pbft is None or self.pbft.replica is None:
+            return  # joining, or no member any more: nothing to order
         # every replica ticks with the same second: one request per second however many submit,
         # and a backup's pending Tick still drives a view change when the primary is silent
         self.fire(codec.encode(T.Tick(at=int(time.time()))), "tick", timeout=5.0)
