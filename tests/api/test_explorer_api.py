@@ -316,3 +316,22 @@ def test_views_of_an_empty_ledger():
     assert views.list_settlements(led) == {"settlements": [], "nextCursor": None, "total": 0}
     acct = views.account(led, W.WINNER.addr)
     assert acct["node"] is None and acct["orders"] == [] and acct["earned"] == 0
+
+
+def test_an_account_page_reads_only_that_accounts_orders(world):
+    """/v1/accounts and ?miner= read the orders the archive's account index names (and the open
+    ones), not the whole history: an archived order the account had no part in is never read back."""
+    roles = {}
+    for oid in world.order_ids():
+        st = world.order_state(oid)
+        _sst, batch = views._settlement_of(world, st)
+        for who in (W.WINNER, W.LIAR, W.CLIENT, W.VERIFIER_, W.COMMITTEE[0], W.MINERS[2]):
+            if views._roles_in(st, st.order, batch.members if batch else (), who.addr):
+                roles.setdefault(who.addr, set()).add(oid)
+    open_ids = set(world.open_order_ids())
+    for who in (W.WINNER, W.LIAR, W.CLIENT, W.VERIFIER_, W.COMMITTEE[0], W.MINERS[2]):
+        got = views.account_order_ids(world, who.addr)
+        assert got == sorted(set(got), reverse=True)
+        assert set(got) - open_ids == roles.get(who.addr, set()) - open_ids, who.addr
+    assert set(views.account_order_ids(world, W.WINNER.addr)) - open_ids == {1}
+    assert world.archived_order_ids(account=W.MINERS[2].addr) == []

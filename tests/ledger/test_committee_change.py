@@ -11,6 +11,7 @@ from ledger_world import (COMMITTEE, CONFIG, MINERS, MULTISIG, VALIDATORS, VERIF
 from pot.ledger import Ledger
 from pot.ledger.ledger import FINAL_REASONS
 from pot.pbft.crypto import public_key
+from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
 from pot.protocol.epoch import Joining, MemberChange, make_change, member_vote
@@ -195,8 +196,14 @@ def test_activation_switches_committee_and_reissues_old_settlements():
     decided(led, replace_change(led, deadline=due + 600), due)
     nxt = [COMMITTEE[0].addr, COMMITTEE[1].addr, COMMITTEE[2].addr, NEW.addr]
     assert led.apply(epoch_changed(nxt, 3), due + 2).ok
+    # the member who leaves attested a chain event nobody else has yet: its vote goes with it
+    ref = b"\x07" * 32
+    stake = codec.encode(T.StakeChanged(NEW.addr, T.AGGREGATOR, 1000))
+    assert led.apply(T.ChainAttestation(COMMITTEE[3].addr, ref, stake).sign(MSG, COMMITTEE[3].key), due + 2).ok
+    assert led.chain_event(ref)["attesters"] == [COMMITTEE[3].addr]
     before = led.digest()
     led.activate_committee()
+    assert led.chain_event(ref) == {"applied": False, "attesters": []}
     assert led.digest() != before  # the switch is state: the digest covers it
     assert led.config.epoch == 2 and led.config.committee == tuple(nxt) and led.committee().keys[3] == JOIN.public_key
     [st] = led.pending_settlements()

@@ -11,6 +11,7 @@
     GET  /v1/settlements/pending      settlements waiting for signatures or execution
     GET  /v1/settlements/{nonce}      one settlement, executed or not
     GET  /v1/deployment               the contracts' addresses (the deployment file's entry)
+    GET  /v1/epoch                    the committee's epoch and its changes (docs/COMMITTEE.md)
     GET  /v1/health                   liveness
     GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
                                       submissions refused or rate-limited before consensus

@@ -65,6 +65,34 @@ def upload_quorum(f: int) -> int:
     return 2 * f + 1
 
 
+#: the longest pause a 429's Retry-After is honoured for at once
+MAX_RETRY_AFTER_S = 60.0
+
+
+async def publish_for_order(send: Callable[[T.Signed, bytes], Any], uploader: str, order_id: int, cid: str,
+                            data: bytes, domain: Any, key: bytes, *, wait_s: float) -> int:
+    """Sign a ``ContentUpload`` of ``data`` for order ``order_id`` and hand it to ``send`` (an
+    ``upload``/``publish`` coroutine function); returns how many replicas hold it. An order the
+    ledger does not know yet (it enters a few blocks after placeOrder, 404) and a 429 are waited
+    out for up to ``wait_s``; any other refusal raises ``UploadRefused``."""
+    from pot.protocol.content import ContentUpload
+
+    give_up = time.monotonic() + wait_s
+    while True:
+        # the replicas judge the expiry by their wall clocks, not by a test's offset clock
+        upload = ContentUpload(uploader, order_id, cid, len(data), int(time.time()) + 600)
+        try:
+            return await send(upload.sign(domain, key), data)
+        except UploadRefused as exc:
+            if exc.status != 404 or time.monotonic() > give_up:
+                raise
+            await asyncio.sleep(1.0)
+        except RateLimited as exc:
+            if time.monotonic() + exc.retry_after > give_up:
+                raise
+            await asyncio.sleep(min(exc.retry_after, MAX_RETRY_AFTER_S))
+
+
 def _result_of(body: dict[str, Any]) -> Result:
     try:
         return Result(bool(body["ok"]), int(body["code"]), str(body.get("text", "")))

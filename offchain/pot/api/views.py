@@ -269,14 +269,17 @@ def _matching(ledger: Ledger, keys: list[int], now: int, phase_filter: str | Non
     return [k for k in keys if _order_matches(ledger, k, now, phase_filter, status, client, miner)]
 
 
-def _candidates(ledger: Ledger, phase_filter: str | None, status: str | None, client: str | None) -> list[int]:
+def _candidates(ledger: Ledger, phase_filter: str | None, status: str | None, client: str | None,
+                miner: str | None) -> list[int]:
     """Order ids that may pass the filters, highest first. Orders with a phase are all in the
-    working state; archived ones are narrowed by the archive's columns before any is read back."""
+    working state; archived ones are narrowed by the archive's columns and account index before
+    any is read back."""
     open_ids = ledger.open_order_ids()[::-1]
     if phase_filter is not None or status in ACTIVE_STATUSES:
         return open_ids
     arch = ledger.archived_order_ids(status=Status[status.upper()] if status in ("settled", "skipped") else None,
-                                     cancelled=True if status == "cancelled" else None, client=client)
+                                     cancelled=True if status == "cancelled" else None, client=client,
+                                     account=miner)
     return sorted(open_ids + arch, reverse=True)
 
 
@@ -290,7 +293,7 @@ def list_orders(ledger: Ledger, *, phase_filter: str | None = None, status: str 
     if sort == "reward":
         keys = [o.order_id for o in ledger.fetch_orders(now=now)]
     else:
-        keys = _candidates(ledger, phase_filter, status, client)
+        keys = _candidates(ledger, phase_filter, status, client, miner)
     if phase_filter is None and status is None and client is None and miner is None:
         matching = keys   # nothing to filter: no order is read back to count them
     else:
@@ -403,6 +406,17 @@ def list_settlements(ledger: Ledger, *, limit: int = 20, cursor: int | None = No
             "nextCursor": page[-1] if len(nonces) > limit else None, "total": total}
 
 
+def account_order_ids(ledger: Ledger, address: str) -> list[int]:
+    """The orders ``address`` may have a part in, highest first: every open one (a bounded set),
+    the archived ones the archive's account index names, and those of settlements not executed yet
+    that tax for it as a member. What an account's page costs is its own history."""
+    ids = set(ledger.open_order_ids()) | set(ledger.archived_order_ids(account=address))
+    for p in ledger.pending_settlements():
+        if any(_same(m, address) for m in p["settlement"].members):
+            ids.update(p["orderIds"])
+    return sorted(ids, reverse=True)
+
+
 def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
     """What the ledger knows of ``address``: its stake and roles, what settlements paid it (the
     executed ones: ``earned``; the rest: ``pending``), its slashes, and the orders it took part
@@ -415,7 +429,7 @@ def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
     orders, earnings, slashes = [], [], []
     earned = pending = slashed = 0
     parsed: dict[int, Any] = {}
-    for key in ledger.order_ids():
+    for key in account_order_ids(ledger, address):
         rec = ledger.order_state(key)
         if rec is None:
             continue

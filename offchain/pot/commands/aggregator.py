@@ -91,9 +91,11 @@ _EPOCH_API = click.option("--api", default=None, metavar="URL",
                    "pauses settling until then. Ignored when joining an identical open change.")
 @click.option("--json", "as_json", is_flag=True, help="Print the vote's result as JSON.")
 def propose_member(kind, members, config_file, api, threshold, deadline_in, as_json) -> None:
-    """Vote, as this committee member, for a committee change (docs/COMMITTEE.md):
+    """Vote, as this committee member, for a committee change: add, remove, replace or rotate
+    members (docs/COMMITTEE.md).
 
     \b
+    KIND MEMBERS...:
       add PUBKEY@HOST:PORT...     new members (compressed public key, PBFT endpoint)
       remove ACCOUNT...           members who leave
       replace OLD PUBKEY@HOST:PORT  a dead member by a new one (new key, new machine)

@@ -423,6 +423,10 @@ _ARCHIVE_SQL = (
     "CREATE TABLE IF NOT EXISTS archive_refs (ref BLOB PRIMARY KEY, order_id INTEGER NOT NULL) WITHOUT ROWID",
     # mid -> the link of its first reveal (an index for GET /v1/models, not state)
     "CREATE TABLE IF NOT EXISTS models (mid BLOB PRIMARY KEY, cid TEXT NOT NULL) WITHOUT ROWID",
+    # account -> the archived orders it was client, miner, validator or challenger in (an index for
+    # GET /v1/accounts and ?miner=, not state: what they cost is that account's history, not all of it)
+    "CREATE TABLE IF NOT EXISTS archive_accounts (account BLOB NOT NULL, order_id INTEGER NOT NULL, "
+    "PRIMARY KEY (account, order_id)) WITHOUT ROWID",
 )
 
 
@@ -468,11 +472,11 @@ class Ledger:
             for row in self._genesis_rows(config):
                 db.execute(f"INSERT INTO {type(row).TABLE} VALUES ({','.join('?' * len(row))})", R.to_sql(row))
             db.execute("COMMIT")
-        elif bytes(row[0]) != self._config_json:
-            raise ValueError(f"ledger database {path} belongs to another configuration")
         elif db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0] != SCHEMA_VERSION:
             raise ValueError(f"ledger database {path} has another schema version (this is {SCHEMA_VERSION}); "
                              f"start this replica from a fresh ledger file and let it catch up from its peers")
+        elif bytes(row[0]) != self._config_json:
+            raise ValueError(f"ledger database {path} belongs to another configuration")
         self._load()
 
     @staticmethod
@@ -497,6 +501,9 @@ class Ledger:
         if row is None:
             db.executemany("INSERT INTO meta VALUES (?, ?)", [("config", self._config_json),
                                                              ("version", SCHEMA_VERSION)])
+        elif db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0] != SCHEMA_VERSION:
+            raise ValueError(f"ledger {what} {archive_path(self._path or '')} has another schema version (this is "
+                             f"{SCHEMA_VERSION}); move it away and let the replica catch up from its peers")
         elif bytes(row[0]) != self._config_json:
             raise ValueError(f"ledger {what} {archive_path(self._path or '')} belongs to another configuration")
 
@@ -529,6 +536,7 @@ class Ledger:
         self._out_settlements: list[tuple] = []
         self._out_refs: list[tuple] = []
         self._out_models: list[tuple] = []
+        self._out_accounts: list[tuple] = []
         self._meta_dirty = False
         self._journal: list[tuple[Any, int]] = []
 
@@ -647,7 +655,7 @@ class Ledger:
                 dels.setdefault(k[0], []).append(k[1:])
             else:
                 ups.setdefault(k[0], []).append(R.to_sql(row))
-        if self._out_orders or self._out_settlements or self._out_refs or self._out_models:
+        if self._out_orders or self._out_settlements or self._out_refs or self._out_models or self._out_accounts:
             # first, and on its own: archive rows are idempotent, so a crash before the working
             # state commits leaves an archive row of an order still open, which the batch's
             # replay writes again; the other order could lose an archived order's records
@@ -657,6 +665,7 @@ class Ledger:
             arc.executemany("INSERT OR REPLACE INTO archive_settlements VALUES (?, ?)", self._out_settlements)
             arc.executemany("INSERT OR REPLACE INTO archive_refs VALUES (?, ?)", self._out_refs)
             arc.executemany("INSERT OR IGNORE INTO models VALUES (?, ?)", self._out_models)
+            arc.executemany("INSERT OR IGNORE INTO archive_accounts VALUES (?, ?)", self._out_accounts)
             self._hook("archive")
             arc.execute("COMMIT")
         db.execute("BEGIN IMMEDIATE")
@@ -681,6 +690,7 @@ class Ledger:
     def _clear_pending(self) -> None:
         self._dirty = {}
         self._out_orders, self._out_settlements, self._out_refs, self._out_models = [], [], [], []
+        self._out_accounts = []
         self._meta_dirty = False
         self._journal = []
 
@@ -1403,6 +1413,8 @@ class Ledger:
         self._out_orders.append((oid, int(status), st.row.cancelled, address_bytes(st.order.client), st.row.nonce,
                                  blob))
         self._out_models += [(r.mid, r.model_cid) for r in sorted(st.reveals.values(), key=lambda r: r.seq)]
+        accounts = {address_bytes(st.order.client), *st.claims, *(v for v, _mid in st.vreveals), *st.challenges}
+        self._out_accounts += [(a, oid) for a in sorted(accounts)]
         self._delete((OrderRow, oid))
         for miner in st.claims:
             self._delete((ClaimRow, oid, miner))
@@ -1439,6 +1451,9 @@ class Ledger:
         self._acc_archive = (self._acc_archive + _hash(b"settlement" + blob)) & _MASK
         self._meta_dirty = True
         self._out_settlements.append((nonce, blob))
+        # the members the batch paid the tax to, by order: their part of /v1/accounts
+        batch = settlement_from_json(json.loads(st.row.body))
+        self._out_accounts += [(address_bytes(m), o.order_id) for m in batch.members for o in batch.orders]
         self._delete((SettlementRow, nonce))
         for s in st.sigs:
             self._delete((SigRow, nonce, s))
@@ -1554,10 +1569,14 @@ class Ledger:
         return sorted(set(self._open) | set(archived), reverse=True)
 
     def archived_order_ids(self, *, status: Status | None = None, cancelled: bool | None = None,
-                           client: str | None = None) -> list[int]:
+                           client: str | None = None, account: str | None = None) -> list[int]:
         """Archived order ids, highest first, filtered by the archive's own columns (no row is
-        read back): what a list of settled orders costs is an index scan."""
+        read back): what a list of settled orders costs is an index scan. ``account``: only the
+        orders it was client, miner, validator or challenger in."""
         where, args = [], []
+        if account is not None:
+            where.append("order_id IN (SELECT order_id FROM archive_accounts WHERE account=?)")
+            args.append(address_bytes(account))
         if status is not None:
             where.append("status=?")
             args.append(int(status))

@@ -51,6 +51,7 @@ from pot.roles.pot_verify import PotVerify
 from pot.roles.scoring import Scorer, ScoringLimits
 from pot.roles.settler import Settler
 from pot.storage import HttpGatewayStore, MirroredStore, open_store
+from pot.storage.mirror import STALL_S
 
 __all__ = ["Aggregator", "AggregatorConfig", "AggregatorConfigError", "CommitteeStateMachine", "committee_keys",
            "event_ref", "load_aggregator_config", "local_committee_configs", "run", "verify_request"]
@@ -202,7 +203,7 @@ class Aggregator:
         # while down) it reads from its peers, verified
         self.store = open_store(cfg.store_location)
         peers = [u for i, u in enumerate(cfg.api_urls) if i != cfg.replica_id]
-        self.scorer = Scorer(MirroredStore(self.store, [HttpGatewayStore(u) for u in peers]) if peers else self.store,
+        self.scorer = Scorer(MirroredStore(self.store, [HttpGatewayStore(u, timeout=STALL_S) for u in peers]) if peers else self.store,
                              ScoringLimits(nice=10), start=False)
         self.content = ContentService(self.store, self.ledger, ContentLimits.from_dict(cfg.content),
                                       ContentIndex(cfg.data_dir / "content.sqlite"),

@@ -22,7 +22,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from pot.api.client import RateLimited
+from pot.api.client import MAX_RETRY_AFTER_S, RateLimited, publish_for_order
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
 from pot.protocol.timeline import Phase, phase
@@ -311,7 +311,7 @@ HOLD_OFF_REASONS = frozenset({T.Reason.NOT_ENOUGH_STAKE, T.Reason.NOT_AUTHORIZED
                               T.Reason.MALFORMED, T.Reason.TOO_LARGE})
 HOLD_FIRST_S, HOLD_MAX_S = 5.0, 60.0
 #: the longest a worker honours a replica's Retry-After
-MAX_QUIET_S = 60.0
+MAX_QUIET_S = MAX_RETRY_AFTER_S
 #: how long ``publish`` waits for the committee's ledger to learn a fresh order
 PUBLISH_WAIT_S = 90.0
 
@@ -464,30 +464,13 @@ class Worker:
         so that participants on other machines can fetch it; returns how many replicas hold it.
         An order the ledger does not know yet (it enters a few blocks after placeOrder) is waited
         for up to ``PUBLISH_WAIT_S``; any other refusal raises ``UploadRefused``."""
-        from pot.api.client import UploadRefused
-        from pot.protocol.content import ContentUpload
-
         if data is None:
             data = await asyncio.to_thread(self.store.get, cid)
-        give_up = time.monotonic() + PUBLISH_WAIT_S
-        while True:
-            # the replicas judge the expiry by their wall clocks, not by a test's offset clock
-            upload = ContentUpload(self.address, order_id, cid, len(data), int(time.time()) + 600)
-            try:
-                held = await self.gateway.publish(upload.sign(self.domain, self.key), data)
-            except UploadRefused as exc:
-                if exc.status != 404 or time.monotonic() > give_up:
-                    raise
-                await asyncio.sleep(1.0)
-                continue
-            except RateLimited as exc:
-                if time.monotonic() + exc.retry_after > give_up:
-                    raise
-                await asyncio.sleep(min(exc.retry_after, MAX_QUIET_S))
-                continue
-            if held:
-                self.emit(Kind.PUBLISHED, order_id, what=what, cid=cid, size=len(data), replicas=held)
-            return held
+        held = await publish_for_order(self.gateway.publish, self.address, order_id, cid, data, self.domain,
+                                       self.key, wait_s=PUBLISH_WAIT_S)
+        if held:
+            self.emit(Kind.PUBLISHED, order_id, what=what, cid=cid, size=len(data), replicas=held)
+        return held
 
     # -- stake ----------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ def _joining(spec: str, default_endpoint: str | None) -> tuple[bytes, str | None
         key = b""
     if len(key) != 33:
         raise EpochError(f"{spec!r}: a joining member is given by its compressed public key (33 bytes of hex, "
-                         f"`pot wallet` prints it), then @host:port of its PBFT endpoint")
+                         f"`pot wallet new` prints it), then @host:port of its PBFT endpoint")
     return key, (check_endpoint(endpoint) if sep else default_endpoint)
 
 

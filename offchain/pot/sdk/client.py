@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from pot.api.client import CommitteeClient
+from pot.api.client import CommitteeClient, publish_for_order
 from pot.api.views import CycleView
 from pot.chain.clients import Contracts
 from pot.chain.deployment import Deployment
@@ -128,26 +127,14 @@ class PotClient:
         enters a few blocks after placeOrder) is waited for up to ``wait_s``."""
         if not self.api_urls:
             return 0
-        from pot.api.client import UploadRefused
-        from pot.protocol.content import ContentUpload
-
         data = self.store.get(cid) if data is None else data
-        key = bytes(self.account.key)
         domain = Domain.messages(self.deployment.chain_id, self.deployment.order_book)
 
         async def upload() -> int:
             api = CommitteeClient(self.api_urls, f=self.f)
-            give_up = time.monotonic() + wait_s
             try:
-                while True:
-                    # the replicas judge the expiry by their wall clocks
-                    msg = ContentUpload(self.address, order_id, cid, len(data), int(time.time()) + 600)
-                    try:
-                        return await api.upload(msg.sign(domain, key), data)
-                    except UploadRefused as exc:
-                        if exc.status != 404 or time.monotonic() > give_up:
-                            raise
-                        await asyncio.sleep(1.0)
+                return await publish_for_order(api.upload, self.address, order_id, cid, data, domain,
+                                               bytes(self.account.key), wait_s=wait_s)
             finally:
                 await api.aclose()
 

@@ -73,6 +73,6 @@ def open_store(location: str | None = None, *, max_size: int = DEFAULT_MAX_SIZE,
         store = EmbeddedStore(os.path.expanduser(location), max_size=max_size)
     if mirrors:
         from .kubo import HttpGatewayStore
-        from .mirror import MirroredStore
-        store = MirroredStore(store, [HttpGatewayStore(u, max_size=max_size) for u in mirrors])
+        from .mirror import STALL_S, MirroredStore
+        store = MirroredStore(store, [HttpGatewayStore(u, max_size=max_size, timeout=STALL_S) for u in mirrors])
     return store

@@ -6,6 +6,12 @@ Writes go to the local store. A read of content the local store lacks asks each 
 against the CID as every remote read is, and keeps them locally, so the next read is local and
 a model fetched once is not fetched again. No remote is trusted: a lying or broken one is
 skipped and the next one asked.
+
+A frozen replica (stopped, swapping, partitioned after the handshake) accepts the connection and
+never answers. The remotes ``open_store`` builds give up on a read that waits longer than
+``STALL_S`` (a transfer may take long, but no read may stall), and a remote that failed is asked
+last for ``COOLDOWN_S``: a frozen replica costs a reader a few seconds once, not every read a
+timeout, which matters when a validation window is a few seconds long.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -22,12 +29,23 @@ from .errors import CorruptObject, NotFound, StorageError, TooLarge
 
 log = logging.getLogger("pot.storage.mirror")
 
+#: the longest one read from a mirror may wait for bytes (the remotes' read timeout)
+STALL_S = 4.0
+#: how long a remote that failed is asked only after the others
+COOLDOWN_S = 60.0
+
 
 class MirroredStore(ContentStore):
     def __init__(self, local: ContentStore, remotes: Sequence[ContentStore]) -> None:
         self.local = local
         self.remotes = list(remotes)
         self.max_size = local.max_size
+        self._failed_at = [float("-inf")] * len(self.remotes)
+
+    def _in_turn(self) -> list[int]:
+        """Remote indices to ask: those that have not failed lately first, in their order."""
+        now = time.monotonic()
+        return sorted(range(len(self.remotes)), key=lambda i: now - self._failed_at[i] < COOLDOWN_S)
 
     def __repr__(self) -> str:
         return f"MirroredStore({self.local!r}, {len(self.remotes)} remotes)"
@@ -40,7 +58,8 @@ class MirroredStore(ContentStore):
         parsed = CID.parse(cid)
         tmp_dir = getattr(self.local, "root", None)
         failures = []
-        for remote in self.remotes:
+        for i in self._in_turn():
+            remote = self.remotes[i]
             fd, name = tempfile.mkstemp(prefix=".mirror-", dir=tmp_dir)
             os.close(fd)
             tmp = Path(name)
@@ -52,7 +71,10 @@ class MirroredStore(ContentStore):
                 return
             except TooLarge:
                 raise
+            except NotFound as exc:  # answered: it is alive, it only lacks this object
+                failures.append(f"{getattr(remote, 'base_url', remote)}: {exc}")
             except StorageError as exc:
+                self._failed_at[i] = time.monotonic()
                 failures.append(f"{getattr(remote, 'base_url', remote)}: {exc}")
             finally:
                 tmp.unlink(missing_ok=True)
@@ -70,11 +92,13 @@ class MirroredStore(ContentStore):
     def size(self, cid: str) -> int:
         if self.local.has(cid):
             return self.local.size(cid)
-        for remote in self.remotes:
+        for i in self._in_turn():
             try:
-                return remote.size(cid)
-            except StorageError:
+                return self.remotes[i].size(cid)
+            except NotFound:
                 continue
+            except StorageError:
+                self._failed_at[i] = time.monotonic()
         raise NotFound(cid, f"not here and not at any of {len(self.remotes)} remotes")
 
     def pin(self, cid: str) -> None:
