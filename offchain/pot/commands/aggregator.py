@@ -23,6 +23,9 @@ def group() -> None:
               help="Override settlement_path: one executeSigned, or the paper's propose/confirm/execute.")
 @click.option("--log-level", default=None, help="Override log_level: DEBUG, INFO, WARNING or ERROR.")
 @click.option("--log-file", default=None, help="Override log_file ('-': stderr only).")
+@click.option("--join", is_flag=True, default=None,
+              help="A new member: join the config's [committee] (the committee a change adds this key to) "
+                   "by state transfer from its members, with an empty data_dir (docs/COMMITTEE.md).")
 def run(config_file, **overrides) -> None:
     """Run the replica until SIGINT/SIGTERM: PBFT over the SQLite ledger, the HTTP API (and the
     explorer), the chain follower (attests confirmed events), PoT.Verify, settlement signing and

@@ -122,9 +122,7 @@ class Aggregator:
         ms, ob = self.contracts.multisig, self.contracts.orders
         members = [to_checksum_address(m) for m in ms.members()]
         mine = [eth_keys.PublicKey.from_compressed_bytes(pk).to_checksum_address() for pk in cfg.public_keys]
-        if sorted(mine) != sorted(members):
-            raise AggregatorConfigError(f"[committee] public_keys are {mine}, RewardMultisig's members are "
-                                        f"{members}: the committee table and the deployment disagree")
+        seed = self._committee_seed(mine, members, int(ms.epoch()), int(ms.threshold()))
         if public_key(bytes(self.account.key)) != cfg.public_keys[cfg.replica_id]:
             raise AggregatorConfigError(f"this key ({self.account.address}) is not replica "
                                         f"{cfg.replica_id}'s ({mine[cfg.replica_id]})")
@@ -135,12 +133,37 @@ class Aggregator:
         # the committee in PBFT order (replica i is the i-th of the committee table), with each
         # member's key and endpoint: what a committee change hands PBFT (docs/COMMITTEE.md)
         self.ledger_config = LedgerConfig(chain_id, self.deployment.order_book, self.deployment.reward_multisig,
-                                          tuple(mine), params, threshold=int(ms.threshold()),
-                                          attested_chain_events=True, epoch=int(ms.epoch()),
-                                          member_keys=tuple(cfg.public_keys),
-                                          member_endpoints=tuple(f"{h}:{p}" for h, p in cfg.pbft))
+                                          tuple(seed["members"]), params, threshold=seed["threshold"],
+                                          attested_chain_events=True, epoch=seed["epoch"],
+                                          member_keys=tuple(bytes.fromhex(k) for k in seed["keys"]),
+                                          member_endpoints=tuple(seed["endpoints"]))
         self.members = members
         self.identity = deployment_identity(self.w3, self.deployment)
+
+    @property
+    def _seed_path(self):
+        return self.cfg.data_dir / "committee.json"
+
+    def _committee_seed(self, mine: list[str], chain_members: list[str], chain_epoch: int,
+                        chain_threshold: int) -> dict[str, Any]:
+        """The committee this data directory's ledger starts from: the genesis epoch (the
+        [committee] table, which must be the chain's committee), or with ``join`` the epoch the
+        table names (the chain's, or the next one if the change that adds us has not executed
+        yet). Kept in ``committee.json`` at the first start: a restart replays every epoch from
+        that one, whatever the chain's committee is by then."""
+        cfg = self.cfg
+        if self._seed_path.exists():
+            return json.loads(self._seed_path.read_text())
+        same = sorted(mine) == sorted(chain_members)
+        if not cfg.join and not same:
+            raise AggregatorConfigError(f"[committee] public_keys are {mine}, RewardMultisig's members are "
+                                        f"{chain_members}: the committee table and the deployment disagree "
+                                        f"(a new member starts with --join)")
+        from pot.protocol.committee import default_threshold
+
+        return {"epoch": chain_epoch if same else chain_epoch + 1, "members": mine,
+                "threshold": chain_threshold if same else default_threshold(len(mine)),
+                "keys": [k.hex() for k in cfg.public_keys], "endpoints": [f"{h}:{p}" for h, p in cfg.pbft]}
 
     def _fire(self, raw: bytes, what: str, timeout: float = 30.0) -> asyncio.Task:
         return self.node.fire(raw, what, timeout)
@@ -159,10 +182,15 @@ class Aggregator:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         # before the PBFT log is opened: another deployment's log must never be replayed here
         bind_data_dir(cfg.data_dir, self.identity)
+        if not self._seed_path.exists():
+            c = self.ledger_config
+            self._seed_path.write_text(json.dumps({
+                "epoch": c.epoch, "members": list(c.committee), "threshold": c.threshold,
+                "keys": [k.hex() for k in c.member_keys], "endpoints": list(c.member_endpoints)}, indent=1))
         self.node = CommitteeNode(replica_id=cfg.replica_id, pbft=cfg.pbft, public_keys=cfg.public_keys,
                                   pbft_options=cfg.pbft_options, key=key, address=address,
                                   ledger_config=self.ledger_config, ledger_path=cfg.ledger_path,
-                                  pbft_dir=cfg.pbft_dir)
+                                  pbft_dir=cfg.pbft_dir, join=cfg.join)
         await self.node.start()
         self.ledger = self.node.ledger
         domain = self.ledger_config.message_domain

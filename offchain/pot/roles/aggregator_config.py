@@ -19,6 +19,8 @@ One TOML file per replica (``pot aggregator run --config agg0.toml``)::
     settlement_timeout = 15.0              # seconds before the next replica takes over a submission
     log_file = ""                          # default: <data_dir>/aggregator.log; "-": stderr only
     log_level = "INFO"
+    join = false                           # true: a new member (a committee change adds it); it
+                                           #   joins [committee] by state transfer (docs/COMMITTEE.md)
 
     [committee]                            # the same table in every replica's file
     pbft = ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
@@ -89,6 +91,7 @@ class AggregatorConfig:
     settlement_timeout: float = 15.0
     log_file: str = ""
     log_level: str = "INFO"
+    join: bool = False
     pbft_options: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     admission: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +228,8 @@ def load_aggregator_config(path: str | os.PathLike, *, env: Mapping[str, str] | 
                  "settlement_timeout"):
         if not isinstance(getattr(cfg, name), (int, float)) or getattr(cfg, name) <= 0:
             raise AggregatorConfigError(f"{path}: {name} must be a positive number")
+    if type(cfg.join) is not bool:
+        raise AggregatorConfigError(f"{path}: join must be true or false")
     if type(cfg.confirmations) is not int or cfg.confirmations < 0:
         raise AggregatorConfigError(f"{path}: confirmations must be an int >= 0")
     if type(cfg.api_port) is not int or not 0 <= cfg.api_port < 65536:
