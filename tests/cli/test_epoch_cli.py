@@ -63,8 +63,15 @@ def pot(args, key: bytes | None = None):
 def test_members_vote_one_change_until_decided_and_the_status_shows_it(api):
     tmp, ledger = api
     old, new = address_of_key(KEYS[3]), "0x" + public_key(NEW).hex()
-    first = pot(["aggregator", "propose-member", "replace", old, f"{new}@10.0.0.5:7005", "--config",
-                 str(tmp / "agg0.toml")], KEYS[0])
+    # a joining member without its public API URL: workers could not follow the committee to it
+    no_url = pot(["aggregator", "propose-member", "replace", old, f"{new}@10.0.0.5:7005", "--config",
+                  str(tmp / "agg0.toml")], KEYS[0])
+    assert no_url.exit_code == 1 and "--api-url" in no_url.output and "Traceback" not in no_url.output
+    bad_url = pot(["aggregator", "propose-member", "replace", old, f"{new}@10.0.0.5:7005", "--api-url",
+                   "ftp://10.0.0.5", "--config", str(tmp / "agg0.toml")], KEYS[0])
+    assert bad_url.exit_code == 1 and "http(s)://" in bad_url.output and "Traceback" not in bad_url.output
+    first = pot(["aggregator", "propose-member", "replace", old, f"{new}@10.0.0.5:7005", "--api-url",
+                 "http://10.0.0.5:8005/", "--config", str(tmp / "agg0.toml")], KEYS[0])
     assert first.exit_code == 0 and "vote 1/3" in first.output, first.output
     # the second member gives no endpoint and no deadline: it joins the open change as it stands
     second = pot(["aggregator", "propose-member", "replace", old, new, "--config", str(tmp / "agg1.toml"),
@@ -84,11 +91,13 @@ def test_members_vote_one_change_until_decided_and_the_status_shows_it(api):
     table = pot(["aggregator", "epoch", "--config", str(tmp / "agg0.toml")])
     assert table.exit_code == 0, table.output
     assert "SETTLING PAUSED" in table.output and "DECIDED" in table.output and "votes 3/3" in table.output
-    assert f"+ {address_of_key(NEW)} at 10.0.0.5:7005" in table.output and f"- {old}" in table.output
+    assert f"+ {address_of_key(NEW)} at 10.0.0.5:7005, API http://10.0.0.5:8005" in table.output
+    assert f"- {old}" in table.output
     st = json.loads(pot(["aggregator", "epoch", "--config", str(tmp / "agg0.toml"), "--json"]).output)
     schemas.Epoch.model_validate(st)  # the OpenAPI document describes what is served
     [ch] = st["changes"]
     assert st["epoch"] == 1 and ch["status"] == "decided" and ch["deadline"] == NOW + 3600
     assert ch["voters"] == sorted(address_of_key(k) for k in KEYS[:3])
+    assert ch["next"]["apiUrls"] == [None] * 3 + ["http://10.0.0.5:8005"]
     assert [m["endpoint"] for m in st["members"]] == EPS
     assert ledger.committee_changes()[0]["status"] == "decided"

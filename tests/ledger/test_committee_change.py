@@ -22,7 +22,7 @@ KEYS = tuple(public_key(a.key) for a in COMMITTEE)
 EPS = tuple(f"127.0.0.1:{7000 + i}" for i in range(4))
 SEATED = CONFIG.__class__(**{**CONFIG.__dict__, "member_keys": KEYS, "member_endpoints": EPS})
 NEW = Actor("fresh-member")
-JOIN = Joining(public_key(NEW.key), "10.0.0.9:7009")
+JOIN = Joining(public_key(NEW.key), "10.0.0.9:7009", "http://10.0.0.9:8009")
 T_VOTE = 5000
 DEADLINE = T_VOTE + 600
 
@@ -76,7 +76,7 @@ def test_votes_only_from_current_members_for_the_current_epoch_and_a_valid_chang
     res = led.apply(member_vote(*cj, COMMITTEE[0].key, message_domain=MSG, multisig_domain=other), T_VOTE)
     assert res.reason_enum == Reason.BAD_SIGNATURE
     # the joining key must be the added account's
-    forged = (change, (Joining(public_key(COMMITTEE[0].key), "10.0.0.9:7009"),))
+    forged = (change, (Joining(public_key(COMMITTEE[0].key), "10.0.0.9:7009", "http://10.0.0.9:8009"),))
     with pytest.raises(ValueError):
         member_vote(*forged, COMMITTEE[0].key, message_domain=MSG, multisig_domain=MS)
     assert led.committee_changes() == []
@@ -94,8 +94,11 @@ def test_duplicate_votes_and_differing_changes_counted_apart():
     assert res.reason_enum == Reason.DUPLICATE and "one open vote" in res.text
     assert vote(led, COMMITTEE[1], b).ok
     # the same change with another endpoint for the new member is refused, not counted
-    moved = (a[0], (Joining(JOIN.public_key, "10.0.0.10:7009"),))
+    moved = (a[0], (Joining(JOIN.public_key, "10.0.0.10:7009", JOIN.api_url),))
     assert vote(led, COMMITTEE[2], moved).reason_enum == Reason.INVALID
+    # ... and so is one with another API URL: workers follow the committee to the URL decided
+    elsewhere = (a[0], (Joining(JOIN.public_key, JOIN.endpoint, "https://elsewhere.example"),))
+    assert vote(led, COMMITTEE[2], elsewhere).reason_enum == Reason.INVALID
     counts = {c["deadline"]: (c["status"], len(c["voters"])) for c in led.committee_changes()}
     assert counts == {DEADLINE: ("voting", 1), DEADLINE + 1: ("voting", 1)}
     assert vote(led, COMMITTEE[2], a).ok
@@ -206,6 +209,7 @@ def test_activation_switches_committee_and_reissues_old_settlements():
     assert led.chain_event(ref) == {"applied": False, "attesters": []}
     assert led.digest() != before  # the switch is state: the digest covers it
     assert led.config.epoch == 2 and led.config.committee == tuple(nxt) and led.committee().keys[3] == JOIN.public_key
+    assert led.committee().api_urls == ("", "", "", JOIN.api_url)  # the genesis URLs were not configured
     [st] = led.pending_settlements()
     assert st["nonce"] == 1 and st["settlement"].epoch == 2 and st["signers"] == []
     assert st["settlement"].deadline == led.time + CONFIG.params.settlement_ttl
@@ -244,6 +248,7 @@ def test_two_ledgers_applying_the_same_ops_agree_and_persist(tmp_path):
     a.close()
     again = Ledger(CONFIG, str(tmp_path / "a.db"))  # a config naming the genesis committee still opens it
     assert again.digest() == b.digest() and again.config.committee == tuple(nxt)
+    assert again.committee().api_urls[3] == JOIN.api_url
     joined = Ledger(CONFIG)  # a new member restores a peer's snapshot, whatever committee it was told
     joined.restore_snapshot(b.snapshot())
     assert joined.digest() == b.digest() and joined.committee() == b.committee()

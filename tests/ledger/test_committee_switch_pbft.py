@@ -75,7 +75,7 @@ class Net:
 def test_the_committee_switches_at_one_checkpoint_and_the_new_member_joins():
     net = Net()
     led0 = net.ledgers[COMMITTEE[0].addr]
-    join = Joining(public_key(NEW.key), "127.0.0.1:7100")
+    join = Joining(public_key(NEW.key), "127.0.0.1:7100", "http://127.0.0.1:8100")
     change = make_change(led0.committee(), "replace", [COMMITTEE[3].addr, join.account], deadline=10_000)
     for a in COMMITTEE[:3]:
         net.submit(member_vote(change, (join,), a.key, message_domain=CONFIG.message_domain,

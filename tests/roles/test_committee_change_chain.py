@@ -31,7 +31,7 @@ def test_decided_change_executes_on_chain_and_its_event_confirms_it(pot, tmp_pat
     led = Ledger(config)
     now = lambda: max(int(w3.eth.get_block("latest")["timestamp"]), led.time)  # noqa: E731
     fresh = Account.from_key(keccak(text="committee-change-fresh"))
-    join = Joining(public_key(bytes(fresh.key)), "127.0.0.1:7100")
+    join = Joining(public_key(bytes(fresh.key)), "127.0.0.1:7100", "http://127.0.0.1:8100")
     change = make_change(led.committee(), "replace", [members[3].address, fresh.address], deadline=now() + 600)
     for m in members[:3]:
         res = led.apply(member_vote(change, (join,), bytes(m.key), message_domain=config.message_domain,

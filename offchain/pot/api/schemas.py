@@ -413,6 +413,15 @@ class EpochMember(_Doc):
     account: Address
     publicKey: Hex | None = Field(description="compressed secp256k1 key (its PBFT key); null without PBFT")
     endpoint: str | None = Field(description="PBFT host:port; null without PBFT")
+    apiUrl: str | None = Field(description="the member's public API URL; null where unknown")
+
+
+class CommitteeDoc(_Doc):
+    epoch: int = Field(description="the committee's epoch: a client follows a newer one f+1 replicas report alike")
+    threshold: int
+    n: int
+    f: int
+    members: list[EpochMember] = Field(description="PBFT order: replica i is members[i]")
 
 
 class EpochChange(_Doc):
@@ -421,7 +430,7 @@ class EpochChange(_Doc):
     kind: str = Field(description="add | remove | replace | resize")
     epoch: int = Field(description="the epoch it moves the committee out of")
     removed: list[Address]
-    added: list[dict[str, Any]] = Field(description="account, publicKey, endpoint of each joining member")
+    added: list[dict[str, Any]] = Field(description="account, publicKey, endpoint, apiUrl of each joining member")
     threshold: int = Field(description="k of the new committee")
     deadline: int = Field(description="latest block time the change may execute on chain")
     votes: int

@@ -89,22 +89,25 @@ _EPOCH_API = click.option("--api", default=None, metavar="URL",
 @click.option("--deadline-in", type=click.IntRange(60, 24 * 3600), default=3600, show_default=True,
               help="Seconds from the ledger's time the change may take to execute on chain; a decided change "
                    "pauses settling until then. Ignored when joining an identical open change.")
+@click.option("--api-url", "api_urls", multiple=True, metavar="URL",
+              help="A joining member's public API URL (http(s)://host:port), once per joining member in order: "
+                   "workers follow the committee there. rotate: OLD's by default; joining an open change: its own.")
 @click.option("--json", "as_json", is_flag=True, help="Print the vote's result as JSON.")
-def propose_member(kind, members, config_file, api, threshold, deadline_in, as_json) -> None:
+def propose_member(kind, members, config_file, api, threshold, deadline_in, api_urls, as_json) -> None:
     """Vote, as this committee member, for a committee change: add, remove, replace or rotate
     members (docs/COMMITTEE.md).
 
     \b
     KIND MEMBERS...:
-      add PUBKEY@HOST:PORT...     new members (compressed public key, PBFT endpoint)
+      add PUBKEY@HOST:PORT... --api-url URL...   new members (public key, PBFT endpoint, API)
       remove ACCOUNT...           members who leave
-      replace OLD PUBKEY@HOST:PORT  a dead member by a new one (new key, new machine)
-      rotate OLD PUBKEY[@HOST:PORT] a member's new key (endpoint: OLD's by default)
+      replace OLD PUBKEY@HOST:PORT --api-url URL  a dead member by a new one (new key, machine)
+      rotate OLD PUBKEY[@HOST:PORT] a member's new key (endpoint and API: OLD's by default)
 
     The change is decided once k members voted for the identical change: the first vote opens it,
-    the same command run by the other members joins it (its deadline and endpoints are taken). The
-    committee then executes it on chain and switches at the next PBFT checkpoint; `pot aggregator
-    epoch` shows where it stands."""
+    the same command run by the other members joins it (its deadline, endpoints and API URLs are
+    taken). The committee then executes it on chain and switches at the next PBFT checkpoint; `pot
+    aggregator epoch` shows where it stands."""
     import asyncio
     import json
 
@@ -114,7 +117,7 @@ def propose_member(kind, members, config_file, api, threshold, deadline_in, as_j
     url = _api_url(config_file, api)
     account = load_aggregator_config(config_file).load_account()
     out = asyncio.run(propose(url, bytes(account.key), kind, list(members), threshold=threshold,
-                              deadline_in=deadline_in))
+                              deadline_in=deadline_in, api_urls=list(api_urls)))
     res, change = out["result"], out["change"]
     if as_json:
         click.echo(json.dumps({"ok": res.ok, "reason": res.reason_enum.name, "text": res.text,

@@ -56,7 +56,7 @@ from pot.protocol.settlement import Settlement, settlement_from_json, settlement
 from pot.protocol.timeline import Phase, Timeline, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result, address_bytes, checksum
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 log = logging.getLogger("pot.ledger")
 
@@ -98,9 +98,9 @@ class LedgerConfig:
 
     The ledger's identity (what its files and snapshots are bound to: ``identity_json``) is the
     deployment and the parameters. The committee fields (``committee``, ``threshold``, ``epoch``,
-    ``member_keys``, ``member_endpoints``) only seed a fresh ledger: from then on the committee is
-    replicated state that committee changes move (docs/COMMITTEE.md), and ``Ledger.config``
-    carries the current one."""
+    ``member_keys``, ``member_endpoints``, ``member_api_urls``) only seed a fresh ledger: from then
+    on the committee is replicated state that committee changes move (docs/COMMITTEE.md), and
+    ``Ledger.config`` carries the current one."""
     chain_id: int
     order_book: str
     reward_multisig: str
@@ -117,6 +117,9 @@ class LedgerConfig:
     #: committee change hands PBFT); empty where the ledger runs without PBFT
     member_keys: tuple[bytes, ...] = ()
     member_endpoints: tuple[str, ...] = ()
+    #: each member's public API URL, in ``committee`` order (what workers follow: GET
+    #: /v1/committee); empty, or empty entries, where unknown
+    member_api_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         committee = tuple(to_checksum_address(m) for m in self.committee)
@@ -127,7 +130,7 @@ class LedgerConfig:
             object.__setattr__(self, "threshold", self.quorum)
         if not 1 <= self.threshold <= max(len(committee), 1):
             raise ValueError("threshold must be in [1, n]")
-        for name in ("member_keys", "member_endpoints"):
+        for name in ("member_keys", "member_endpoints", "member_api_urls"):
             v = tuple(getattr(self, name))
             if v and len(v) != len(committee):
                 raise ValueError(f"{name} must have one entry per committee member")
@@ -483,8 +486,9 @@ class Ledger:
     def _genesis_rows(config: LedgerConfig) -> list[tuple]:
         n = len(config.committee)
         keys, eps = config.member_keys or (b"",) * n, config.member_endpoints or ("",) * n
+        urls = config.member_api_urls or ("",) * n
         return [EpochRow(config.epoch, config.threshold)] + [
-            MemberRow(i, address_bytes(m), keys[i], eps[i]) for i, m in enumerate(config.committee)]
+            MemberRow(i, address_bytes(m), keys[i], eps[i], urls[i]) for i, m in enumerate(config.committee)]
 
     @staticmethod
     def _connect(path: str | None) -> sqlite3.Connection:
@@ -618,9 +622,11 @@ class Ledger:
             raise ValueError("the committee's member rows are not positions 0..n-1")
         keys = tuple(r.public_key for r in seats)
         eps = tuple(r.endpoint for r in seats)
+        urls = tuple(r.api_url for r in seats)
         self.config = replace(self._base_config, committee=tuple(checksum(r.account) for r in seats),
                               threshold=self._epoch_row.threshold, epoch=self._epoch_row.epoch,
-                              member_keys=keys if any(keys) else (), member_endpoints=eps if any(eps) else ())
+                              member_keys=keys if any(keys) else (), member_endpoints=eps if any(eps) else (),
+                              member_api_urls=urls if any(urls) else ())
         self._members = frozenset(r.account for r in seats)
 
     def _put(self, row: tuple) -> None:
@@ -1172,7 +1178,7 @@ class Ledger:
 
     def _next_of(self, c: ChangeRow) -> Committee:
         doc = json.loads(c.body)
-        joins = tuple(Joining(bytes.fromhex(j["publicKey"][2:]), j["endpoint"]) for j in doc["joins"])
+        joins = tuple(Joining.from_json(j) for j in doc["joins"])
         return next_seated(self.committee(), MemberChange.from_json(doc["change"]), joins)
 
     def _settling_paused(self) -> bool:
@@ -1200,9 +1206,10 @@ class Ledger:
             self._delete((ChangeVoteRow, c.digest, voter))
 
     def committee(self) -> Committee:
-        """The current epoch's committee (PBFT order) with each member's key and endpoint."""
+        """The current epoch's committee (PBFT order) with each member's key, endpoint and API URL."""
         cfg = self.config
-        return Committee(cfg.epoch, cfg.committee, cfg.threshold, cfg.member_keys, cfg.member_endpoints)
+        return Committee(cfg.epoch, cfg.committee, cfg.threshold, cfg.member_keys, cfg.member_endpoints,
+                         cfg.member_api_urls)
 
     def pending_committee(self) -> Committee | None:
         """The next committee once the chain confirmed the decided change (``EpochReplica``
@@ -1228,7 +1235,8 @@ class Ledger:
             self._epoch_row = EpochRow(nxt.epoch, nxt.threshold)
             self._put(self._epoch_row)
             self._seats = {i: MemberRow(i, address_bytes(m), nxt.keys[i] if nxt.keys else b"",
-                                        nxt.endpoints[i] if nxt.endpoints else "")
+                                        nxt.endpoints[i] if nxt.endpoints else "",
+                                        nxt.api_urls[i] if nxt.api_urls else "")
                            for i, m in enumerate(nxt.members)}
             for row in self._seats.values():
                 self._put(row)

@@ -199,12 +199,14 @@ class EpochRow(NamedTuple):
 
 
 class MemberRow(NamedTuple):
-    """A member of the current committee: its PBFT index, account, compressed public key and
-    PBFT ``host:port`` (empty where the ledger runs without a PBFT committee)."""
+    """A member of the current committee: its PBFT index, account, compressed public key, PBFT
+    ``host:port`` (empty where the ledger runs without a PBFT committee) and public API URL (empty
+    where unknown: a genesis member whose URL was not configured)."""
     position: int
     account: bytes
     public_key: bytes
     endpoint: str
+    api_url: str
     TABLE = "members"
     KEY = 1
 

@@ -37,6 +37,9 @@ MEMBER_CHANGE_NONCE_BASE = 1 << 128
 #: The latest deadline a vote may name, seconds after the ledger time it is applied at: a decided
 #: change pauses settling until it executes or its deadline passes, so that pause is bounded.
 MAX_CHANGE_WINDOW = 24 * 3600
+#: the longest API URL a member may publish (a vote carries one per joining member, every worker
+#: reads them: bounded like the rest of a message)
+MAX_API_URL = 200
 _ZERO = "0x" + "00" * 20
 _SELECTOR = keccak(b"changeMembers(address[],address[],uint256)")[:4]
 
@@ -96,12 +99,32 @@ def check_endpoint(endpoint: str) -> str:
     return endpoint
 
 
+def check_api_url(url: str) -> str:
+    """A member's public API URL (what workers and clients follow): ``http(s)://host[:port][/path]``,
+    at most ``MAX_API_URL`` characters, no spaces, commas, query or fragment."""
+    from urllib.parse import urlsplit
+
+    ok = isinstance(url, str) and 0 < len(url) <= MAX_API_URL and url.isascii() and url.isprintable() \
+        and not any(c in url for c in ", \t\n?#")
+    if ok:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise EpochError(f"API URL must be http(s)://host[:port][/path] of at most {MAX_API_URL} characters "
+                         f"(no spaces, commas, query or fragment), got {url!r}")
+    return url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Joining:
-    """An account a change adds, as PBFT needs it: its public key (the account follows from it)
-    and the ``host:port`` its replica listens on."""
+    """An account a change adds, as PBFT and the workers need it: its public key (the account
+    follows from it), the ``host:port`` its replica listens on and its public API URL."""
     public_key: bytes
     endpoint: str
+    api_url: str
 
     def __post_init__(self) -> None:
         if not isinstance(self.public_key, (bytes, bytearray)) or len(self.public_key) != 33:
@@ -109,25 +132,33 @@ class Joining:
         object.__setattr__(self, "public_key", bytes(self.public_key))
         account_of(self.public_key)
         check_endpoint(self.endpoint)
+        object.__setattr__(self, "api_url", check_api_url(self.api_url))
 
     @property
     def account(self) -> str:
         return account_of(self.public_key)
 
     def as_json(self) -> dict:
-        return {"account": self.account, "publicKey": "0x" + self.public_key.hex(), "endpoint": self.endpoint}
+        return {"account": self.account, "publicKey": "0x" + self.public_key.hex(), "endpoint": self.endpoint,
+                "apiUrl": self.api_url}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Joining:
+        return cls(bytes.fromhex(d["publicKey"][2:]), d["endpoint"], d["apiUrl"])
 
 
 @dataclass(frozen=True)
 class Committee:
-    """One epoch's committee. ``members`` order is the PBFT replica order. ``keys`` and
-    ``endpoints``, where known, are each member's compressed public key and PBFT ``host:port``
-    in the same order (empty entries where unknown: a ledger without a PBFT committee)."""
+    """One epoch's committee. ``members`` order is the PBFT replica order. ``keys``,
+    ``endpoints`` and ``api_urls``, where known, are each member's compressed public key, PBFT
+    ``host:port`` and public API URL in the same order (empty entries where unknown: a ledger
+    without a PBFT committee, a genesis member whose API URL was not configured)."""
     epoch: int
     members: tuple[str, ...]
     threshold: int
     keys: tuple[bytes, ...] = ()
     endpoints: tuple[str, ...] = ()
+    api_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         members = tuple(_addr(m, "member") for m in self.members)
@@ -138,11 +169,12 @@ class Committee:
             raise EpochError(f"epoch must be a positive int, got {self.epoch!r}")
         check_threshold(self.threshold, len(members))
         object.__setattr__(self, "members", members)
-        for name in ("keys", "endpoints"):
+        for name in ("keys", "endpoints", "api_urls"):
             v = tuple(getattr(self, name))
             if v and len(v) != len(members):
                 raise EpochError(f"{name} has {len(v)} entries for {len(members)} members")
             object.__setattr__(self, name, v)
+        object.__setattr__(self, "api_urls", tuple(u and check_api_url(u) for u in self.api_urls))
 
     @property
     def n(self) -> int:
@@ -174,6 +206,8 @@ class Committee:
             out["publicKeys"] = ["0x" + k.hex() if k else None for k in self.keys]
         if self.endpoints:
             out["endpoints"] = [e or None for e in self.endpoints]
+        if self.api_urls:
+            out["apiUrls"] = [u or None for u in self.api_urls]
         return out
 
 
@@ -300,17 +334,18 @@ def boundary(decided_seq: int, checkpoint_interval: int) -> int:
 
 
 def next_seated(current: Committee, change: MemberChange, joins: tuple[Joining, ...]) -> Committee:
-    """``next_committee`` with each member's key and endpoint: those who stay keep theirs, the
-    added accounts take their ``joins`` (one per added account, same order)."""
+    """``next_committee`` with each member's key, endpoint and API URL: those who stay keep
+    theirs, the added accounts take their ``joins`` (one per added account, same order)."""
     nxt = next_committee(current, change)
     if tuple(j.account for j in joins) != change.added:
         raise EpochError("the joining members' public keys are not the added accounts, in order")
     keys = dict(zip(current.members, current.keys or (b"",) * current.n))
     eps = dict(zip(current.members, current.endpoints or ("",) * current.n))
+    urls = dict(zip(current.members, current.api_urls or ("",) * current.n))
     for j in joins:
-        keys[j.account], eps[j.account] = j.public_key, j.endpoint
+        keys[j.account], eps[j.account], urls[j.account] = j.public_key, j.endpoint, j.api_url
     return Committee(nxt.epoch, nxt.members, nxt.threshold, tuple(keys[m] for m in nxt.members),
-                     tuple(eps[m] for m in nxt.members))
+                     tuple(eps[m] for m in nxt.members), tuple(urls[m] for m in nxt.members))
 
 
 def member_vote(change: MemberChange, joins: tuple[Joining, ...], key: bytes, *, message_domain: Domain,
@@ -320,11 +355,11 @@ def member_vote(change: MemberChange, joins: tuple[Joining, ...], key: bytes, *,
     from pot.protocol.eip712 import address_of_key
 
     if tuple(j.account for j in joins) != change.added:
-        raise EpochError("give one joining member (public key, endpoint) per added account, in order")
+        raise EpochError("give one joining member (public key, endpoint, API URL) per added account, in order")
     action_sig = change.action(multisig_domain.verifying_contract).sign(multisig_domain, key)
     vote = T.MemberVote(address_of_key(key), change.epoch, b"".join(bytes.fromhex(a[2:]) for a in change.removed),
                         b"".join(j.public_key for j in joins), ",".join(j.endpoint for j in joins),
-                        change.threshold, change.deadline, action_sig)
+                        ",".join(j.api_url for j in joins), change.threshold, change.deadline, action_sig)
     return vote.sign(message_domain, key)
 
 
@@ -336,7 +371,10 @@ def vote_change(vote: T.MemberVote) -> tuple[MemberChange, tuple[Joining, ...]]:
     endpoints = vote.endpoints.split(",") if vote.endpoints else []
     if len(endpoints) != len(keys):
         raise EpochError(f"{len(keys)} joining members but {len(endpoints)} endpoints")
-    joins = tuple(Joining(k, e) for k, e in zip(keys, endpoints))
+    urls = vote.api_urls.split(",") if vote.api_urls else []
+    if len(urls) != len(keys):
+        raise EpochError(f"{len(keys)} joining members but {len(urls)} API URLs")
+    joins = tuple(Joining(k, e, u) for k, e, u in zip(keys, endpoints, urls))
     removed = tuple("0x" + vote.removed[i:i + 20].hex() for i in range(0, len(vote.removed), 20))
     change = MemberChange(vote.epoch, removed, tuple(j.account for j in joins), vote.threshold, vote.deadline)
     return change, joins

@@ -315,15 +315,17 @@ class MemberVote(Message):
     """A committee member's vote for a committee change (docs/COMMITTEE.md): the change out of
     ``epoch`` that removes ``removed`` (20-byte accounts, concatenated), adds the members whose
     33-byte compressed public keys are ``added`` (concatenated; their accounts follow from them)
-    reachable for PBFT at ``endpoints`` (``host:port``, comma-separated, same order), and sets k to
-    ``threshold``, executable on chain until ``deadline``. ``action_signature`` is the voter's
+    reachable for PBFT at ``endpoints`` (``host:port``, comma-separated, same order) and serving
+    their public API at ``api_urls`` (comma-separated, same order: what workers follow), and sets
+    k to ``threshold``, executable on chain until ``deadline``. ``action_signature`` is the voter's
     65-byte signature of the change's ``Action`` in the multisig domain: ``executeAction`` takes k
-    of them. The message's own signature covers all of it (the endpoints included)."""
+    of them. The message's own signature covers all of it (the endpoints and API URLs included)."""
     voter: str
     epoch: int
     removed: bytes
     added: bytes
     endpoints: str
+    api_urls: str
     threshold: int
     deadline: int
     action_signature: bytes
@@ -331,8 +333,8 @@ class MemberVote(Message):
     SIGNER: ClassVar[str] = "voter"
     FIELDS: ClassVar = (("voter", "voter", "address"), ("epoch", "epoch", "uint"), ("removed", "removed", "bytes"),
                         ("added", "added", "bytes"), ("endpoints", "endpoints", "string"),
-                        ("threshold", "threshold", "uint"), ("deadline", "deadline", "uint"),
-                        ("action_signature", "actionSignature", "bytes"))
+                        ("api_urls", "apiUrls", "string"), ("threshold", "threshold", "uint"),
+                        ("deadline", "deadline", "uint"), ("action_signature", "actionSignature", "bytes"))
 
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (ClaimCommit, ClaimReveal, ValidationCommit, ValidationReveal,

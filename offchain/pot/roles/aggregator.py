@@ -136,7 +136,8 @@ class Aggregator:
                                           tuple(seed["members"]), params, threshold=seed["threshold"],
                                           attested_chain_events=True, epoch=seed["epoch"],
                                           member_keys=tuple(bytes.fromhex(k) for k in seed["keys"]),
-                                          member_endpoints=tuple(seed["endpoints"]))
+                                          member_endpoints=tuple(seed["endpoints"]),
+                                          member_api_urls=tuple(seed.get("apiUrls", ())))
         self.members = members
         self.identity = deployment_identity(self.w3, self.deployment)
 
@@ -163,7 +164,8 @@ class Aggregator:
 
         return {"epoch": chain_epoch if same else chain_epoch + 1, "members": mine,
                 "threshold": chain_threshold if same else default_threshold(len(mine)),
-                "keys": [k.hex() for k in cfg.public_keys], "endpoints": [f"{h}:{p}" for h, p in cfg.pbft]}
+                "keys": [k.hex() for k in cfg.public_keys], "endpoints": [f"{h}:{p}" for h, p in cfg.pbft],
+                "apiUrls": list(cfg.api_urls)}
 
     def _fire(self, raw: bytes, what: str, timeout: float = 30.0) -> asyncio.Task:
         return self.node.fire(raw, what, timeout)
@@ -186,7 +188,8 @@ class Aggregator:
             c = self.ledger_config
             self._seed_path.write_text(json.dumps({
                 "epoch": c.epoch, "members": list(c.committee), "threshold": c.threshold,
-                "keys": [k.hex() for k in c.member_keys], "endpoints": list(c.member_endpoints)}, indent=1))
+                "keys": [k.hex() for k in c.member_keys], "endpoints": list(c.member_endpoints),
+                "apiUrls": list(c.member_api_urls)}, indent=1))
         self.node = CommitteeNode(replica_id=cfg.replica_id, pbft=cfg.pbft, public_keys=cfg.public_keys,
                                   pbft_options=cfg.pbft_options, key=key, address=address,
                                   ledger_config=self.ledger_config, ledger_path=cfg.ledger_path,
