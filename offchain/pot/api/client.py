@@ -295,12 +295,14 @@ class CommitteeClient(_TypedReads):
     ``follow``: the client moves to a newer committee's APIs (``refresh_committee``), never on
     one replica's word. ``state_file``: where it keeps the committee it learned (a restart with
     the same configured ``urls`` starts from it instead of a list whose members may be gone).
+    ``epoch``: the epoch ``urls`` are known to belong to; ``on_switch(urls)``: told of a switch.
     """
 
     def __init__(self, urls: Sequence[str] | Sequence[ApiClient], *, f: int | None = None,
                  timeout: float = 10.0, submit_timeout: float = 20.0, max_connections: int = 4,
                  follow: bool = True, state_file: str | os.PathLike | None = None,
-                 refresh_s: float = REFRESH_S) -> None:
+                 refresh_s: float = REFRESH_S, epoch: int | None = None,
+                 on_switch: Callable[[list[str]], Any] | None = None) -> None:
         if not urls:
             raise ValueError("CommitteeClient needs at least one replica URL")
         self.timeout = timeout
@@ -309,8 +311,9 @@ class CommitteeClient(_TypedReads):
         self.follow = follow
         self.refresh_s = refresh_s
         self.state_file = None if state_file is None else os.fspath(state_file)
-        #: the committee epoch ``clients`` belong to: None for the configured list (not known)
-        self.epoch: int | None = None
+        #: the committee epoch ``clients`` belong to: None for a configured list (not known)
+        self.epoch: int | None = epoch
+        self.on_switch = on_switch
         self._configured = [u.base_url if isinstance(u, ApiClient) else str(u).rstrip("/") for u in urls]
         clients = [u if isinstance(u, ApiClient) else ApiClient(u, timeout=timeout, max_connections=max_connections)
                    for u in urls]
@@ -432,6 +435,8 @@ class CommitteeClient(_TypedReads):
         self._save_state()
         if switched is not None or sorted(c.base_url for c in old) != sorted(urls):
             log.info("committee epoch %d: now using its %d members' APIs (f = %d)", epoch, len(urls), f)
+            if self.on_switch is not None:
+                self.on_switch(self.urls)
         return True
 
     async def _maybe_refresh(self) -> None:
