@@ -1,7 +1,8 @@
 """Issue 15 on real processes: a devnet under orders loses aggregator-3 for good, replaces it by
 a new key (``pot devnet replace-aggregator``), grows from 4 to 7 members (``add-aggregator``) and
-rotates aggregator-1's key, while orders run. Every order settles exactly once with token
-conservation, and at every executed settlement the chain's members and epoch are the committee
+rotates aggregator-1's key, while orders run. The workers are never restarted nor reconfigured:
+they follow the committee's API URLs on their own, and every order has every worker in it. Every
+order settles exactly once with token conservation, and at every executed settlement the chain's members and epoch are the committee
 the ledger had for the epoch the settlement names."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def test_replace_grow_and_rotate_with_orders_in_flight(tmp_path):
     assert [f["what"] for f in r["faults"]] == ["kill -9 for good", "replaced", "grown by 3", "rotated"], detail
     assert [f.get("epoch") for f in r["faults"][1:]] == [2, 3, 4], detail
     assert r["orders"] >= 5 and r["all_settled"] and r["settled"] == r["orders"], detail
+    # the workers follow the committee's APIs by themselves: never restarted, in every order
+    assert r["workers_restarted"] == [], detail
+    assert r["every_honest_worker_in_every_order"], [(o["order_id"], o["missing"]) for o in r["per_order"]]
     assert chain["settled_once"] and chain["conservation"], detail
     assert members["equal"] and len(members["epochs"]) >= 2, detail
     assert r["digests"]["equal"], r["digests"]

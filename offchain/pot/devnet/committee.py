@@ -14,6 +14,10 @@ Both do what operators do on a real network, with the devnet's keys:
 4. it waits until the new members and the members who stay run the new epoch; a replaced member
    is then killed for good (it may already be dead: that is what a replacement is for).
 
+The workers and clients are left alone: the change carries each new member's API URL, and they
+follow the committee to it by themselves (``CommitteeClient``, docs/COMMITTEE.md). Only
+``network.toml``, what a newcomer's commands start from, is pointed at the new committee.
+
 Replacing a live member is a key rotation: the same role under a new key (on a devnet also a
 new data directory and ports, since the old process keeps its own until the switch).
 """
@@ -155,10 +159,11 @@ def change_committee(net: Devnet, *, remove: str | None = None, add: int = 0, th
                     role="aggregator", address=acct.address, url=url, config=str(path), pbft=f"{host}:{pbft_port}")
         say(f"{name}: started, joining (API {url})")
     kind, args = ("replace", [old["address"], joining[0]]) if old is not None else ("add", joining)
+    new_urls = [f"http://{host}:{a}" for _, a in ports]
     votes = 0
     for e in [e for e in live if e["address"] in members]:
         key = bytes(load_aggregator_config(e["config"]).load_account().key)
-        res = asyncio.run(propose(e["url"], key, kind, args, threshold=threshold))["result"]
+        res = asyncio.run(propose(e["url"], key, kind, args, threshold=threshold, api_urls=new_urls))["result"]
         say(f"{e['name']}: votes {kind} -> {res.reason_enum.name} {res.text}")
         votes += res.ok
         if votes >= status["threshold"]:
@@ -200,29 +205,22 @@ def change_committee(net: Devnet, *, remove: str | None = None, add: int = 0, th
     st["api_urls"] = [e["url"] for e in st["processes"] if e.get("role") == "aggregator" and not e.get("retired")]
     net.state = st
     net._save()
-    _follow_committee(net, say)
+    _point_network_config(net, say)
     return _status([e["url"] for e in want])
 
 
-def _follow_committee(net: Devnet, say: Progress) -> None:
-    """Point the workers, the clients and ``network.toml`` at the new committee's APIs (a worker
-    reads and uploads through f+1 of the replicas it knows: those of the old committee die), and
-    restart the running workers with it, as their operators would."""
-    from pot.devnet.network import WORKER_ROLES
-
-    urls = net.state["api_urls"]
-    paths = [e["config"] for e in net.state["processes"] if e.get("role") in (*WORKER_ROLES, "client")]
-    paths += list(net.state.get("clients", {}).values()) + [net.state.get("network_config")]
-    for path in {p for p in paths if p}:
-        doc = tomllib.loads(Path(path).read_text())
-        tables = {k: doc.pop(k) for k in list(doc) if isinstance(doc[k], dict)}
-        doc["api_urls"] = urls
-        head = "".join(line + "\n" for line in Path(path).read_text().splitlines() if line.startswith("#"))
-        Path(path).write_text(head + _toml(doc, tables))
-    for e in list(net.state["processes"]):
-        if e.get("role") in (*WORKER_ROLES, "client") and _alive(e):
-            net.restart(e["name"])
-    say(f"workers and clients now use the {len(urls)} members' APIs")
+def _point_network_config(net: Devnet, say: Progress) -> None:
+    """``network.toml`` names the committee's APIs a newcomer's commands start from: the new
+    committee's. Running workers and clients are not touched: they follow on their own."""
+    path = net.state.get("network_config")
+    if not path:
+        return
+    doc = tomllib.loads(Path(path).read_text())
+    tables = {k: doc.pop(k) for k in list(doc) if isinstance(doc[k], dict)}
+    doc["api_urls"] = net.state["api_urls"]
+    head = "".join(line + "\n" for line in Path(path).read_text().splitlines() if line.startswith("#"))
+    Path(path).write_text(head + _toml(doc, tables))
+    say(f"{path} now names the {len(doc['api_urls'])} members' APIs; workers follow the committee themselves")
 
 
 def _pk(acct) -> bytes:

@@ -157,8 +157,8 @@ def _addr(s: Any, where: str) -> tuple[str, int]:
 
 
 def _api_urls(urls: Any, n: int, path: Any) -> list[str]:
-    """[committee] api_urls: none, or one public API URL per member (they are the genesis
-    committee's in the replicated ledger, so every member's table must list the same)."""
+    """[committee] api_urls: none, or one public API URL per member ("" where unknown). They are
+    the genesis committee's in the replicated ledger, so every member's table must list the same."""
     from pot.protocol.epoch import EpochError, check_api_url
 
     if not urls:
@@ -167,7 +167,7 @@ def _api_urls(urls: Any, n: int, path: Any) -> list[str]:
         raise AggregatorConfigError(f"{path}: [committee] api_urls must list one URL per member ({n}), "
                                     f"in pbft order")
     try:
-        return [check_api_url(u) for u in urls]
+        return [u and check_api_url(u) for u in urls]
     except EpochError as exc:
         raise AggregatorConfigError(f"{path}: [committee] api_urls: {exc}") from None
 
