@@ -107,7 +107,7 @@ def test_client_follows_a_committee_change_and_a_restart_keeps_it(net, tmp_path)
 
     async def before() -> CommitteeClient:
         client = CommitteeClient(configured, state_file=state)
-        assert (await client.get_json("/v1/committee"))["epoch"] == 1
+        assert (await client.get_json("/v1/committee/members"))["epoch"] == 1
         assert client.epoch == 1 and client.urls == configured
         await client.aclose()
         return client
@@ -133,12 +133,12 @@ def test_client_follows_a_committee_change_and_a_restart_keeps_it(net, tmp_path)
     async def restarted() -> None:
         old = CommitteeClient(configured, follow=False)
         with pytest.raises(NoQuorum):
-            await old.get_json("/v1/committee")
+            await old.get_json("/v1/committee/members")
         await old.aclose()
         # a worker restarted with the same config starts from the committee it persisted
         client = CommitteeClient(configured, state_file=state)
         assert client.epoch == 2 and apis[4].url in client.urls
-        doc = await client.get_json("/v1/committee")
+        doc = await client.get_json("/v1/committee/members")
         assert doc["epoch"] == 2 and [m["apiUrl"] for m in doc["members"]] == client.urls
         await client.aclose()
         # an operator who edits api_urls is obeyed: the persisted committee was learned from another list

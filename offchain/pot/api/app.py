@@ -12,7 +12,7 @@
     GET  /v1/settlements/{nonce}      one settlement, executed or not
     GET  /v1/deployment               the contracts' addresses (the deployment file's entry)
     GET  /v1/epoch                    the committee's epoch and its changes (docs/COMMITTEE.md)
-    GET  /v1/committee                the current committee: epoch, members, their API URLs
+    GET  /v1/committee/members        the current committee: epoch, members, their API URLs
     GET  /v1/health                   liveness
     GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
                                       submissions refused or rate-limited before consensus
@@ -299,7 +299,7 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
         boundary = node.info().get("epochBoundary")
         return _json({**views.epoch_status(ledger), "boundary": boundary})
 
-    @app.get("/v1/committee", response_model=schemas.CommitteeDoc)
+    @app.get("/v1/committee/members", response_model=schemas.CommitteeDoc)
     async def get_committee() -> Response:
         """The current committee: epoch, k, members in PBFT order with their keys, PBFT endpoints
         and public API URLs. Workers follow it: once f+1 replicas report a newer epoch alike, they

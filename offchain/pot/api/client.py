@@ -8,7 +8,7 @@ finish in the background for a short while (so their connections are reused) and
 aborted; a replica that fails or stalls is asked only when the others cannot make a quorum.
 
 ``CommitteeClient`` also follows committee changes (docs/COMMITTEE.md): every ``refresh_s`` it
-reads ``GET /v1/committee`` like any read (f+1 alike), and once that names an epoch newer than
+reads ``GET /v1/committee/members`` like any read (f+1 alike), and once that names an epoch newer than
 the one its URLs belong to (the configured list: none), it checks that f'+1 of the new
 committee's own APIs give the same answer and then uses them (and their f'). ``state_file``
 keeps the learned committee across restarts.
@@ -279,7 +279,7 @@ LINGER_S = 2.0
 HEDGE_S = 0.5
 
 
-#: seconds between two reads of GET /v1/committee (a committee change takes minutes)
+#: seconds between two reads of GET /v1/committee/members (a committee change takes minutes)
 REFRESH_S = 15.0
 
 
@@ -395,11 +395,11 @@ class CommitteeClient(_TypedReads):
         os.replace(tmp, self.state_file)
 
     async def refresh_committee(self) -> bool:
-        """Read ``GET /v1/committee`` from f+1 of the replicas in use alike; if it names an epoch
+        """Read ``GET /v1/committee/members`` from f+1 of the replicas in use alike; if it names an epoch
         newer than the one they belong to, and f'+1 of that committee's own APIs (it has f' and
         at least 2f'+1 known URLs) answer the same, switch to them. True when it switched."""
         self._next_refresh = time.monotonic() + self.refresh_s
-        status, body = await self._read_raw("/v1/committee")
+        status, body = await self._read_raw("/v1/committee/members")
         if status == 404:
             return False  # an aggregator from before committee changes: nothing to follow
         doc = json.loads(body)
@@ -418,7 +418,7 @@ class CommitteeClient(_TypedReads):
             # the new committee's own APIs must serve it: reachable from here, and f'+1 alike
             probe = CommitteeClient(new, f=f, timeout=self.timeout, follow=False)
             try:
-                answer = await probe._read_raw("/v1/committee")
+                answer = await probe._read_raw("/v1/committee/members")
             except NoQuorum:
                 answer = None
             finally:

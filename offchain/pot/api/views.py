@@ -480,7 +480,7 @@ def _members(c) -> list[dict[str, Any]]:
 
 
 def committee(ledger: Ledger) -> dict[str, Any]:
-    """The current committee (``GET /v1/committee``): epoch, k, members with their keys,
+    """The current committee (``GET /v1/committee/members``): epoch, k, members with their keys,
     endpoints and API URLs. Nothing in it moves within an epoch, so honest replicas in the same
     epoch answer byte for byte alike whatever their ledger height: what ``CommitteeClient``
     follows a committee change by."""

@@ -118,7 +118,7 @@ class LedgerConfig:
     member_keys: tuple[bytes, ...] = ()
     member_endpoints: tuple[str, ...] = ()
     #: each member's public API URL, in ``committee`` order (what workers follow: GET
-    #: /v1/committee); empty, or empty entries, where unknown
+    #: /v1/committee/members); empty, or empty entries, where unknown
     member_api_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

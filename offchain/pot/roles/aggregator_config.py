@@ -26,7 +26,7 @@ One TOML file per replica (``pot aggregator run --config agg0.toml``)::
     pbft = ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
     public_keys = ["02ab…", "03cd…", "…", "…"]   # compressed secp256k1 keys, same order
     api_urls = ["http://127.0.0.1:8000", "…"]     # each replica's public API, same order: the genesis
-                                           #   committee's URLs workers follow (GET /v1/committee)
+                                           #   committee's URLs workers follow (GET /v1/committee/members)
 
     [pbft]                                 # pot.pbft.ReplicaConfig fields
     view_timeout = 2.0
