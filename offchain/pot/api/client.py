@@ -386,13 +386,17 @@ class CommitteeClient(_TypedReads):
         if self.state_file is None:
             return
         doc = {"configured": self._configured, "epoch": self.epoch, "urls": self.urls, "f": self.f}
-        tmp = self.state_file + ".tmp"
-        os.makedirs(os.path.dirname(self.state_file) or ".", exist_ok=True)
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_file)
+        # a temporary file of its own: a worker's CLI commands share its state directory
+        tmp = f"{self.state_file}.{os.getpid()}.{id(self)}.tmp"
+        try:
+            os.makedirs(os.path.dirname(self.state_file) or ".", exist_ok=True)
+            with open(tmp, "w") as fh:
+                json.dump(doc, fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.state_file)
+        except OSError as exc:  # the switch stands; only a restart would start from the old list
+            log.warning("could not keep the committee in %s: %s", self.state_file, exc)
 
     async def refresh_committee(self) -> bool:
         """Read ``GET /v1/committee/members`` from f+1 of the replicas in use alike; if it names an epoch

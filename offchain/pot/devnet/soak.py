@@ -223,8 +223,9 @@ class Soak:
             doc = await self.api.settlement(nonce)
             if doc is None:
                 # a member that joined by state transfer has no archive from before it joined (the
-                # archive does not travel with the state): the first committee's members have it
-                first = CommitteeClient(self.genesis_urls, timeout=5.0)
+                # archive does not travel with the state): the first committee's members have it,
+                # so this client stays with them rather than follow the committee
+                first = CommitteeClient(self.genesis_urls, timeout=5.0, follow=False)
                 try:
                     doc = await first.settlement(nonce)
                 finally:
