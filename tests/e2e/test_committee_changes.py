@@ -2,7 +2,8 @@
 a new key (``pot devnet replace-aggregator``), grows from 4 to 7 members (``add-aggregator``) and
 rotates aggregator-1's key, while orders run. Every order settles exactly once with token
 conservation, and at every executed settlement the chain's members and epoch are the committee
-the ledger had for the epoch the settlement names."""
+the ledger had for the epoch the settlement names, read from the committee as it is at the end
+(its joined members backfilled the archive), and every member serves the first settlement alike."""
 
 from __future__ import annotations
 
@@ -25,4 +26,6 @@ def test_replace_grow_and_rotate_with_orders_in_flight(tmp_path):
     assert r["orders"] >= 5 and r["all_settled"] and r["settled"] == r["orders"], detail
     assert chain["settled_once"] and chain["conservation"], detail
     assert members["equal"] and len(members["epochs"]) >= 2, detail
+    # the members who joined by state transfer copied the archive from before they joined
+    assert members["first_settlement_everywhere"], members["first_settlement"]
     assert r["digests"]["equal"], r["digests"]
