@@ -60,11 +60,12 @@ def _history(led: Ledger) -> None:
             for member in COMMITTEE[:CONFIG.threshold]:
                 sig = T.SettlementSignature(nonce, member.addr, sign_digest(pending["digest"], member.key))
                 assert led.apply(sig, t + 1).ok
-            assert led.apply(T.SettlementExecuted(nonce, tuple(pending["orderIds"]), bytes([nonce]) * 32), t + 2).ok
+            tx = nonce.to_bytes(32, "big")
+            assert led.apply(T.SettlementExecuted(nonce, tuple(pending["orderIds"]), tx), t + 2).ok
         else:
             res = led.apply(op, t)
             assert res.ok, (t, op, res)
-    assert led.open_order_ids() == [] and led.settlement_nonces() == [3, 2, 1]
+    assert led.open_order_ids() == [] and led.settlement_nonces() == list(range(len(ROUNDS), 0, -1))
 
 
 class _Api:

@@ -240,8 +240,8 @@ class Soak:
                 except ApiError as exc:
                     first[url] = (None, str(exc).encode())
         alike = len({body for _, body in first.values()}) == 1 and all(st == 200 for st, _ in first.values())
-        return {"equal": bool(rows) and not bad, "settlements": len(rows), "epochs": sorted({r["chain_epoch"] for r in rows}),
-                "unequal": bad, "first_settlement_everywhere": alike,
+        return {"equal": bool(rows) and not bad, "settlements": len(rows),
+                "epochs": sorted({r["chain_epoch"] for r in rows}), "unequal": bad, "first_settlement_everywhere": alike,
                 "first_settlement": {u: st for u, (st, _) in first.items()}}
 
     async def _note_committee(self) -> dict[str, Any]:

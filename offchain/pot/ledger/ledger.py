@@ -1865,8 +1865,8 @@ class Ledger:
         """Archive blobs (``kind`` "orders" or "settlements") with an id above ``after``, in id
         order: at most ``limit`` of them and, past the first, at most ``max_bytes`` in all (what a
         peer serves a replica that backfills its archive)."""
-        sql = {"orders": "SELECT order_id, rows FROM archive_orders WHERE order_id > ? ORDER BY order_id LIMIT ?",
-               "settlements": "SELECT nonce, rows FROM archive_settlements WHERE nonce > ? ORDER BY nonce LIMIT ?"}[kind]
+        table, key = {"orders": ("archive_orders", "order_id"), "settlements": ("archive_settlements", "nonce")}[kind]
+        sql = f"SELECT {key}, rows FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?"
         out, size = [], 0
         for oid, blob in self._arc.execute(sql, (after, limit)):
             # only what the digest vouches for: a row of an order still open (a crash left it) is not served

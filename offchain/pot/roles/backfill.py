@@ -72,8 +72,8 @@ class ArchiveBackfill:
                              "ledger digest", n_o, n_s, url)
                     return True
                 await asyncio.to_thread(plan.reset)
-            log.warning("archive backfill: no peer served the archive the ledger digest vouches for; retrying in %.0f s",
-                        BACKFILL_POLL_S)
+            log.warning("archive backfill: no peer served the archive the ledger digest vouches for; "
+                        "retrying in %.0f s", BACKFILL_POLL_S)
             return False
         finally:
             await asyncio.to_thread(plan.close)
