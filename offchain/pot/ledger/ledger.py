@@ -18,11 +18,14 @@ whole, so a batch costs what it changed. A crash loses at most the uncommitted b
 is a second file (``archive_path``), written first in a batch that archives: a replica that
 rebuilds its working state from a snapshot keeps its archive.
 
-Digest. Every working row is hashed (blake2b of its canonical text); the digest adds those
-hashes mod 2**256, updated per changed row, and each archived order or settlement adds the hash
-of its archive row once. A checkpoint digest therefore costs O(1), and a snapshot (PBFT state
-transfer) is the working rows' cached texts joined, plus the archive's accumulated hash and the
-archived id ranges.
+Digest. Every working row is hashed (SHAKE256 of its canonical text, 4096 bits); one accumulator
+adds those hashes mod 2**4096, updated per changed row; a second adds the hash of each archived
+order's or settlement's archive row once, a third each archived id. The digest hashes the three
+apart (the archive's travels in a snapshot header: summed with the others, a peer could move a
+row change into it), so a checkpoint digest costs O(1), and a snapshot (PBFT state transfer) is
+the working rows' cached texts joined, plus the archive's accumulated hash and the archived id
+ranges. The width resists generalized-birthday (k-sum) forgeries: about 2**128 work, where
+2**256 would give about 2**32.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from pot.protocol.settlement import Settlement, settlement_from_json, settlement
 from pot.protocol.timeline import Phase, Timeline, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result, address_bytes, checksum
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 log = logging.getLogger("pot.ledger")
 
@@ -69,7 +72,12 @@ FINAL_REASONS = frozenset({
     Reason.MALFORMED, Reason.BAD_SIGNATURE, Reason.WRONG_WINDOW, Reason.UNKNOWN_ORDER, Reason.NOT_ENOUGH_STAKE,
     Reason.REPLAY, Reason.NOT_AUTHORIZED, Reason.DUPLICATE, Reason.ORDER_CLOSED, Reason.INVALID, Reason.TOO_LARGE})
 
-_MASK = (1 << 256) - 1
+#: The digest's accumulators are sums of row hashes mod 2^4096 (AdHash). Sums mod 2^256 fall to
+#: Wagner's generalized birthday attack in about 2^(2*sqrt(256)) = 2^32 steps when the forger may
+#: vary many rows (a state-transfer peer may); 4096 bits put it near 2^128.
+_ACC_BITS = 4096
+_ACC_BYTES = _ACC_BITS // 8
+_MASK = (1 << _ACC_BITS) - 1
 _ACTIVE = (Status.OPEN, Status.VERIFYING)
 
 
@@ -82,7 +90,15 @@ def _canonical(obj: Any) -> bytes:
 
 
 def _hash(text: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(text, digest_size=32).digest(), "big")
+    return int.from_bytes(hashlib.shake_256(text).digest(_ACC_BYTES), "big")
+
+
+def _digest(config_hash: bytes, seq: int, time: int, next_nonce: int, work: int, archive: int, ids: int) -> bytes:
+    # Each accumulator is bound on its own: the archive's travels in a snapshot's header, and were
+    # it added to the working rows' a peer could move any row change into it.
+    return hashlib.sha256(config_hash + seq.to_bytes(8, "big") + time.to_bytes(8, "big") + next_nonce.to_bytes(8, "big")
+                          + work.to_bytes(_ACC_BYTES, "big") + archive.to_bytes(_ACC_BYTES, "big")
+                          + ids.to_bytes(_ACC_BYTES, "big")).digest()
 
 
 def _make(cls: type, **fields: Any) -> Any:
@@ -1884,9 +1900,8 @@ class Ledger:
     def digest(self) -> bytes:
         """Equal on every replica with the same history; O(1): the row hashes are kept up to date
         as rows change (module docstring)."""
-        acc = (self._acc_work + self._acc_archive + self._acc_ids) & _MASK
-        return hashlib.sha256(self._config_hash + self.seq.to_bytes(8, "big") + self.time.to_bytes(8, "big")
-                              + self.next_nonce.to_bytes(8, "big") + acc.to_bytes(32, "big")).digest()
+        return _digest(self._config_hash, self.seq, self.time, self.next_nonce, self._acc_work, self._acc_archive,
+                       self._acc_ids)
 
     def snapshot(self) -> bytes:
         """The working state for PBFT state transfer: a header line (schema, configuration hash,
@@ -1944,9 +1959,8 @@ class Ledger:
         acc = 0
         for text in self._rows.values():
             acc += _hash(text)
-        acc = (acc + self._acc_archive + sum(_id_term(o) for o in self._archived)) & _MASK
-        return hashlib.sha256(self._config_hash + self.seq.to_bytes(8, "big") + self.time.to_bytes(8, "big")
-                              + self.next_nonce.to_bytes(8, "big") + acc.to_bytes(32, "big")).digest()
+        return _digest(self._config_hash, self.seq, self.time, self.next_nonce, acc & _MASK, self._acc_archive,
+                       sum(_id_term(o) for o in self._archived) & _MASK)
 
 
 def _validation_json(v: VRevealRow) -> dict[str, Any]:
