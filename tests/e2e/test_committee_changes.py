@@ -2,8 +2,10 @@
 a new key (``pot devnet replace-aggregator``), grows from 4 to 7 members (``add-aggregator``) and
 rotates aggregator-1's key, while orders run. The workers are never restarted nor reconfigured:
 they follow the committee's API URLs on their own, and every order has every worker in it. Every
-order settles exactly once with token conservation, and at every executed settlement the chain's members and epoch are the committee
-the ledger had for the epoch the settlement names."""
+order settles exactly once with token conservation, and at every executed settlement the chain's
+members and epoch are the committee the ledger had for the epoch the settlement names, read from
+the committee as it is at the end (its joined members backfilled the archive), and every member
+serves the first settlement alike."""
 
 from __future__ import annotations
 
@@ -29,4 +31,6 @@ def test_replace_grow_and_rotate_with_orders_in_flight(tmp_path):
     assert r["every_honest_worker_in_every_order"], [(o["order_id"], o["missing"]) for o in r["per_order"]]
     assert chain["settled_once"] and chain["conservation"], detail
     assert members["equal"] and len(members["epochs"]) >= 2, detail
+    # the members who joined by state transfer copied the archive from before they joined
+    assert members["first_settlement_everywhere"], members["first_settlement"]
     assert r["digests"]["equal"], r["digests"]

@@ -454,3 +454,9 @@ class Epoch(_Doc):
     boundary: int | None = Field(None, description="the PBFT sequence number of the switch, once known")
     ledgerTime: int
     ledgerSeq: int
+
+
+class ArchivePage(_Doc):
+    kind: str = Field(description="orders or settlements")
+    rows: list[tuple[int, Hex]] = Field(description="[id, archive blob] in id order: the order's (or settlement's) "
+                                                    "rows, zlib-compressed, as the ledger digest hashes them")

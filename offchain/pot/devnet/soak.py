@@ -35,7 +35,7 @@ from typing import Any
 
 import click
 
-from pot.api.client import ApiError, CommitteeClient, NoQuorum
+from pot.api.client import ApiClient, ApiError, CommitteeClient, NoQuorum
 from pot.chain.sender import connect
 from pot.devnet.network import Devnet, DevnetConfig, _alive, _http_json, _signal, dev_account
 from pot.protocol import codec
@@ -143,7 +143,6 @@ class Soak:
         self.client = build(load_config(ClientConfig, client_path, env={}), account)
         self.api = CommitteeClient(st["api_urls"], timeout=5.0)
         if cfg.committee_changes:
-            self.genesis_urls = list(st["api_urls"])
             self.worker_pids = self._worker_pids()
             await self._note_committee()
         await self._warm_up()
@@ -220,16 +219,9 @@ class Soak:
         rows, bad = [], []
         for ev in executed:
             b, nonce = ev["blockNumber"], int(ev["args"]["nonce"])
+            # read from the committee as it is now: the members who joined by state transfer
+            # copied the archive from before they joined (pot.roles.backfill), so f+1 agree
             doc = await self.api.settlement(nonce)
-            if doc is None:
-                # a member that joined by state transfer has no archive from before it joined (the
-                # archive does not travel with the state): the first committee's members have it,
-                # so this client stays with them rather than follow the committee
-                first = CommitteeClient(self.genesis_urls, timeout=5.0, follow=False)
-                try:
-                    doc = await first.settlement(nonce)
-                finally:
-                    await first.aclose()
             chain = sorted(await asyncio.to_thread(fn.members().call, block_identifier=b))
             epoch = int(await asyncio.to_thread(fn.epoch().call, block_identifier=b))
             named = doc["settlement"]["epoch"] if doc else None
@@ -239,8 +231,18 @@ class Soak:
             rows.append(row)
             if not row["equal"]:
                 bad.append(row)
-        return {"equal": bool(rows) and not bad, "settlements": len(rows), "epochs": sorted({r["chain_epoch"] for r in rows}),
-                "unequal": bad}
+        # and every live member, the joined ones too, serves the first settlement byte for byte alike
+        first = {}
+        for url in self.net.state["api_urls"]:
+            async with ApiClient(url, timeout=5.0) as one:
+                try:
+                    first[url] = await one.get_raw("/v1/settlements/1")
+                except ApiError as exc:
+                    first[url] = (None, str(exc).encode())
+        alike = len({body for _, body in first.values()}) == 1 and all(st == 200 for st, _ in first.values())
+        return {"equal": bool(rows) and not bad, "settlements": len(rows),
+                "epochs": sorted({r["chain_epoch"] for r in rows}), "unequal": bad, "first_settlement_everywhere": alike,
+                "first_settlement": {u: st for u, (st, _) in first.items()}}
 
     async def _note_committee(self) -> dict[str, Any]:
         from pot.roles.epoch_admin import fetch_status

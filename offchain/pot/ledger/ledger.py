@@ -18,11 +18,14 @@ whole, so a batch costs what it changed. A crash loses at most the uncommitted b
 is a second file (``archive_path``), written first in a batch that archives: a replica that
 rebuilds its working state from a snapshot keeps its archive.
 
-Digest. Every working row is hashed (blake2b of its canonical text); the digest adds those
-hashes mod 2**256, updated per changed row, and each archived order or settlement adds the hash
-of its archive row once. A checkpoint digest therefore costs O(1), and a snapshot (PBFT state
-transfer) is the working rows' cached texts joined, plus the archive's accumulated hash and the
-archived id ranges.
+Digest. Every working row is hashed (SHAKE256 of its canonical text, 4096 bits); one accumulator
+adds those hashes mod 2**4096, updated per changed row; a second adds the hash of each archived
+order's or settlement's archive row once, a third each archived id. The digest hashes the three
+apart (the archive's travels in a snapshot header: summed with the others, a peer could move a
+row change into it), so a checkpoint digest costs O(1), and a snapshot (PBFT state transfer) is
+the working rows' cached texts joined, plus the archive's accumulated hash and the archived id
+ranges. The width resists generalized-birthday (k-sum) forgeries: about 2**128 work, where
+2**256 would give about 2**32.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from pot.protocol.settlement import Settlement, settlement_from_json, settlement
 from pot.protocol.timeline import Phase, Timeline, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result, address_bytes, checksum
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 log = logging.getLogger("pot.ledger")
 
@@ -69,7 +72,12 @@ FINAL_REASONS = frozenset({
     Reason.MALFORMED, Reason.BAD_SIGNATURE, Reason.WRONG_WINDOW, Reason.UNKNOWN_ORDER, Reason.NOT_ENOUGH_STAKE,
     Reason.REPLAY, Reason.NOT_AUTHORIZED, Reason.DUPLICATE, Reason.ORDER_CLOSED, Reason.INVALID, Reason.TOO_LARGE})
 
-_MASK = (1 << 256) - 1
+#: The digest's accumulators are sums of row hashes mod 2^4096 (AdHash). Sums mod 2^256 fall to
+#: Wagner's generalized birthday attack in about 2^(2*sqrt(256)) = 2^32 steps when the forger may
+#: vary many rows (a state-transfer peer may); 4096 bits put it near 2^128.
+_ACC_BITS = 4096
+_ACC_BYTES = _ACC_BITS // 8
+_MASK = (1 << _ACC_BITS) - 1
 _ACTIVE = (Status.OPEN, Status.VERIFYING)
 
 
@@ -82,7 +90,15 @@ def _canonical(obj: Any) -> bytes:
 
 
 def _hash(text: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(text, digest_size=32).digest(), "big")
+    return int.from_bytes(hashlib.shake_256(text).digest(_ACC_BYTES), "big")
+
+
+def _digest(config_hash: bytes, seq: int, time: int, next_nonce: int, work: int, archive: int, ids: int) -> bytes:
+    # Each accumulator is bound on its own: the archive's travels in a snapshot's header, and were
+    # it added to the working rows' a peer could move any row change into it.
+    return hashlib.sha256(config_hash + seq.to_bytes(8, "big") + time.to_bytes(8, "big") + next_nonce.to_bytes(8, "big")
+                          + work.to_bytes(_ACC_BYTES, "big") + archive.to_bytes(_ACC_BYTES, "big")
+                          + ids.to_bytes(_ACC_BYTES, "big")).digest()
 
 
 def _make(cls: type, **fields: Any) -> Any:
@@ -384,6 +400,13 @@ class IdRanges:
             self.lo.insert(i, x)
             self.hi.insert(i, x)
 
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(zip(self.lo, self.hi))
+
+    def count(self) -> int:
+        return sum(b - a + 1 for a, b in zip(self.lo, self.hi))
+
     def __iter__(self) -> Iterator[int]:
         for a, b in zip(self.lo, self.hi):
             yield from range(a, b + 1)
@@ -405,6 +428,20 @@ class IdRanges:
         return cls(pairs)
 
 
+@dataclass(frozen=True)
+class ArchiveTarget:
+    """``Ledger.archive_target``: what the archive file at ``path`` must hold."""
+
+    path: str
+    acc: int                       # the sum of every archived blob's ``archive_term``
+    orders: IdRanges               # the archived order ids
+    next_nonce: int                # executed settlements: the nonces below it that are not
+    pending: frozenset[int]        # still pending
+
+    def settlement_nonces(self) -> Iterator[int]:
+        return (n for n in range(1, self.next_nonce) if n not in self.pending)
+
+
 def archive_path(path: str) -> str:
     """The archive's file beside the ledger file ``path``."""
     return path + "-archive"
@@ -412,6 +449,69 @@ def archive_path(path: str) -> str:
 
 def _id_term(order_id: int) -> int:
     return _hash(b"archived-order" + order_id.to_bytes(32, "big"))
+
+
+def archive_term(kind: str, blob: bytes) -> int:
+    """What an archived order's (``kind="order"``) or settlement's blob adds to the digest."""
+    return _hash(kind.encode() + blob)
+
+
+def order_from_blob(blob: bytes, max_bytes: int | None = None) -> OrderState:
+    """An archived order's records back from its blob. ``max_bytes`` bounds what a foreign blob
+    may decompress to (ValueError past it, or for a blob that is no archived order)."""
+    rows = [R.parse_row(line) for line in _inflate(blob, max_bytes).split(b"\n")]
+    if not rows or type(rows[0]) is not OrderRow:
+        raise ValueError("blob does not start with an order row")
+    st = OrderState(rows[0], codec.decode(rows[0].wire))
+    for r in rows[1:]:
+        if type(r) not in (ClaimRow, RevealRow, VRevealRow, ChallengeRow, VerifiedRow) or r[0] != st.row.order_id:
+            raise ValueError(f"blob of order {st.row.order_id} holds a {type(r).__name__} of another order")
+        st.add(r)
+    for vals in st.vals_by_mid.values():
+        vals.sort(key=lambda v: v.seq)
+    return st
+
+
+def settlement_from_blob(blob: bytes, max_bytes: int | None = None) -> SettlementState:
+    """An executed settlement back from its archive blob (ValueError as ``order_from_blob``)."""
+    rows = [R.parse_row(line) for line in _inflate(blob, max_bytes).split(b"\n")]
+    if not rows or type(rows[0]) is not SettlementRow:
+        raise ValueError("blob does not start with a settlement row")
+    st = SettlementState(rows[0])
+    for r in rows[1:]:
+        if type(r) is not SigRow or r.nonce != st.row.nonce:
+            raise ValueError(f"blob of settlement {st.row.nonce} holds a row of another kind or nonce")
+        st.sigs[r.signer] = r.signature
+    return st
+
+
+def _inflate(blob: bytes, max_bytes: int | None) -> bytes:
+    if max_bytes is None:
+        return zlib.decompress(blob)
+    d = zlib.decompressobj()
+    out = d.decompress(blob, max_bytes + 1)
+    if len(out) > max_bytes or d.unconsumed_tail:
+        raise ValueError(f"blob inflates past {max_bytes} bytes")
+    if not d.eof:
+        raise ValueError("blob is truncated")
+    return out
+
+
+def archived_order_index(st: OrderState, blob: bytes) -> tuple[tuple, list[tuple], list[tuple]]:
+    """An archived order's ``archive_orders`` row and what it adds to the ``models`` and
+    ``archive_accounts`` indexes: the ledger writes them when it archives the order, a backfill
+    from the blob alone."""
+    oid = st.row.order_id
+    row = (oid, st.row.status, st.row.cancelled, address_bytes(st.order.client), st.row.nonce, blob)
+    models = [(r.mid, r.model_cid) for r in sorted(st.reveals.values(), key=lambda r: r.seq)]
+    accounts = {address_bytes(st.order.client), *st.claims, *(v for v, _mid in st.vreveals), *st.challenges}
+    return row, models, [(a, oid) for a in sorted(accounts)]
+
+
+def archived_settlement_accounts(row: SettlementRow) -> list[tuple]:
+    """The members an executed settlement paid the tax to, by order: their part of /v1/accounts."""
+    batch = settlement_from_json(json.loads(row.body))
+    return [(address_bytes(m), o.order_id) for m in batch.members for o in batch.orders]
 
 
 # --- the ledger -----------------------------------------------------------------------------
@@ -1415,14 +1515,13 @@ class Ledger:
         if self._scratch:
             return
         blob = zlib.compress(b"\n".join(row_text(r) for r in st.rows()), 1)
-        self._acc_archive = (self._acc_archive + _hash(b"order" + blob)) & _MASK
+        self._acc_archive = (self._acc_archive + archive_term("order", blob)) & _MASK
         self._acc_ids = (self._acc_ids + _id_term(oid)) & _MASK
         self._meta_dirty = True
-        self._out_orders.append((oid, int(status), st.row.cancelled, address_bytes(st.order.client), st.row.nonce,
-                                 blob))
-        self._out_models += [(r.mid, r.model_cid) for r in sorted(st.reveals.values(), key=lambda r: r.seq)]
-        accounts = {address_bytes(st.order.client), *st.claims, *(v for v, _mid in st.vreveals), *st.challenges}
-        self._out_accounts += [(a, oid) for a in sorted(accounts)]
+        row, models, accounts = archived_order_index(st, blob)
+        self._out_orders.append(row)
+        self._out_models += models
+        self._out_accounts += accounts
         self._delete((OrderRow, oid))
         for miner in st.claims:
             self._delete((ClaimRow, oid, miner))
@@ -1456,12 +1555,10 @@ class Ledger:
             return
         rows = [st.row] + [SigRow(nonce, s, sig) for s, sig in sorted(st.sigs.items())]
         blob = zlib.compress(b"\n".join(row_text(r) for r in rows), 1)
-        self._acc_archive = (self._acc_archive + _hash(b"settlement" + blob)) & _MASK
+        self._acc_archive = (self._acc_archive + archive_term("settlement", blob)) & _MASK
         self._meta_dirty = True
         self._out_settlements.append((nonce, blob))
-        # the members the batch paid the tax to, by order: their part of /v1/accounts
-        batch = settlement_from_json(json.loads(st.row.body))
-        self._out_accounts += [(address_bytes(m), o.order_id) for m in batch.members for o in batch.orders]
+        self._out_accounts += archived_settlement_accounts(st.row)
         self._delete((SettlementRow, nonce))
         for s in st.sigs:
             self._delete((SigRow, nonce, s))
@@ -1562,14 +1659,8 @@ class Ledger:
             return None
         row = self._arc.execute("SELECT rows FROM archive_orders WHERE order_id=?", (order_id,)).fetchone()
         if row is None:
-            return None   # archived before this replica caught up by state transfer
-        rows = [R.parse_row(line) for line in zlib.decompress(row[0]).split(b"\n")]
-        st = OrderState(rows[0], codec.decode(rows[0].wire))
-        for r in rows[1:]:
-            st.add(r)
-        for vals in st.vals_by_mid.values():
-            vals.sort(key=lambda v: v.seq)
-        return st
+            return None   # archived before this replica caught up by state transfer: archive_lacks_order
+        return order_from_blob(row[0])
 
     def order_ids(self) -> list[int]:
         """Every order id the ledger holds, open or archived, highest first."""
@@ -1616,11 +1707,7 @@ class Ledger:
         row = self._arc.execute("SELECT rows FROM archive_settlements WHERE nonce=?", (nonce,)).fetchone()
         if row is None:
             return None
-        rows = [R.parse_row(line) for line in zlib.decompress(row[0]).split(b"\n")]
-        st = SettlementState(rows[0])
-        for r in rows[1:]:
-            st.sigs[r.signer] = r.signature
-        return st
+        return settlement_from_blob(row[0])
 
     def settlement_executed(self, nonce: int) -> bool:
         """Executed settlements are the archived ones: the working state holds only pending ones."""
@@ -1758,14 +1845,71 @@ class Ledger:
                             "specCid": st.order.spec_cid})
         return out
 
+    # --- the archive a replica restored from a snapshot lacks (pot.ledger.backfill) ----------
+
+    def archive_lacks_order(self, order_id: int) -> bool:
+        """The digest says ``order_id`` was archived, but its row is not here (yet): this replica
+        caught up by state transfer past it. Its reads answer "not here yet", never "unknown"."""
+        return (order_id not in self._open and order_id in self._archived
+                and self._arc.execute("SELECT 1 FROM archive_orders WHERE order_id=?",
+                                      (order_id,)).fetchone() is None)
+
+    def archive_lacks_settlement(self, nonce: int) -> bool:
+        """As ``archive_lacks_order``, for an executed settlement."""
+        return (self.settlement_executed(nonce)
+                and self._arc.execute("SELECT 1 FROM archive_settlements WHERE nonce=?", (nonce,)).fetchone() is None)
+
+    def archive_missing(self) -> int:
+        """How many archived orders and executed settlements have no row here: one indexed count
+        per id range, so cheap enough to ask between batches."""
+        have = 0
+        for a, b in self._archived.pairs:
+            have += self._arc.execute("SELECT COUNT(*) FROM archive_orders WHERE order_id BETWEEN ? AND ?",
+                                      (a, b)).fetchone()[0]
+        want = self._archived.count() - have
+        pending = sorted(n for n in self._settlements if n < self.next_nonce)
+        rows = self._arc.execute("SELECT COUNT(*) FROM archive_settlements WHERE nonce BETWEEN 1 AND ?",
+                                 (self.next_nonce - 1,)).fetchone()[0]
+        if pending:
+            marks = ",".join("?" * len(pending))
+            rows -= self._arc.execute(f"SELECT COUNT(*) FROM archive_settlements WHERE nonce IN ({marks})",
+                                      pending).fetchone()[0]
+        return want + (self.next_nonce - 1 - len(pending)) - rows
+
+    def archive_target(self) -> ArchiveTarget:
+        """What the archive must hold at this point of the history (taken between batches, on the
+        thread that applies): the archived order ids, the executed settlement nonces and the
+        archive's accumulated hash the digest vouches for. Rows archived later are of other ids."""
+        if self._path is None:
+            raise ValueError("an in-memory ledger has no archive file to backfill")
+        return ArchiveTarget(archive_path(self._path), self._acc_archive, self._archived.copy(), self.next_nonce,
+                             frozenset(self._settlements))
+
+    def archive_page(self, kind: str, after: int, limit: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        """Archive blobs (``kind`` "orders" or "settlements") with an id above ``after``, in id
+        order: at most ``limit`` of them and, past the first, at most ``max_bytes`` in all (what a
+        peer serves a replica that backfills its archive)."""
+        table, key = {"orders": ("archive_orders", "order_id"), "settlements": ("archive_settlements", "nonce")}[kind]
+        sql = f"SELECT {key}, rows FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?"
+        out, size = [], 0
+        for oid, blob in self._arc.execute(sql, (after, limit)):
+            # only what the digest vouches for: a row of an order still open (a crash left it) is not served
+            if (kind == "orders" and oid not in self._archived) or (kind == "settlements"
+                                                                    and not self.settlement_executed(oid)):
+                continue
+            if out and size + len(blob) > max_bytes:
+                break
+            out.append((oid, bytes(blob)))
+            size += len(blob)
+        return out
+
     # --- digest and snapshots ---------------------------------------------------------------
 
     def digest(self) -> bytes:
         """Equal on every replica with the same history; O(1): the row hashes are kept up to date
         as rows change (module docstring)."""
-        acc = (self._acc_work + self._acc_archive + self._acc_ids) & _MASK
-        return hashlib.sha256(self._config_hash + self.seq.to_bytes(8, "big") + self.time.to_bytes(8, "big")
-                              + self.next_nonce.to_bytes(8, "big") + acc.to_bytes(32, "big")).digest()
+        return _digest(self._config_hash, self.seq, self.time, self.next_nonce, self._acc_work, self._acc_archive,
+                       self._acc_ids)
 
     def snapshot(self) -> bytes:
         """The working state for PBFT state transfer: a header line (schema, configuration hash,
@@ -1823,9 +1967,8 @@ class Ledger:
         acc = 0
         for text in self._rows.values():
             acc += _hash(text)
-        acc = (acc + self._acc_archive + sum(_id_term(o) for o in self._archived)) & _MASK
-        return hashlib.sha256(self._config_hash + self.seq.to_bytes(8, "big") + self.time.to_bytes(8, "big")
-                              + self.next_nonce.to_bytes(8, "big") + acc.to_bytes(32, "big")).digest()
+        return _digest(self._config_hash, self.seq, self.time, self.next_nonce, acc & _MASK, self._acc_archive,
+                       sum(_id_term(o) for o in self._archived) & _MASK)
 
 
 def _validation_json(v: VRevealRow) -> dict[str, Any]:

@@ -7,6 +7,8 @@ This module only wires the pieces together; each lives in a module of its own::
     ├─ HTTP API (pot.api.create_app)  -- uvicorn on the same loop; admission, then PBFT
     ├─ Attester (roles.attester)      -- own RPC, confirmation depth, a ChainAttestation per event
     ├─ PotVerify (roles.pot_verify)   -- PoT.Verify outside the state machine -> VerifyResult
+    ├─ ArchiveBackfill (roles.backfill) -- after a state transfer: the archive copied from peers,
+    │                                    verified against the ledger digest
     └─ Settler (roles.settler)        -- SettlementSignature; executeSigned (or the paper's
                                          propose/confirm/execute) by a rotating submitter
 
@@ -44,6 +46,7 @@ from pot.protocol.finalize import Params
 from pot.roles.aggregator_config import (AggregatorConfig, AggregatorConfigError, committee_keys,
                                          load_aggregator_config, local_committee_configs)
 from pot.roles.attester import Attester, event_ref
+from pot.roles.backfill import BACKFILL_POLL_S, ArchiveBackfill
 from pot.roles.base import quiet_libraries
 from pot.roles.binding import bind_data_dir, deployment_identity
 from pot.roles.committee import CommitteeNode, CommitteeStateMachine, verify_request
@@ -214,12 +217,16 @@ class Aggregator:
         self.verifier = PotVerify(ledger=self.ledger, scorer=self.scorer, domain=domain,
                                   address=address, key=key, fire=self._fire, stats=self.stats)
         self.settler = self._settler()
+        # a replica that caught up by state transfer (a member that joined) lacks the archive
+        # before that point; it copies it from its peers, verified, beside ordering
+        self.backfill = ArchiveBackfill(self.ledger, peers)
         self._tasks = [asyncio.create_task(self._loop(name, fn, interval), name=name) for name, fn, interval in (
             ("ticker", self.node.tick, cfg.tick_interval),
             ("chain", self.attester.step, cfg.chain_poll_interval),
             ("verify", self.verifier.step, cfg.verify_poll_interval),
             ("settle", self.settler._settle, cfg.settlement_poll_interval),
-            ("content", self._sweep_content, CONTENT_SWEEP_S))]
+            ("content", self._sweep_content, CONTENT_SWEEP_S),
+            ("archive", self.backfill.step, BACKFILL_POLL_S))]
         await self._serve_api()
 
     async def _serve_api(self) -> None:
