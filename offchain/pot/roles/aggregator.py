@@ -173,6 +173,14 @@ class Aggregator:
     def _fire(self, raw: bytes, what: str, timeout: float = 30.0) -> asyncio.Task:
         return self.node.fire(raw, what, timeout)
 
+    def _api_peers(self, configured: list[str]) -> list[str]:
+        """The other members' API URLs as the ledger's committee knows them now (a committee change
+        brings new members' URLs), then the configured ones."""
+        c = self.ledger.committee()
+        me = self.account.address.lower()
+        known = [u for m, u in zip(c.members, c.api_urls or ()) if u and m.lower() != me]
+        return known + configured
+
     def _settler(self) -> Settler:
         return Settler(self.cfg, ledger=self.ledger, ledger_config=self.ledger_config, contracts=self.contracts,
                        sender=self.sender, address=self.account.address, key=bytes(self.account.key),
@@ -219,7 +227,7 @@ class Aggregator:
         self.settler = self._settler()
         # a replica that caught up by state transfer (a member that joined) lacks the archive
         # before that point; it copies it from its peers, verified, beside ordering
-        self.backfill = ArchiveBackfill(self.ledger, peers)
+        self.backfill = ArchiveBackfill(self.ledger, lambda: self._api_peers(peers))
         self._tasks = [asyncio.create_task(self._loop(name, fn, interval), name=name) for name, fn, interval in (
             ("ticker", self.node.tick, cfg.tick_interval),
             ("chain", self.attester.step, cfg.chain_poll_interval),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pot.api.client import ApiClient, ApiError
 from pot.ledger import Ledger
@@ -28,15 +28,20 @@ class ArchiveBackfill:
     """``await step()``: if the ledger's archive lacks rows its digest vouches for, copy them from
     one of ``peers`` (API base URLs), verified; ``run()`` is one such attempt over every peer."""
 
-    def __init__(self, ledger: Ledger, peers: Sequence[str], *, timeout: float = 30.0,
+    def __init__(self, ledger: Ledger, peers: Sequence[str] | Callable[[], Sequence[str]], *, timeout: float = 30.0,
                  page_rows: int = PAGE_ROWS) -> None:
         self.ledger = ledger
-        self.peers = [p.rstrip("/") for p in peers]
+        # a callable: asked at each attempt (the committee may have changed since the start)
+        self._peers = peers if callable(peers) else (lambda fixed=tuple(peers): fixed)
         self.timeout = timeout
         self.page_rows = page_rows
         self._turn = 0
         #: what the last attempts did, for status and tests
         self.stats = {"copied": 0, "refused": [], "attempts": 0}
+
+    @property
+    def peers(self) -> list[str]:
+        return list(dict.fromkeys(p.rstrip("/") for p in self._peers() if p))
 
     async def step(self) -> None:
         if self.ledger.archive_missing():
@@ -54,8 +59,9 @@ class ArchiveBackfill:
             log.info("archive backfill: %d orders and %d settlements were archived before this replica caught up; "
                      "copying them from its peers", n_o, n_s)
             # another peer first at each attempt: one that keeps failing does not hold the rest up
-            order = self.peers[self._turn:] + self.peers[:self._turn]
-            self._turn = (self._turn + 1) % max(1, len(self.peers))
+            peers = self.peers
+            order = peers[self._turn % max(1, len(peers)):] + peers[:self._turn % max(1, len(peers))]
+            self._turn = (self._turn + 1) % max(1, len(peers))
             for url in order:
                 try:
                     await self._copy(url, plan)
