@@ -19,7 +19,7 @@ if [ "${POT_SKIP_FORGE:-0}" != "1" ]; then
   bash scripts/forge-check.sh
 fi
 set +e
-.venv/bin/python -m pytest -n 2 --dist loadfile -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -n 2 --dist loadfile -p no:cacheprovider --durations=30 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

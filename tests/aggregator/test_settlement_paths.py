@@ -272,6 +272,8 @@ async def _late_submitter_replay(com: Committee, rid: int, nonce: int, batch, si
     cfg = replace(cfg, data_dir=com.tmp / "late-submitter")
     agg = Aggregator(cfg, account=com.keys[rid])
     await asyncio.to_thread(agg._chain_setup)
+    from pot.ledger import Ledger
+    agg.ledger = Ledger(agg.ledger_config)  # the settler reads the committee's current k from its ledger
     ms = agg.contracts.multisig
     ms.nonce_used = lambda _n: False          # the check ran just before the other tx landed
     st = {"nonce": nonce, "orderIds": [o.order_id for o in batch.orders], "settlement": batch,

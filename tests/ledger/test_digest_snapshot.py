@@ -75,3 +75,33 @@ def test_a_tampered_snapshot_row_changes_the_digest():
         pass
     else:
         raise AssertionError("a row that is code, not data, was accepted")
+
+
+def test_a_snapshot_header_cannot_pay_for_a_tampered_row():
+    """The header's archive accumulator travels in the snapshot. Were it summed with the working
+    rows' into one number, a peer could change any row and move the difference into the header,
+    and the restored ledger would show the digest 2f+1 replicas signed for another state."""
+    import json
+
+    from pot.ledger import ledger as L
+    from pot.ledger.records import row_text
+
+    led = staked_ledger()
+    led.apply(POOL[0], T0)
+    head, *rows = led.snapshot().split(b"\n")
+    i = next(k for k, r in enumerate(rows) if parse_row(r).__class__.__name__ == "NodeRow")
+    node = parse_row(rows[i])
+    forged = row_text(node._replace(stake=node.stake + 10**24))
+    doc = json.loads(head)
+    doc["accArchive"] = str((int(doc["accArchive"]) + L._hash(rows[i]) - L._hash(forged)) & L._MASK)
+    rows[i] = forged
+    assert Ledger.restore(b"\n".join([L._canonical(doc), *rows]), CONFIG).digest() != led.digest()
+
+
+def test_the_accumulators_are_wide_enough_against_generalized_birthday_forgeries():
+    """A sum of row hashes mod 2^k is forged by Wagner's k-tree algorithm in about 2^(2*sqrt(k))
+    work when the forger may vary many rows (2^32 for k = 256): k = 4096 puts it near 2^128."""
+    from pot.ledger import ledger as L
+
+    assert L._MASK == (1 << 4096) - 1
+    assert L._hash(b"row").bit_length() > 4000

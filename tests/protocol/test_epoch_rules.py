@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pot.protocol.epoch import (
@@ -81,3 +83,27 @@ def test_one_nonce_per_epoch_and_bound_action():
 
 def test_boundary_is_the_next_checkpoint():
     assert [boundary(s, 4) for s in (0, 1, 3, 4, 5, 8)] == [4, 4, 4, 8, 8, 12]
+
+
+def test_api_urls_are_checked_and_travel_in_the_signed_vote():
+    from pot.pbft.crypto import public_key
+    from pot.protocol.eip712 import Domain
+    from pot.protocol.epoch import MAX_API_URL, Joining, check_api_url, member_vote, vote_change
+
+    assert check_api_url("https://agg.example.org:8443/pot/") == "https://agg.example.org:8443/pot"
+    for bad in ("ftp://h:1", "http://", "h:8000", "http://h:8000,http://g:1", "http://h /x", "http://h:8000/?q=1",
+                "http://" + "a" * MAX_API_URL, "", None):
+        with pytest.raises(EpochError, match="API URL"):
+            check_api_url(bad)
+    key = bytes(range(1, 33))
+    join = Joining(public_key(bytes(range(2, 34))), "10.0.0.1:7000", "http://10.0.0.1:8000")
+    change = MemberChange(1, (), (join.account,), 3, 100)
+    d = Domain.messages(31337, "0x" + "0b" * 20)
+    ms = Domain.multisig(31337, "0x" + "ad" * 20)
+    signed = member_vote(change, (join,), key, message_domain=d, multisig_domain=ms)
+    assert vote_change(signed.message) == (change, (join,))
+    # the message signature covers the URL: another URL is another message, which the signature does not match
+    moved = replace(signed.message, api_urls="http://10.6.6.6:8000")
+    assert signed.message.digest(d) != moved.digest(d)
+    with pytest.raises(EpochError, match="API URLs"):
+        vote_change(replace(signed.message, api_urls=""))

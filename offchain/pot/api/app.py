@@ -11,6 +11,10 @@
     GET  /v1/settlements/pending      settlements waiting for signatures or execution
     GET  /v1/settlements/{nonce}      one settlement, executed or not
     GET  /v1/deployment               the contracts' addresses (the deployment file's entry)
+    GET  /v1/epoch                    the committee's epoch and its changes (docs/COMMITTEE.md)
+    GET  /v1/committee/members        the current committee: epoch, members, their API URLs
+    GET  /v1/archive/{orders|settlements}  archive blobs in id order (?after, ?limit), for a
+                                      replica that backfills its archive (``pot.roles.backfill``)
     GET  /v1/health                   liveness
     GET  /v1/info                     replica id, view, last executed sequence, ledger digest,
                                       submissions refused or rate-limited before consensus
@@ -41,7 +45,9 @@ from pot.api import content as content_routes
 from pot.api import explorer, schemas, views
 from pot.api.admission import AdmissionLimits, TokenBuckets, retry_after
 from pot.api.content import ContentService
+from pot.api.explorer import BACKFILL_RETRY_S, not_here_yet
 from pot.api.node import Node, NodeUnavailable
+from pot.ledger import backfill
 from pot.ledger.ledger import FINAL_REASONS
 from pot.protocol import codec
 from pot.protocol import types as T
@@ -62,6 +68,8 @@ STATUS_OF_REASON: dict[Reason, int] = {
     Reason.TIME_BACKWARDS: 503, Reason.TOO_LARGE: 413, Reason.FAILED: 500,
 }
 PHASES = [p.value for p in Phase] + ["active"]
+#: 404: nobody has it; 503 not-here-yet: archived before this replica caught up, still being copied
+_MISSING: dict[int | str, dict[str, Any]] = {404: {"model": schemas.Error}, 503: {"model": schemas.Error}}
 
 
 def _reply(result: T.Result, digest: str | None = None) -> JSONResponse:
@@ -224,26 +232,25 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
                       **views.list_orders(ledger, phase_filter=phase, status=status, client=client, miner=miner,
                                           limit=limit, cursor=cursor, sort=sort)})
 
-    @app.get("/v1/orders/{order_id}", response_model=schemas.OrderCycle, responses={404: {"model": schemas.Error}})
+    @app.get("/v1/orders/{order_id}", response_model=schemas.OrderCycle, responses=_MISSING)
     async def get_order(order_id: int) -> Response:
         """The order cycle data: the order, its phase and windows, claims, revealed models with
         their validations, challenges, PoT.Verify state and settlement nonce."""
         try:
             return _json({"time": ledger.time, "seq": ledger.seq, **views.cycle(ledger, order_id)})
         except KeyError:
-            return _not_found(f"order {order_id} is not in the ledger")
+            return not_here_yet(ledger, order_id=order_id) or _not_found(f"order {order_id} is not in the ledger")
 
-    @app.get("/v1/orders/{order_id}/validations", response_model=schemas.ValidationList,
-             responses={404: {"model": schemas.Error}})
+    @app.get("/v1/orders/{order_id}/validations", response_model=schemas.ValidationList, responses=_MISSING)
     async def get_validations(order_id: int) -> Response:
         """FetchValidations: the order's revealed validations, in ledger order."""
         try:
             return _json({"orderId": order_id, "validations": views.validations(ledger, order_id)})
         except KeyError:
-            return _not_found(f"order {order_id} is not in the ledger")
+            return not_here_yet(ledger, order_id=order_id) or _not_found(f"order {order_id} is not in the ledger")
 
     @app.get("/v1/models/{mid}", response_model=schemas.ModelLink,
-             responses={400: {"model": schemas.Error}, 404: {"model": schemas.Error}})
+             responses={400: {"model": schemas.Error}, **_MISSING})
     async def get_model(mid: str) -> Response:
         """Where a revealed model is stored (its CID), by ``mid`` (sha256 of the model file)."""
         try:
@@ -253,6 +260,11 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
         if len(raw) != 32:
             return _bad_request("mid must be 32 bytes of hex (sha256 of the model file)")
         cid = ledger.model_link(raw)
+        if cid is None and ledger.archive_missing():
+            # the models index of orders archived before this replica caught up is still being copied
+            return JSONResponse({"error": "not-here-yet", "detail": "this replica is still copying the archive "
+                                 "from its peers; ask another replica or retry"}, status_code=503,
+                                headers={"Retry-After": str(BACKFILL_RETRY_S)})
         if cid is None:
             return _not_found(f"model 0x{raw.hex()} was never revealed")
         return _json({"mid": "0x" + raw.hex(), "cid": cid})
@@ -273,14 +285,22 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
         """Settlements waiting for signatures or execution, with the signatures collected."""
         return _json({"settlements": views.pending_settlements(ledger)})
 
-    @app.get("/v1/settlements/{nonce}", response_model=schemas.SettlementDoc,
-             responses={404: {"model": schemas.Error}})
+    @app.get("/v1/settlements/{nonce}", response_model=schemas.SettlementDoc, responses=_MISSING)
     async def get_settlement(nonce: int) -> Response:
         """One settlement batch, executed or not, with its digest, signers and transaction hash."""
         st = views.settlement(ledger, nonce)
         if st is None:
-            return _not_found(f"no settlement with nonce {nonce}")
+            return not_here_yet(ledger, nonce=nonce) or _not_found(f"no settlement with nonce {nonce}")
         return _json(st)
+
+    @app.get("/v1/archive/{kind}", responses={200: {"model": schemas.ArchivePage}})
+    async def get_archive(kind: Literal["orders", "settlements"],
+                          after: int = Query(0, ge=0, description="only ids above this one"),
+                          limit: int = Query(backfill.PAGE_ROWS, ge=1, le=backfill.PAGE_ROWS)) -> Response:
+        """Archived orders' or executed settlements' archive blobs, in id order: what a replica
+        that caught up by state transfer copies, and checks against its ledger digest."""
+        rows = ledger.archive_page(kind, after, limit, backfill.PAGE_BYTES)
+        return _json({"kind": kind, "rows": [[i, "0x" + blob.hex()] for i, blob in rows]})
 
     @app.get("/v1/deployment", response_model=schemas.DeploymentDoc, responses={404: {"model": schemas.Error}})
     async def get_deployment() -> Response:
@@ -289,6 +309,20 @@ def create_app(node: Node, *, max_message_bytes: int = MAX_MESSAGE_BYTES, title:
         if deployment is None:
             return _not_found("this replica serves no deployment")
         return _json(deployment)
+
+    @app.get("/v1/epoch", response_model=schemas.Epoch)
+    async def get_epoch() -> Response:
+        """The committee's epoch: members (PBFT order, keys, endpoints), k, and the committee
+        changes members voted for, with their votes, deadline and status (docs/COMMITTEE.md)."""
+        boundary = node.info().get("epochBoundary")
+        return _json({**views.epoch_status(ledger), "boundary": boundary})
+
+    @app.get("/v1/committee/members", response_model=schemas.CommitteeDoc)
+    async def get_committee() -> Response:
+        """The current committee: epoch, k, members in PBFT order with their keys, PBFT endpoints
+        and public API URLs. Workers follow it: once f+1 replicas report a newer epoch alike, they
+        use its members' APIs (docs/COMMITTEE.md)."""
+        return _json(views.committee(ledger))
 
     @app.get("/v1/health", responses={200: {"model": schemas.Health}})
     async def health() -> dict[str, Any]:

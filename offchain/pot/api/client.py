@@ -7,6 +7,12 @@ message is in the ledger (or f+1 refuse it for the same reason). The slower repl
 finish in the background for a short while (so their connections are reused) and are then
 aborted; a replica that fails or stalls is asked only when the others cannot make a quorum.
 
+``CommitteeClient`` also follows committee changes (docs/COMMITTEE.md): every ``refresh_s`` it
+reads ``GET /v1/committee/members`` like any read (f+1 alike), and once that names an epoch newer than
+the one its URLs belong to (the configured list: none), it checks that f'+1 of the new
+committee's own APIs give the same answer and then uses them (and their f'). ``state_file``
+keeps the learned committee across restarts.
+
 Both speak HTTP through ``pot.api.http.HttpReplica`` (bounded pools, no leak on cancellation);
 ``transport=`` lets tests put an in-process ASGI app behind an ``ApiClient``.
 """
@@ -15,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +36,7 @@ from pot.protocol import types as T
 from pot.protocol.committee import max_faulty
 from pot.protocol.types import Reason, Result
 
+log = logging.getLogger(__name__)
 
 class ApiError(RuntimeError):
     """A replica answered with an error, or did not answer."""
@@ -270,6 +279,10 @@ LINGER_S = 2.0
 HEDGE_S = 0.5
 
 
+#: seconds between two reads of GET /v1/committee/members (a committee change takes minutes)
+REFRESH_S = 15.0
+
+
 class CommitteeClient(_TypedReads):
     """BFT reads and submissions over all n replicas.
 
@@ -278,59 +291,194 @@ class CommitteeClient(_TypedReads):
     lying minority neither delays nor fools them. A replica that failed recently (refused,
     reset, timed out) is held in reserve, with a growing back-off, and asked only when the
     others do not make a quorum quickly.
+
+    ``follow``: the client moves to a newer committee's APIs (``refresh_committee``), never on
+    one replica's word. ``state_file``: where it keeps the committee it learned (a restart with
+    the same configured ``urls`` starts from it instead of a list whose members may be gone).
+    ``epoch``: the epoch ``urls`` are known to belong to; ``on_switch(urls)``: told of a switch.
     """
 
     def __init__(self, urls: Sequence[str] | Sequence[ApiClient], *, f: int | None = None,
-                 timeout: float = 10.0, submit_timeout: float = 20.0, max_connections: int = 4) -> None:
+                 timeout: float = 10.0, submit_timeout: float = 20.0, max_connections: int = 4,
+                 follow: bool = True, state_file: str | os.PathLike | None = None,
+                 refresh_s: float = REFRESH_S, epoch: int | None = None,
+                 on_switch: Callable[[list[str]], Any] | None = None) -> None:
         if not urls:
             raise ValueError("CommitteeClient needs at least one replica URL")
-        self.clients = [u if isinstance(u, ApiClient) else ApiClient(u, timeout=timeout,
-                                                                      max_connections=max_connections)
-                        for u in urls]
-        n = len(self.clients)
-        self.f = max_faulty(n) if f is None else f
-        if not 0 <= self.f or 2 * self.f + 1 > n:
-            raise ValueError(f"f={self.f} needs at least {2 * self.f + 1} replicas, got {n}")
         self.timeout = timeout
         self.submit_timeout = submit_timeout
-        self._failures = [0] * n
-        self._reserve_until = [0.0] * n
+        self.max_connections = max_connections
+        self.follow = follow
+        self.refresh_s = refresh_s
+        self.state_file = None if state_file is None else os.fspath(state_file)
+        #: the committee epoch ``clients`` belong to: None for a configured list (not known)
+        self.epoch: int | None = epoch
+        self.on_switch = on_switch
+        self._configured = [u.base_url if isinstance(u, ApiClient) else str(u).rstrip("/") for u in urls]
+        clients = [u if isinstance(u, ApiClient) else ApiClient(u, timeout=timeout, max_connections=max_connections)
+                   for u in urls]
+        self._use(clients, f)
+        self._health: dict[ApiClient, list[float]] = {}  # client -> [failures, in reserve until]
         self._background: set[asyncio.Task] = set()
+        self._retired: list[ApiClient] = []
+        self._next_refresh = 0.0
+        self._refreshing = False
+        learned = self._load_state()
+        if learned is not None:
+            epoch, learned_urls, learned_f = learned
+            self._retired += self.clients
+            self._use([self._client(u) for u in learned_urls], learned_f)
+            self.epoch = epoch
+
+    def _use(self, clients: list[ApiClient], f: int | None) -> None:
+        n = len(clients)
+        f = max_faulty(n) if f is None else f
+        if not 0 <= f or 2 * f + 1 > n:
+            raise ValueError(f"f={f} needs at least {2 * f + 1} replicas, got {n}")
+        self.clients, self.f = clients, f
+
+    def _client(self, url: str) -> ApiClient:
+        for c in self.clients:
+            if c.base_url == url.rstrip("/"):
+                return c
+        return ApiClient(url, timeout=self.timeout, max_connections=self.max_connections)
+
+    @property
+    def urls(self) -> list[str]:
+        """The replicas' URLs in use now."""
+        return [c.base_url for c in self.clients]
 
     async def aclose(self) -> None:
         for t in list(self._background):
             t.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await asyncio.gather(*(c.aclose() for c in self.clients))
+        await asyncio.gather(*(c.aclose() for c in {*self.clients, *self._retired}))
 
     def pool_usage(self) -> list[int]:
         """Open sockets to each replica (never above its ``max_connections``)."""
         return [getattr(c.replica, "open_connections", 0) for c in self.clients]
 
+    # -- following the committee -----------------------------------------------------------
+
+    def _load_state(self) -> tuple[int, list[str], int] | None:
+        """The committee a previous run learned, if it was learned from this configured list
+        (an operator who edits the list is obeyed)."""
+        if self.state_file is None or not self.follow:
+            return None
+        try:
+            with open(self.state_file) as fh:
+                doc = json.load(fh)
+            if doc.get("configured") != self._configured:
+                log.info("%s was learned from other api_urls: starting from the configured ones", self.state_file)
+                return None
+            urls, f = [str(u) for u in doc["urls"]], int(doc["f"])
+            if not urls or 2 * f + 1 > len(urls):
+                raise ValueError("too few URLs for its f")
+            return int(doc["epoch"]), urls, f
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the committee in %s (%s): starting from the configured api_urls",
+                        self.state_file, exc)
+            return None
+
+    def _save_state(self) -> None:
+        if self.state_file is None:
+            return
+        doc = {"configured": self._configured, "epoch": self.epoch, "urls": self.urls, "f": self.f}
+        # a temporary file of its own: a worker's CLI commands share its state directory
+        tmp = f"{self.state_file}.{os.getpid()}.{id(self)}.tmp"
+        try:
+            os.makedirs(os.path.dirname(self.state_file) or ".", exist_ok=True)
+            with open(tmp, "w") as fh:
+                json.dump(doc, fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.state_file)
+        except OSError as exc:  # the switch stands; only a restart would start from the old list
+            log.warning("could not keep the committee in %s: %s", self.state_file, exc)
+
+    async def refresh_committee(self) -> bool:
+        """Read ``GET /v1/committee/members`` from f+1 of the replicas in use alike; if it names an epoch
+        newer than the one they belong to, and f'+1 of that committee's own APIs (it has f' and
+        at least 2f'+1 known URLs) answer the same, switch to them. True when it switched."""
+        self._next_refresh = time.monotonic() + self.refresh_s
+        status, body = await self._read_raw("/v1/committee/members")
+        if status == 404:
+            return False  # an aggregator from before committee changes: nothing to follow
+        doc = json.loads(body)
+        epoch = int(doc["epoch"])
+        if self.epoch is not None and epoch <= self.epoch:
+            return False
+        urls = [str(m["apiUrl"]).rstrip("/") for m in doc["members"] if m.get("apiUrl")]
+        f = int(doc["f"])
+        if not 0 <= f or len(urls) < 2 * f + 1:
+            log.warning("committee epoch %d lists %d API URLs for f = %d: keeping %s", epoch, len(urls), f,
+                        self.urls)
+            return False
+        new = [self._client(u) for u in urls]
+        fresh = [c for c in new if c not in self.clients]
+        if fresh:
+            # the new committee's own APIs must serve it: reachable from here, and f'+1 alike
+            probe = CommitteeClient(new, f=f, timeout=self.timeout, follow=False)
+            try:
+                answer = await probe._read_raw("/v1/committee/members")
+            except NoQuorum:
+                answer = None
+            finally:
+                for t in list(probe._background):
+                    t.cancel()
+                await asyncio.gather(*probe._background, return_exceptions=True)
+            if answer != (status, body):
+                await asyncio.gather(*(c.aclose() for c in fresh))
+                raise NoQuorum(f"committee epoch {epoch}: its members' APIs do not serve it alike (yet)")
+        old = self.clients
+        self._use(new, f)
+        self._retired += [c for c in old if c not in self.clients]
+        switched, self.epoch = self.epoch, epoch
+        self._save_state()
+        if switched is not None or sorted(c.base_url for c in old) != sorted(urls):
+            log.info("committee epoch %d: now using its %d members' APIs (f = %d)", epoch, len(urls), f)
+            if self.on_switch is not None:
+                self.on_switch(self.urls)
+        return True
+
+    async def _maybe_refresh(self) -> None:
+        if not self.follow or self._refreshing or time.monotonic() < self._next_refresh:
+            return
+        self._refreshing = True
+        try:
+            await self.refresh_committee()
+        except Exception as exc:  # noqa: BLE001 - the old list stays in use; retried later
+            self._next_refresh = time.monotonic() + min(self.refresh_s, 5.0)
+            log.debug("committee refresh failed: %s", exc)
+        finally:
+            self._refreshing = False
+
     # -- health --------------------------------------------------------------------------------
 
-    def _ok(self, i: int) -> None:
-        self._failures[i] = 0
-        self._reserve_until[i] = 0.0
+    def _ok(self, c: ApiClient) -> None:
+        self._health.pop(c, None)
 
-    def _failed(self, i: int) -> None:
-        self._failures[i] += 1
-        self._reserve_until[i] = time.monotonic() + min(5.0, 0.25 * 2 ** self._failures[i])
+    def _failed(self, c: ApiClient) -> None:
+        h = self._health.setdefault(c, [0, 0.0])
+        h[0] += 1
+        h[1] = time.monotonic() + min(5.0, 0.25 * 2 ** h[0])
 
-    def _record(self, i: int, task: asyncio.Task) -> HttpResponse | Exception:
+    def _record(self, c: ApiClient, task: asyncio.Task) -> HttpResponse | Exception:
         if task.cancelled():
-            self._failed(i)  # stalled past the linger time
+            self._failed(c)  # stalled past the linger time
             return HttpError("stalled")
         exc = task.exception()
         if exc is None:
-            self._ok(i)
+            self._ok(c)
             return task.result()
-        self._failed(i)
+        self._failed(c)
         return exc
 
     # -- the quorum loop -----------------------------------------------------------------------
 
-    async def _ask(self, method: str, path: str, decide: Callable[[list[tuple[int, Any]], bool], Any], *,
+    async def _ask(self, method: str, path: str, decide: Callable[[list[tuple[ApiClient, Any]], bool], Any], *,
                    params: dict[str, Any] | None = None, body: bytes | None = None,
                    headers: dict[str, str] | None = None, timeout: float) -> Any:
         """Ask replicas until ``decide(answers, final)`` returns non-None; ``final`` once nobody is
@@ -338,20 +486,20 @@ class CommitteeClient(_TypedReads):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         now = time.monotonic()
-        first = [i for i, c in enumerate(self.clients)
-                 if self._reserve_until[i] <= now and not c.replica.busy]
-        reserve = [i for i in range(len(self.clients)) if i not in first]
-        answers: list[tuple[int, HttpResponse | Exception]] = []
-        pending: dict[asyncio.Task, int] = {}
+        clients = list(self.clients)  # a committee switch meanwhile does not move this request
+        first = [c for c in clients if self._health.get(c, (0, 0.0))[1] <= now and not c.replica.busy]
+        reserve = [c for c in clients if c not in first]
+        answers: list[tuple[ApiClient, HttpResponse | Exception]] = []
+        pending: dict[asyncio.Task, ApiClient] = {}
 
-        def start(i: int) -> None:
-            task = asyncio.ensure_future(self.clients[i].replica.request(
+        def start(c: ApiClient) -> None:
+            task = asyncio.ensure_future(c.replica.request(
                 method, path, params=params, body=body, headers=headers,
                 timeout=max(0.0, deadline - loop.time())))
-            pending[task] = i
+            pending[task] = c
 
-        for i in first:
-            start(i)
+        for c in first:
+            start(c)
         hedge_at = loop.time() + HEDGE_S
         try:
             while True:
@@ -359,8 +507,8 @@ class CommitteeClient(_TypedReads):
                 if verdict is not None:
                     return verdict
                 if reserve and (not pending or loop.time() >= hedge_at):
-                    for i in reserve:
-                        start(i)
+                    for c in reserve:
+                        start(c)
                     reserve = []
                 if not pending or loop.time() >= deadline:
                     return decide(answers, True)
@@ -368,16 +516,16 @@ class CommitteeClient(_TypedReads):
                 done, _ = await asyncio.wait(pending, timeout=max(0.0, wake - loop.time()),
                                              return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    i = pending.pop(task)
-                    answers.append((i, self._record(i, task)))
+                    c = pending.pop(task)
+                    answers.append((c, self._record(c, task)))
         finally:
-            for task, i in pending.items():
-                self._linger(task, i)
+            for task, c in pending.items():
+                self._linger(task, c)
 
-    def _linger(self, task: asyncio.Task, i: int) -> None:
+    def _linger(self, task: asyncio.Task, c: ApiClient) -> None:
         """Let a slower replica's request finish for ``LINGER_S`` (its connection is reused), then
         abort it; either way its health is recorded. Never more than max_connections per replica."""
-        waiting = getattr(self.clients[i].replica, "waiting", None)
+        waiting = getattr(c.replica, "waiting", None)
         if waiting is not None and waiting(task):
             task.cancel()  # still queued for a connection: nothing reached the replica
             return
@@ -387,22 +535,26 @@ class CommitteeClient(_TypedReads):
         def finished(t: asyncio.Task) -> None:
             handle.cancel()
             self._background.discard(t)
-            self._record(i, t)
+            self._record(c, t)
         task.add_done_callback(finished)
 
     # -- reads ---------------------------------------------------------------------------------
 
     async def read_raw(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        await self._maybe_refresh()
+        return await self._read_raw(path, params)
+
+    async def _read_raw(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
         need = self.f + 1
 
-        def decide(answers: list[tuple[int, Any]], final: bool) -> tuple[int, bytes] | None:
+        def decide(answers: list[tuple[ApiClient, Any]], final: bool) -> tuple[int, bytes] | None:
             tally: dict[tuple[int, bytes], int] = {}
             errors = []
-            for i, a in answers:
+            for c, a in answers:
                 try:
                     if isinstance(a, Exception):
                         raise a
-                    key = read_answer(self.clients[i].base_url + path, a)
+                    key = read_answer(c.base_url + path, a)
                 except (HttpError, ApiError) as exc:
                     errors.append(str(exc))
                     continue
@@ -429,17 +581,18 @@ class CommitteeClient(_TypedReads):
         reason. If the deadline comes first: accepted if any replica accepted it, else the refusal
         most replicas gave; ``RateLimited`` when every replica asked us to slow down.
         One replica's OK is not a BFT proof: read the order back when it matters."""
+        await self._maybe_refresh()
         need = self.f + 1
         raw = _wire(message)
 
-        def decide(answers: list[tuple[int, Any]], final: bool) -> Result | None:
+        def decide(answers: list[tuple[ApiClient, Any]], final: bool) -> Result | None:
             results: list[Result] = []
             errors: list[Exception] = []
-            for i, a in answers:
+            for c, a in answers:
                 try:
                     if isinstance(a, Exception):
                         raise a
-                    results.append(submit_answer(self.clients[i].base_url, a))
+                    results.append(submit_answer(c.base_url, a))
                 except (HttpError, ApiError) as exc:
                     errors.append(exc)
             inside = [r for r in results if r.reason_enum in _IN_LEDGER]
@@ -475,13 +628,14 @@ class CommitteeClient(_TypedReads):
         (returns how many do). ``UploadRefused`` when f+1 refuse it alike (not in the ledger yet,
         not allowed, over quota: their words), ``RateLimited`` when they ask to slow down,
         ``NoQuorum`` when too few answered."""
+        await self._maybe_refresh()
         need, cid = upload_quorum(self.f), signed.message.cid
         headers = {**signed.message.headers(signed.signature), "content-type": "application/octet-stream"}
         timeout = timeout if timeout is not None else self.submit_timeout + len(data) / (1 << 20)
 
-        def decide(answers: list[tuple[int, Any]], final: bool) -> int | None:
+        def decide(answers: list[tuple[ApiClient, Any]], final: bool) -> int | None:
             held, refusals, errors = 0, {}, []
-            for i, a in answers:
+            for _c, a in answers:
                 if isinstance(a, Exception):
                     errors.append(str(a))
                 elif a.status in (200, 201):

@@ -193,6 +193,26 @@ def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse({"error": "unavailable", "detail": detail}, status_code=503)
 
 
+#: how long a client should wait before asking a replica again for what it is still copying
+BACKFILL_RETRY_S = 5
+
+
+def not_here_yet(ledger, *, order_id: int | None = None, nonce: int | None = None) -> JSONResponse | None:
+    """The 503 for an order or settlement the ledger archived before this replica caught up by
+    state transfer and that it is still copying from its peers (``pot.roles.backfill``): "not
+    here yet", which ``CommitteeClient`` counts as no answer, never the definite 404 "unknown"
+    that would disagree with the replicas that have it. None when the replica has it or nobody does."""
+    if order_id is not None and ledger.archive_lacks_order(order_id):
+        what = f"order {order_id}"
+    elif nonce is not None and ledger.archive_lacks_settlement(nonce):
+        what = f"settlement {nonce}"
+    else:
+        return None
+    return JSONResponse({"error": "not-here-yet", "detail": f"{what} was archived before this replica caught up; "
+                         f"it is being copied from its peers, ask another replica or retry"},
+                        status_code=503, headers={"Retry-After": str(BACKFILL_RETRY_S)})
+
+
 _ERRORS = {404: {"model": schemas.Error}, 400: {"model": schemas.Error}}
 
 
@@ -224,7 +244,7 @@ def install(app: FastAPI, node: Node, *, peers: Sequence[str] = (), rpc_url: str
         try:
             return _json(views.order_outcome(ledger, order_id))
         except KeyError:
-            return _not_found(f"order {order_id} is not in the ledger")
+            return not_here_yet(ledger, order_id=order_id) or _not_found(f"order {order_id} is not in the ledger")
 
     @app.get("/v1/settlements", tags=["explorer"], response_model=schemas.SettlementList, responses=_ERRORS)
     async def get_settlements(limit: int = Query(20, ge=1, le=500),
@@ -242,7 +262,7 @@ def install(app: FastAPI, node: Node, *, peers: Sequence[str] = (), rpc_url: str
         used (and per order), block, sender. Not ledger state: another replica's node may lag."""
         sst = ledger.settlement_state(nonce)
         if sst is None:
-            return _not_found(f"no settlement with nonce {nonce}")
+            return not_here_yet(ledger, nonce=nonce) or _not_found(f"no settlement with nonce {nonce}")
         if not sst.row.executed or sst.row.tx_hash is None:
             return _not_found(f"settlement {nonce} is not executed yet")
         st = {"txHash": "0x" + sst.row.tx_hash.hex(), "orderIds": sst.order_ids}

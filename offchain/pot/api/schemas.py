@@ -407,3 +407,56 @@ class Committee(_Doc):
     views: list[int] = Field(description="the distinct views the members report")
     digestsAgree: bool = Field(description="members at the same ledger sequence have the same digest")
     behind: list[str] = Field(description="URLs of members more than a few ops behind the highest")
+
+
+class EpochMember(_Doc):
+    account: Address
+    publicKey: Hex | None = Field(description="compressed secp256k1 key (its PBFT key); null without PBFT")
+    endpoint: str | None = Field(description="PBFT host:port; null without PBFT")
+    apiUrl: str | None = Field(description="the member's public API URL; null where unknown")
+
+
+class CommitteeDoc(_Doc):
+    epoch: int = Field(description="the committee's epoch: a client follows a newer one f+1 replicas report alike")
+    threshold: int
+    n: int
+    f: int
+    members: list[EpochMember] = Field(description="PBFT order: replica i is members[i]")
+
+
+class EpochChange(_Doc):
+    digest: Hex = Field(description="EIP-712 digest of the change's on-chain Action (its identity)")
+    status: str = Field(description="voting | decided | confirmed | void")
+    kind: str = Field(description="add | remove | replace | resize")
+    epoch: int = Field(description="the epoch it moves the committee out of")
+    removed: list[Address]
+    added: list[dict[str, Any]] = Field(description="account, publicKey, endpoint, apiUrl of each joining member")
+    threshold: int = Field(description="k of the new committee")
+    deadline: int = Field(description="latest block time the change may execute on chain")
+    votes: int
+    needed: int = Field(description="votes that decide it: k of the current committee")
+    voters: list[Address]
+    decidedSeq: int | None = Field(description="ledger sequence number of the deciding vote")
+    next: dict[str, Any] | None = Field(description="the committee it leads to")
+
+
+class Epoch(_Doc):
+    epoch: int = Field(description="RewardMultisig.epoch() while this committee signs")
+    threshold: int
+    n: int
+    f: int
+    members: list[EpochMember] = Field(description="PBFT order: replica i is members[i]")
+    settlingPaused: bool = Field(description="a change is decided: no new settlement until it executes or "
+                                             "its deadline passes")
+    changes: list[EpochChange]
+    pending: dict[str, Any] | None = Field(description="the confirmed next committee, switched to at the next "
+                                                       "PBFT checkpoint")
+    boundary: int | None = Field(None, description="the PBFT sequence number of the switch, once known")
+    ledgerTime: int
+    ledgerSeq: int
+
+
+class ArchivePage(_Doc):
+    kind: str = Field(description="orders or settlements")
+    rows: list[tuple[int, Hex]] = Field(description="[id, archive blob] in id order: the order's (or settlement's) "
+                                                    "rows, zlib-compressed, as the ledger digest hashes them")

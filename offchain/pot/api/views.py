@@ -471,3 +471,40 @@ def account(ledger: Ledger, address: str, *, limit: int = 50) -> dict[str, Any]:
     return {"address": address, "node": node_view, "member": address in members, "earned": earned,
             "pending": pending, "slashed": slashed, "orderCount": len(orders),
             "orders": orders[:limit], "earnings": earnings[:limit], "slashes": slashes[:limit]}
+
+
+def _members(c) -> list[dict[str, Any]]:
+    return [{"account": m, "publicKey": _h(c.keys[i]) if c.keys and c.keys[i] else None,
+             "endpoint": (c.endpoints[i] or None) if c.endpoints else None,
+             "apiUrl": (c.api_urls[i] or None) if c.api_urls else None} for i, m in enumerate(c.members)]
+
+
+def committee(ledger: Ledger) -> dict[str, Any]:
+    """The current committee (``GET /v1/committee/members``): epoch, k, members with their keys,
+    endpoints and API URLs. Nothing in it moves within an epoch, so honest replicas in the same
+    epoch answer byte for byte alike whatever their ledger height: what ``CommitteeClient``
+    follows a committee change by."""
+    c = ledger.committee()
+    return {"epoch": c.epoch, "threshold": c.threshold, "n": c.n, "f": c.f, "members": _members(c)}
+
+
+def epoch_status(ledger: Ledger) -> dict[str, Any]:
+    """The committee's epoch (docs/COMMITTEE.md): its members (PBFT order, with keys and
+    endpoints), k, whether settling is paused, and every committee change of the epoch with its
+    votes, deadline and status (voting, decided, confirmed, void); ``next``: the committee a
+    confirmed change switches to at the next PBFT checkpoint."""
+    c = ledger.committee()
+    members = _members(c)
+    changes = []
+    for ch in ledger.committee_changes():
+        change, nxt = ch["change"], ch["next"]
+        changes.append({"digest": _h(ch["digest"]), "status": ch["status"], "kind": change.kind.value,
+                        "epoch": change.epoch, "removed": list(change.removed), "added": ch["joins"],
+                        "threshold": change.threshold, "deadline": ch["deadline"], "votes": len(ch["voters"]),
+                        "needed": c.threshold, "voters": ch["voters"], "decidedSeq": ch["decidedSeq"],
+                        "next": None if nxt is None else nxt.as_json()})
+    pending = ledger.pending_committee()
+    return {"epoch": c.epoch, "threshold": c.threshold, "n": c.n, "f": c.f, "members": members,
+            "settlingPaused": any(ch["status"] in ("decided", "confirmed") for ch in changes),
+            "changes": changes, "pending": None if pending is None else pending.as_json(),
+            "ledgerTime": ledger.time, "ledgerSeq": ledger.seq}

@@ -1,4 +1,5 @@
-"""``pot devnet up|status|restart|down|config``: the whole network on this machine, on loopback."""
+"""``pot devnet up|status|restart|replace-aggregator|add-aggregator|down|config``: the whole network
+on this machine, on loopback."""
 
 from __future__ import annotations
 
@@ -101,13 +102,15 @@ def status(root, as_json) -> None:
         click.echo(f"explorer {st['api_urls'][0]}/")
     for p in st["processes"]:
         line = f"  {p['name']:<13} pid {p['pid']:<7} {'alive' if p['alive'] else 'DEAD ':<5}"
+        if p.get("retired"):
+            line += "  replaced (no committee member any more)"
         info = p.get("info")
         if info:
             if "error" in info:
                 line += f"  api: {info['error'][:60]}"
             else:
                 digest = info.get("ledgerDigest") or ""
-                line += (f"  view {info.get('view')}  seq {info.get('lastExecuted')}  ledger seq "
+                line += (f"  epoch {info.get('epoch')}  view {info.get('view')}  seq {info.get('lastExecuted')}  ledger seq "
                          f"{info.get('ledgerSeq')}  digest {digest[:14]}…")
         click.echo(line)
     _print_balances_and_orders(st)
@@ -151,6 +154,56 @@ def restart(node, root, timeout) -> None:
     except DevnetError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{node} restarted: pid {entry['pid']}")
+
+
+def _print_committee(status: dict) -> None:
+    click.echo(f"epoch {status['epoch']}: {len(status['members'])} members, k = {status['threshold']}")
+    for i, m in enumerate(status["members"]):
+        click.echo(f"  {i}  {m['account']}  {m.get('endpoint') or ''}")
+
+
+@group.command("replace-aggregator")
+@click.argument("node")
+@_dir
+@click.option("--timeout", type=float, default=240.0, show_default=True,
+              help="Seconds to wait for the committee to switch to the new epoch.")
+def replace_aggregator(node, root, timeout) -> None:
+    """Replace aggregator NODE (aggregator-N) by a new member: a fresh key (funded and staked), a new
+    data directory and ports, started at once with join = true; every live member votes
+    `propose-member replace`; once the new committee runs, NODE is killed for good. NODE may
+    already be dead (a lost machine); replacing a live one rotates its key."""
+    from pot.devnet import Devnet, DevnetError
+    from pot.devnet.committee import change_committee
+
+    try:
+        status = change_committee(Devnet(root), remove=node, timeout=timeout,
+                                  progress=lambda msg: click.echo(msg, err=True))
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_committee(status)
+
+
+@group.command("add-aggregator")
+@click.option("--count", "-n", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="New members (growing 4 -> 7: --count 3).")
+@click.option("--threshold", "-k", type=int, default=None,
+              help="k of the grown committee (default 2f+1 of its size).")
+@_dir
+@click.option("--timeout", type=float, default=240.0, show_default=True,
+              help="Seconds to wait for the committee to switch to the new epoch.")
+def add_aggregator(count, threshold, root, timeout) -> None:
+    """Grow the committee by COUNT new members in one change: fresh keys (funded and staked), their
+    own data directories and ports, started with join = true; every live member votes
+    `propose-member add`, and the command returns once the grown committee runs."""
+    from pot.devnet import Devnet, DevnetError
+    from pot.devnet.committee import change_committee
+
+    try:
+        status = change_committee(Devnet(root), add=count, threshold=threshold, timeout=timeout,
+                                  progress=lambda msg: click.echo(msg, err=True))
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_committee(status)
 
 
 @group.command()

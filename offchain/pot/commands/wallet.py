@@ -54,13 +54,18 @@ def _save(account, name: str, directory: str | None, password_file: str | None, 
         raise click.BadParameter("a keystore name is a plain file name, e.g. miner", param_hint="NAME")
     path = keystore_dir(directory) / f"{name}.json"
     write_keystore(account, path, _new_password(password_file))
-    doc = {"name": name, "address": account.address, "keystore": str(path)}
+    from pot.pbft.crypto import public_key
+
+    # a committee member's PBFT key is its chain key: `pot aggregator propose-member` takes this
+    doc = {"name": name, "address": account.address, "publicKey": "0x" + public_key(bytes(account.key)).hex(),
+           "keystore": str(path)}
     if show_key:
         doc["privateKey"] = "0x" + bytes(account.key).hex()
     if as_json:
         echo_json(doc)
         return
     click.echo(f"{verb} {name}: {account.address}")
+    click.echo(f"  public key {doc['publicKey']} (what a committee names when it adds this account)")
     click.echo(f"  keystore {path} (encrypted; use it with --keystore {name})")
     if show_key:
         click.echo(f"  private key {doc['privateKey']}  (anyone who sees it owns the account)")

@@ -646,10 +646,12 @@ class Devnet:
         procs = []
         for e in st.get("processes", []):
             row = {"name": e["name"], "role": e.get("role"), "pid": e["pid"], "alive": _alive(e), "log": e["log"]}
-            if e.get("role") == "aggregator":
+            if e.get("retired"):
+                row["retired"] = True  # replaced: no member any more (pot devnet replace-aggregator)
+            elif e.get("role") == "aggregator":
                 try:
                     info = _http_json(e["url"] + "/v1/info", timeout=2.0)
-                    row["info"] = {k: info.get(k) for k in ("replicaId", "view", "lastExecuted", "ledgerSeq",
+                    row["info"] = {k: info.get(k) for k in ("replicaId", "epoch", "view", "lastExecuted", "ledgerSeq",
                                                              "ledgerDigest", "ledgerTime", "primary")}
                 except Exception as exc:  # noqa: BLE001 - a dead or busy replica is part of the status
                     row["info"] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -696,6 +698,8 @@ class Devnet:
         if "error" in status["chain"]:
             out.append(f"chain ({status['chain']['error'][:80]})")
         for p in status["processes"]:
+            if p.get("retired"):
+                continue
             if not p["alive"]:
                 out.append(f"{p['name']} (exited; see {p['log']})")
             elif "error" in p.get("info", {}):
@@ -714,6 +718,8 @@ class Devnet:
         entry = next((e for e in entries if e["name"] == name), None)
         if entry is None:
             raise DevnetError(f"no node {name!r} in this devnet (nodes: {', '.join(e['name'] for e in entries)})")
+        if entry.get("retired"):
+            raise DevnetError(f"{name} was replaced: its key is no committee member any more")
         if entry.get("role") == "chain":
             raise DevnetError("the chain cannot be restarted: Anvil keeps it in memory, a new one would be another "
                               "chain; `pot devnet down` and `pot devnet up` start a new devnet")

@@ -35,7 +35,7 @@ from typing import Any
 
 import click
 
-from pot.api.client import ApiError, CommitteeClient, NoQuorum
+from pot.api.client import ApiClient, ApiError, CommitteeClient, NoQuorum
 from pot.chain.sender import connect
 from pot.devnet.network import Devnet, DevnetConfig, _alive, _http_json, _signal, dev_account
 from pot.protocol import codec
@@ -56,6 +56,9 @@ class SoakConfig:
     verifiers: int = 0
     #: stop and restart replicas during the faulted phase (``pot bench cycle`` runs without)
     faults: bool = True
+    #: instead, change the committee during it (docs/COMMITTEE.md): kill aggregator-3 for good
+    #: and replace it, grow 4 -> 7, rotate aggregator-1's key
+    committee_changes: bool = False
     train_s: int = 16
     reveal_s: int = 8
     validate_s: int = 12
@@ -121,6 +124,9 @@ class Soak:
         self.chain: dict[str, Any] = {}
         self.t0 = 0.0
         self.warm_up: dict[str, Any] = {}
+        #: each epoch's committee as the ledger reported it (GET /v1/epoch): sorted members
+        self.committees: dict[int, list[str]] = {}
+        self.members_check: dict[str, Any] | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -136,13 +142,18 @@ class Soak:
         account = dev_account(self.net.state["accounts"]["client-1"]["index"])
         self.client = build(load_config(ClientConfig, client_path, env={}), account)
         self.api = CommitteeClient(st["api_urls"], timeout=5.0)
+        if cfg.committee_changes:
+            self.worker_pids = self._worker_pids()
+            await self._note_committee()
         await self._warm_up()
         self.views_before = self._views()
         self.t0 = time.monotonic()
         end = cfg.baseline_s + cfg.duration_s
         fault_at = [cfg.baseline_s + cfg.duration_s * k / 6 for k in (1, 4)]
         tasks = [asyncio.create_task(self._place(end)), asyncio.create_task(self._follow(end + cfg.drain_s))]
-        if cfg.faults:
+        if cfg.committee_changes:
+            tasks.append(asyncio.create_task(self._committee_changes(cfg.baseline_s)))
+        elif cfg.faults:
             tasks += [asyncio.create_task(self._fault(at, first=(k == 0))) for k, at in enumerate(fault_at)]
         try:
             await asyncio.gather(*tasks)
@@ -151,6 +162,7 @@ class Soak:
                 t.cancel()
         self.digests = await self._digests_equal()
         self.views_after = self._views()
+        self.members_check = await self._members_at() if self.committees else None
         await self.api.aclose()
         self.chain = await asyncio.to_thread(self._chain_checks)
         return self.report()
@@ -185,13 +197,96 @@ class Soak:
                 "ChallengeManager": c.token.balance_of(c.challenges.address)}
         conservation = (held["OrderBook"] == escrow and held["StakeRegistry"] == stakes
                         and (open_challenges is None or held["ChallengeManager"] == open_challenges))
-        txs = {ev["transactionHash"] for ev in c.multisig.contract.events.SettlementExecuted.get_logs(from_block=start)}
+        executed = c.multisig.contract.events.SettlementExecuted.get_logs(from_block=start)
+        txs = {ev["transactionHash"] for ev in executed}
         gas = sum(self.w3.eth.get_transaction_receipt(h)["gasUsed"] for h in txs)
         paid = sum(len(v) for v in settled.values())
         return {"settled_once": once, "conservation": conservation, "held": held, "escrow_open": escrow,
                 "stakes": stakes, "settlement_txs": len(txs), "settlement_gas": gas,
                 "gas_per_order": round(gas / paid) if paid else None,
                 "not_settled_once": [oid for oid in tracked if len(settled.get(oid, [])) != 1]}
+
+    async def _members_at(self) -> dict[str, Any]:
+        """At every executed settlement: the chain's members and epoch at its block, against the
+        committee the ledger had for the epoch the settlement names."""
+        from pot.chain.clients import Contracts
+        from pot.chain.deployment import Deployment
+
+        c = Contracts(self.w3, Deployment.load(self.net.deployment_file))
+        fn = c.multisig.contract.functions
+        executed = await asyncio.to_thread(c.multisig.contract.events.SettlementExecuted.get_logs,
+                                           from_block=c.deployment.block)
+        rows, bad = [], []
+        for ev in executed:
+            b, nonce = ev["blockNumber"], int(ev["args"]["nonce"])
+            # read from the committee as it is now: the members who joined by state transfer
+            # copied the archive from before they joined (pot.roles.backfill), so f+1 agree
+            doc = await self.api.settlement(nonce)
+            chain = sorted(await asyncio.to_thread(fn.members().call, block_identifier=b))
+            epoch = int(await asyncio.to_thread(fn.epoch().call, block_identifier=b))
+            named = doc["settlement"]["epoch"] if doc else None
+            row = {"nonce": nonce, "block": b, "chain_epoch": epoch, "settlement_epoch": named,
+                   "equal": named == epoch and chain == self.committees.get(named)
+                   and set(doc["signers"]) <= set(chain)}
+            rows.append(row)
+            if not row["equal"]:
+                bad.append(row)
+        # and every live member, the joined ones too, serves the first settlement byte for byte alike
+        first = {}
+        for url in self.net.state["api_urls"]:
+            async with ApiClient(url, timeout=5.0) as one:
+                try:
+                    first[url] = await one.get_raw("/v1/settlements/1")
+                except ApiError as exc:
+                    first[url] = (None, str(exc).encode())
+        alike = len({body for _, body in first.values()}) == 1 and all(st == 200 for st, _ in first.values())
+        return {"equal": bool(rows) and not bad, "settlements": len(rows),
+                "epochs": sorted({r["chain_epoch"] for r in rows}), "unequal": bad, "first_settlement_everywhere": alike,
+                "first_settlement": {u: st for u, (st, _) in first.items()}}
+
+    async def _note_committee(self) -> dict[str, Any]:
+        from pot.roles.epoch_admin import fetch_status
+
+        for url in self.net.state["api_urls"]:
+            try:
+                status = await fetch_status(url)
+            except Exception:  # noqa: BLE001 - a replaced or restarting replica: the next one
+                continue
+            self.committees[status["epoch"]] = sorted(m["account"] for m in status["members"])
+            return status
+        raise RuntimeError("no aggregator answered /v1/epoch")
+
+    def _worker_pids(self) -> dict[str, int]:
+        from pot.devnet.network import WORKER_ROLES
+
+        return {e["name"]: e["pid"] for e in self.net.load()["processes"]
+                if e.get("role") in (*WORKER_ROLES, "client") and _alive(e)}
+
+    def _workers_restarted(self) -> list[str]:
+        """Workers and clients that are not the processes the soak started with (restarted or gone)."""
+        now = self._worker_pids()
+        return sorted(n for n, pid in self.worker_pids.items() if now.get(n) != pid)
+
+    async def _committee_changes(self, at: float) -> None:
+        """The issue-15 sequence while orders run: aggregator-3 is killed for good and replaced by
+        a new key, the committee grows 4 -> 7, aggregator-1's key is rotated."""
+        from pot.devnet.committee import change_committee
+
+        await asyncio.sleep(max(0.0, at - self.now()))
+        victim = next(e for e in self.net.state["processes"] if e["name"] == "aggregator-3")
+        _signal(victim, signal.SIGKILL)
+        self.faults.append({"at": round(self.now(), 1), "what": "kill -9 for good", "node": "aggregator-3"})
+        self.say(f"[{self.now():6.1f}s] aggregator-3 killed for good")
+        for what, kw in (("replaced", {"remove": "aggregator-3"}), ("grown by 3", {"add": 3}),
+                         ("rotated", {"remove": "aggregator-1"})):
+            t = self.now()
+            status = await asyncio.to_thread(change_committee, self.net, progress=lambda m: self.say(f"  {m}"), **kw)
+            self.committees[status["epoch"]] = sorted(m["account"] for m in status["members"])
+            node = kw.get("remove", "committee")
+            self.faults.append({"at": round(self.now(), 1), "what": what, "node": node, "epoch": status["epoch"],
+                                "seconds": round(self.now() - t, 1)})
+            self.say(f"[{self.now():6.1f}s] {node} {what}: epoch {status['epoch']}, {len(status['members'])} members "
+                     f"({self.now() - t:.0f}s)")
 
     async def _warm_up(self, tries: int = 3) -> None:
         """Orders through the whole cycle before the clock starts, until one had every worker in it:
@@ -384,11 +479,22 @@ class Soak:
             "digests": self.digests,
             "chain": self.chain,
             "faults": self.faults,
+            "members_at_settlements": self.members_check,
             "per_order": [{**asdict(o), "latency_s": o.latency, "committee_latency_s": o.committee_latency}
                           for o in self.orders],
         }
-        out["ok"] = bool(all_settled and honest and self.digests.get("equal") and ratio is not None
-                         and ratio <= cfg.target_ratio and len(self.orders) > 0)
+        if cfg.committee_changes:
+            # the workers follow the committee's APIs on their own, never restarted: every order
+            # settled exactly once with every worker in it, conserving tokens, signed by the
+            # committee the chain had
+            chain = self.chain
+            out["workers_restarted"] = self._workers_restarted()
+            out["ok"] = bool(all_settled and honest and self.digests.get("equal") and len(self.orders) > 0
+                             and chain.get("settled_once") and chain.get("conservation")
+                             and (self.members_check or {}).get("equal") and not out["workers_restarted"])
+        else:
+            out["ok"] = bool(all_settled and honest and self.digests.get("equal") and ratio is not None
+                             and ratio <= cfg.target_ratio and len(self.orders) > 0)
         return out
 
 
@@ -411,6 +517,11 @@ def print_report(r: dict[str, Any], echo=click.echo) -> None:
          f"{r['digests'].get('equal')} at ledger seq {r['digests'].get('seq')}")
     for fault in r["faults"]:
         echo(f"  {fault['at']:7.1f}s {fault['what']:<10} {fault['node']}")
+    m = r.get("members_at_settlements")
+    if m is not None:
+        chain = r["chain"]
+        echo(f"settled exactly once: {chain['settled_once']}; conservation: {chain['conservation']}; chain members = "
+             f"the ledger's at all {m['settlements']} settlements (epochs {m['epochs']}): {m['equal']}")
     echo("OK" if r["ok"] else "NOT OK")
 
 
@@ -436,10 +547,15 @@ def run_soak(cfg: SoakConfig, root: str | os.PathLike | None = None, say=print) 
 @click.option("--dir", "root", type=click.Path(file_okay=False), default=None,
               help="Devnet directory (default: a new temporary one).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the report here.")
-def command(duration, baseline, order_every, stop_s, root, json_path) -> None:
+@click.option("--committee-changes", is_flag=True,
+              help="Instead of stopping replicas: kill aggregator-3 for good and replace it, grow the committee "
+                   "4 -> 7 and rotate aggregator-1's key while orders run; checks the chain's members against "
+                   "the ledger's at every settlement.")
+def command(duration, baseline, order_every, stop_s, root, json_path, committee_changes) -> None:
     """Keep a devnet busy for DURATION seconds with one replica stopped and restarted twice; settle
     latency against a fault-free phase, view changes, digests."""
-    cfg = SoakConfig(duration_s=duration, baseline_s=baseline, order_every_s=order_every, stop_s=stop_s)
+    cfg = SoakConfig(duration_s=duration, baseline_s=baseline, order_every_s=order_every, stop_s=stop_s,
+                     committee_changes=committee_changes)
     report = run_soak(cfg, root, say=lambda m: click.echo(m, err=True))
     print_report(report)
     if json_path:

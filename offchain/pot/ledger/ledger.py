@@ -18,11 +18,14 @@ whole, so a batch costs what it changed. A crash loses at most the uncommitted b
 is a second file (``archive_path``), written first in a batch that archives: a replica that
 rebuilds its working state from a snapshot keeps its archive.
 
-Digest. Every working row is hashed (blake2b of its canonical text); the digest adds those
-hashes mod 2**256, updated per changed row, and each archived order or settlement adds the hash
-of its archive row once. A checkpoint digest therefore costs O(1), and a snapshot (PBFT state
-transfer) is the working rows' cached texts joined, plus the archive's accumulated hash and the
-archived id ranges.
+Digest. Every working row is hashed (SHAKE256 of its canonical text, 4096 bits); one accumulator
+adds those hashes mod 2**4096, updated per changed row; a second adds the hash of each archived
+order's or settlement's archive row once, a third each archived id. The digest hashes the three
+apart (the archive's travels in a snapshot header: summed with the others, a peer could move a
+row change into it), so a checkpoint digest costs O(1), and a snapshot (PBFT state transfer) is
+the working rows' cached texts joined, plus the archive's accumulated hash and the archived id
+ranges. The width resists generalized-birthday (k-sum) forgeries: about 2**128 work, where
+2**256 would give about 2**32.
 """
 
 from __future__ import annotations
@@ -35,26 +38,28 @@ import logging
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_utils import to_checksum_address
 
 from pot.ledger import records as R
-from pot.ledger.records import (ChainRefRow, ChainVoteRow, ChallengeRow, ClaimRow, NodeRow, OrderRow, RevealRow,
-                                SeenRow, SettlementRow, SigRow, Status, VCommitRow, VerifiedRow, VoteRow,
-                                VRevealRow, key_of, row_text)
+from pot.ledger.records import (ChainRefRow, ChainVoteRow, ChallengeRow, ChangeRow, ChangeStatus, ChangeVoteRow,
+                                ClaimRow, EpochRow, MemberRow, NodeRow, OrderRow, RevealRow, SeenRow, SettlementRow,
+                                SigRow, Status, VCommitRow, VerifiedRow, VoteRow, VRevealRow, key_of, row_text)
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.committee import max_faulty
 from pot.protocol.eip712 import Domain, recover_digest
+from pot.protocol.epoch import (MAX_CHANGE_WINDOW, Committee, EpochError, Joining, MemberChange, next_seated,
+                                vote_change)
 from pot.protocol.finalize import OrderCycle, Params, disputed_models, plan
 from pot.protocol.ids import claim_commitment, validation_commitment
 from pot.protocol.settlement import Settlement, settlement_from_json, settlement_to_json
 from pot.protocol.timeline import Phase, Timeline, phase, t3_valid, timeline
 from pot.protocol.types import Reason, Result, address_bytes, checksum
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 6
 
 log = logging.getLogger("pot.ledger")
 
@@ -67,7 +72,12 @@ FINAL_REASONS = frozenset({
     Reason.MALFORMED, Reason.BAD_SIGNATURE, Reason.WRONG_WINDOW, Reason.UNKNOWN_ORDER, Reason.NOT_ENOUGH_STAKE,
     Reason.REPLAY, Reason.NOT_AUTHORIZED, Reason.DUPLICATE, Reason.ORDER_CLOSED, Reason.INVALID, Reason.TOO_LARGE})
 
-_MASK = (1 << 256) - 1
+#: The digest's accumulators are sums of row hashes mod 2^4096 (AdHash). Sums mod 2^256 fall to
+#: Wagner's generalized birthday attack in about 2^(2*sqrt(256)) = 2^32 steps when the forger may
+#: vary many rows (a state-transfer peer may); 4096 bits put it near 2^128.
+_ACC_BITS = 4096
+_ACC_BYTES = _ACC_BITS // 8
+_MASK = (1 << _ACC_BITS) - 1
 _CHAIN_EVENTS = frozenset(T.CHAIN_EVENTS)
 _ACTIVE = (Status.OPEN, Status.VERIFYING)
 
@@ -81,7 +91,15 @@ def _canonical(obj: Any) -> bytes:
 
 
 def _hash(text: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(text, digest_size=32).digest(), "big")
+    return int.from_bytes(hashlib.shake_256(text).digest(_ACC_BYTES), "big")
+
+
+def _digest(config_hash: bytes, seq: int, time: int, next_nonce: int, work: int, archive: int, ids: int) -> bytes:
+    # Each accumulator is bound on its own: the archive's travels in a snapshot's header, and were
+    # it added to the working rows' a peer could move any row change into it.
+    return hashlib.sha256(config_hash + seq.to_bytes(8, "big") + time.to_bytes(8, "big") + next_nonce.to_bytes(8, "big")
+                          + work.to_bytes(_ACC_BYTES, "big") + archive.to_bytes(_ACC_BYTES, "big")
+                          + ids.to_bytes(_ACC_BYTES, "big")).digest()
 
 
 def _make(cls: type, **fields: Any) -> Any:
@@ -93,7 +111,13 @@ def _make(cls: type, **fields: Any) -> Any:
 
 @dataclass(frozen=True)
 class LedgerConfig:
-    """What every replica must share: deployment domains, the committee and the parameters."""
+    """What every replica must share: deployment domains, the committee and the parameters.
+
+    The ledger's identity (what its files and snapshots are bound to: ``identity_json``) is the
+    deployment and the parameters. The committee fields (``committee``, ``threshold``, ``epoch``,
+    ``member_keys``, ``member_endpoints``, ``member_api_urls``) only seed a fresh ledger: from then
+    on the committee is replicated state that committee changes move (docs/COMMITTEE.md), and
+    ``Ledger.config`` carries the current one."""
     chain_id: int
     order_book: str
     reward_multisig: str
@@ -106,6 +130,13 @@ class LedgerConfig:
     attested_chain_events: bool = False
     #: RewardMultisig's membership epoch the committee signs settlements for (1 after deployment)
     epoch: int = 1
+    #: each member's compressed public key and PBFT ``host:port``, in ``committee`` order (what a
+    #: committee change hands PBFT); empty where the ledger runs without PBFT
+    member_keys: tuple[bytes, ...] = ()
+    member_endpoints: tuple[str, ...] = ()
+    #: each member's public API URL, in ``committee`` order (what workers follow: GET
+    #: /v1/committee/members); empty, or empty entries, where unknown
+    member_api_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         committee = tuple(to_checksum_address(m) for m in self.committee)
@@ -116,6 +147,11 @@ class LedgerConfig:
             object.__setattr__(self, "threshold", self.quorum)
         if not 1 <= self.threshold <= max(len(committee), 1):
             raise ValueError("threshold must be in [1, n]")
+        for name in ("member_keys", "member_endpoints", "member_api_urls"):
+            v = tuple(getattr(self, name))
+            if v and len(v) != len(committee):
+                raise ValueError(f"{name} must have one entry per committee member")
+            object.__setattr__(self, name, v)
 
     @property
     def f(self) -> int:
@@ -140,9 +176,13 @@ class LedgerConfig:
         return Domain.multisig(self.chain_id, self.reward_multisig)
 
     def as_json(self) -> dict[str, Any]:
+        return {**self.identity_json(), "committee": list(self.committee), "threshold": self.threshold,
+                "epoch": self.epoch}
+
+    def identity_json(self) -> dict[str, Any]:
+        """What a ledger's files and snapshots are bound to: not the committee, which changes."""
         return {"chainId": self.chain_id, "orderBook": to_checksum_address(self.order_book),
                 "rewardMultisig": to_checksum_address(self.reward_multisig),
-                "committee": list(self.committee), "threshold": self.threshold, "epoch": self.epoch,
                 "attestedChainEvents": self.attested_chain_events, "params": self.params.as_json()}
 
 
@@ -361,6 +401,13 @@ class IdRanges:
             self.lo.insert(i, x)
             self.hi.insert(i, x)
 
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(zip(self.lo, self.hi))
+
+    def count(self) -> int:
+        return sum(b - a + 1 for a, b in zip(self.lo, self.hi))
+
     def __iter__(self) -> Iterator[int]:
         for a, b in zip(self.lo, self.hi):
             yield from range(a, b + 1)
@@ -382,6 +429,20 @@ class IdRanges:
         return cls(pairs)
 
 
+@dataclass(frozen=True)
+class ArchiveTarget:
+    """``Ledger.archive_target``: what the archive file at ``path`` must hold."""
+
+    path: str
+    acc: int                       # the sum of every archived blob's ``archive_term``
+    orders: IdRanges               # the archived order ids
+    next_nonce: int                # executed settlements: the nonces below it that are not
+    pending: frozenset[int]        # still pending
+
+    def settlement_nonces(self) -> Iterator[int]:
+        return (n for n in range(1, self.next_nonce) if n not in self.pending)
+
+
 def archive_path(path: str) -> str:
     """The archive's file beside the ledger file ``path``."""
     return path + "-archive"
@@ -389,6 +450,69 @@ def archive_path(path: str) -> str:
 
 def _id_term(order_id: int) -> int:
     return _hash(b"archived-order" + order_id.to_bytes(32, "big"))
+
+
+def archive_term(kind: str, blob: bytes) -> int:
+    """What an archived order's (``kind="order"``) or settlement's blob adds to the digest."""
+    return _hash(kind.encode() + blob)
+
+
+def order_from_blob(blob: bytes, max_bytes: int | None = None) -> OrderState:
+    """An archived order's records back from its blob. ``max_bytes`` bounds what a foreign blob
+    may decompress to (ValueError past it, or for a blob that is no archived order)."""
+    rows = [R.parse_row(line) for line in _inflate(blob, max_bytes).split(b"\n")]
+    if not rows or type(rows[0]) is not OrderRow:
+        raise ValueError("blob does not start with an order row")
+    st = OrderState(rows[0], codec.decode(rows[0].wire))
+    for r in rows[1:]:
+        if type(r) not in (ClaimRow, RevealRow, VRevealRow, ChallengeRow, VerifiedRow) or r[0] != st.row.order_id:
+            raise ValueError(f"blob of order {st.row.order_id} holds a {type(r).__name__} of another order")
+        st.add(r)
+    for vals in st.vals_by_mid.values():
+        vals.sort(key=lambda v: v.seq)
+    return st
+
+
+def settlement_from_blob(blob: bytes, max_bytes: int | None = None) -> SettlementState:
+    """An executed settlement back from its archive blob (ValueError as ``order_from_blob``)."""
+    rows = [R.parse_row(line) for line in _inflate(blob, max_bytes).split(b"\n")]
+    if not rows or type(rows[0]) is not SettlementRow:
+        raise ValueError("blob does not start with a settlement row")
+    st = SettlementState(rows[0])
+    for r in rows[1:]:
+        if type(r) is not SigRow or r.nonce != st.row.nonce:
+            raise ValueError(f"blob of settlement {st.row.nonce} holds a row of another kind or nonce")
+        st.sigs[r.signer] = r.signature
+    return st
+
+
+def _inflate(blob: bytes, max_bytes: int | None) -> bytes:
+    if max_bytes is None:
+        return zlib.decompress(blob)
+    d = zlib.decompressobj()
+    out = d.decompress(blob, max_bytes + 1)
+    if len(out) > max_bytes or d.unconsumed_tail:
+        raise ValueError(f"blob inflates past {max_bytes} bytes")
+    if not d.eof:
+        raise ValueError("blob is truncated")
+    return out
+
+
+def archived_order_index(st: OrderState, blob: bytes) -> tuple[tuple, list[tuple], list[tuple]]:
+    """An archived order's ``archive_orders`` row and what it adds to the ``models`` and
+    ``archive_accounts`` indexes: the ledger writes them when it archives the order, a backfill
+    from the blob alone."""
+    oid = st.row.order_id
+    row = (oid, st.row.status, st.row.cancelled, address_bytes(st.order.client), st.row.nonce, blob)
+    models = [(r.mid, r.model_cid) for r in sorted(st.reveals.values(), key=lambda r: r.seq)]
+    accounts = {address_bytes(st.order.client), *st.claims, *(v for v, _mid in st.vreveals), *st.challenges}
+    return row, models, [(a, oid) for a in sorted(accounts)]
+
+
+def archived_settlement_accounts(row: SettlementRow) -> list[tuple]:
+    """The members an executed settlement paid the tax to, by order: their part of /v1/accounts."""
+    batch = settlement_from_json(json.loads(row.body))
+    return [(address_bytes(m), o.order_id) for m in batch.members for o in batch.orders]
 
 
 # --- the ledger -----------------------------------------------------------------------------
@@ -422,11 +546,11 @@ class Ledger:
 
     def __init__(self, config: LedgerConfig, path: str | None = None, *,
                  write_hook: Callable[[str], None] | None = None) -> None:
-        self.config = config
+        self.config = self._base_config = config
         self._members = frozenset(address_bytes(m) for m in config.committee)
         self._attested = config.attested_chain_events
         self._domain = config.message_domain
-        self._config_json = _canonical(config.as_json())
+        self._config_json = _canonical(config.identity_json())
         self._config_hash = hashlib.sha256(self._config_json).digest()
         self._hook = write_hook or (lambda point: None)
         self._path = path
@@ -449,13 +573,24 @@ class Ledger:
             db.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("config", self._config_json), ("version", SCHEMA_VERSION), ("seq", 0), ("time", 0),
                 ("next_nonce", 1), ("archived", ""), ("acc_archive", "0"), ("acc_ids", "0")])
+            # the genesis committee: replicated state from here on
+            for row in self._genesis_rows(config):
+                db.execute(f"INSERT INTO {type(row).TABLE} VALUES ({','.join('?' * len(row))})", R.to_sql(row))
             db.execute("COMMIT")
-        elif bytes(row[0]) != self._config_json:
-            raise ValueError(f"ledger database {path} belongs to another configuration")
         elif db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0] != SCHEMA_VERSION:
             raise ValueError(f"ledger database {path} has another schema version (this is {SCHEMA_VERSION}); "
                              f"start this replica from a fresh ledger file and let it catch up from its peers")
+        elif bytes(row[0]) != self._config_json:
+            raise ValueError(f"ledger database {path} belongs to another configuration")
         self._load()
+
+    @staticmethod
+    def _genesis_rows(config: LedgerConfig) -> list[tuple]:
+        n = len(config.committee)
+        keys, eps = config.member_keys or (b"",) * n, config.member_endpoints or ("",) * n
+        urls = config.member_api_urls or ("",) * n
+        return [EpochRow(config.epoch, config.threshold)] + [
+            MemberRow(i, address_bytes(m), keys[i], eps[i], urls[i]) for i, m in enumerate(config.committee)]
 
     @staticmethod
     def _connect(path: str | None) -> sqlite3.Connection:
@@ -472,6 +607,9 @@ class Ledger:
         if row is None:
             db.executemany("INSERT INTO meta VALUES (?, ?)", [("config", self._config_json),
                                                              ("version", SCHEMA_VERSION)])
+        elif db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0] != SCHEMA_VERSION:
+            raise ValueError(f"ledger {what} {archive_path(self._path or '')} has another schema version (this is "
+                             f"{SCHEMA_VERSION}); move it away and let the replica catch up from its peers")
         elif bytes(row[0]) != self._config_json:
             raise ValueError(f"ledger {what} {archive_path(self._path or '')} belongs to another configuration")
 
@@ -488,6 +626,10 @@ class Ledger:
         self._chain_open: dict[bytes, int] | _Overlay = {}
         self._chain_refs: dict[bytes, int] | _Overlay = {}
         self._mids: dict[bytes, str] | _Overlay = {}          # mid -> first link, open orders
+        self._changes: dict[bytes, ChangeRow] | _Overlay = {}     # Action digest -> committee change
+        self._change_votes: dict[bytes, dict[bytes, ChangeVoteRow]] | _Overlay = {}  # digest -> voter -> vote
+        self._seats: dict[int, MemberRow] = {}
+        self._epoch_row: EpochRow | None = None
         self._archived = IdRanges()
         self._due: list[tuple[int, int]] = []
         self._rows: dict[tuple, bytes] = {}       # key -> the row's canonical text
@@ -543,11 +685,23 @@ class Ledger:
                 self._chain_open[row.replica] = self._chain_open.get(row.replica, 0) + 1
             elif kind is ChainRefRow:
                 self._chain_refs[row.ref] = row.order_id
+            elif kind is EpochRow:
+                if self._epoch_row is not None:
+                    raise ValueError("two epoch rows")
+                self._epoch_row = row
+            elif kind is MemberRow:
+                self._seats[row.position] = row
+            elif kind is ChangeRow:
+                self._changes[row.digest] = row
             else:
                 later.append(row)
         for row in later:
             if type(row) is SigRow:
                 self._settlements[row.nonce].sigs[row.signer] = row.signature
+            elif type(row) is ChangeVoteRow:
+                if row.digest not in self._changes:
+                    raise ValueError("a vote for a committee change that is not in the ledger")
+                self._change_votes.setdefault(row.digest, {})[row.voter] = row
             else:
                 st = self._open.get(row.order_id)
                 if st is None:
@@ -560,6 +714,24 @@ class Ledger:
             for rows_ in st.vals_by_mid.values():
                 rows_.sort(key=lambda v: v.seq)
             self._schedule(st, self._due_time(st))
+        self._sync_config()
+
+    def _sync_config(self) -> None:
+        """``config`` (and the member set) from the committee rows: the current epoch's committee."""
+        if self._epoch_row is None:
+            raise ValueError("the ledger holds no committee (epoch row missing)")
+        seats = [self._seats[i] for i in range(len(self._seats))] if set(self._seats) == set(
+            range(len(self._seats))) else None
+        if not seats:
+            raise ValueError("the committee's member rows are not positions 0..n-1")
+        keys = tuple(r.public_key for r in seats)
+        eps = tuple(r.endpoint for r in seats)
+        urls = tuple(r.api_url for r in seats)
+        self.config = replace(self._base_config, committee=tuple(checksum(r.account) for r in seats),
+                              threshold=self._epoch_row.threshold, epoch=self._epoch_row.epoch,
+                              member_keys=keys if any(keys) else (), member_endpoints=eps if any(eps) else (),
+                              member_api_urls=urls if any(urls) else ())
+        self._members = frozenset(r.account for r in seats)
 
     def _put(self, row: tuple) -> None:
         """Record a new or changed row: its digest term and the write of the open transaction."""
@@ -657,6 +829,8 @@ class Ledger:
         scratch._chain_open = _Overlay(self._chain_open)
         scratch._chain_refs = _Overlay(self._chain_refs)
         scratch._mids = _Overlay(self._mids)
+        scratch._changes = _Overlay(self._changes)
+        scratch._change_votes = _Overlay(self._change_votes, dict)
         scratch._archived = self._archived.copy()
         scratch._due = list(self._due)
         scratch._journal = []
@@ -907,14 +1081,20 @@ class Ledger:
             raise _Reject(Reason.DUPLICATE, f"{m.replica} already submitted a result for {_h(m.mid)}")
         votes[replica] = m.score
         self._put(VoteRow(m.order_id, m.mid, replica, m.score))
-        if sum(1 for s in votes.values() if s == m.score) >= self.config.quorum:
-            st.verified[m.mid] = m.score
-            self._put(VerifiedRow(m.order_id, m.mid, m.score))
-            self._set_order(st, pending=b"".join(x for x in st.pending if x != m.mid))
-            if not st.row.pending:
-                self._schedule(st, t)
+        if self._verify_stands(st, m.mid, m.score, t):
             return Result.accepted(f"PoT.Verify result {m.score} stands ({self.config.quorum} replicas)")
         return Result.accepted("vote recorded")
+
+    def _verify_stands(self, st: OrderState, mid: bytes, score: int, t: int) -> bool:
+        """Whether ``score`` has a quorum of votes for ``mid``; it then stands."""
+        if sum(1 for s in st.votes.get(mid, {}).values() if s == score) < self.config.quorum:
+            return False
+        st.verified[mid] = score
+        self._put(VerifiedRow(st.row.order_id, mid, score))
+        self._set_order(st, pending=b"".join(x for x in st.pending if x != mid))
+        if not st.row.pending:
+            self._schedule(st, t)
+        return True
 
     def _chain_attestation(self, m: T.ChainAttestation, replica: bytes, digest: bytes, sig: bytes,
                            t: int) -> Result:
@@ -963,11 +1143,12 @@ class Ledger:
             self._delete((ChainVoteRow, ref, member))
         self._chain_votes.pop(ref, None)
         # the ref stays in the working state while its order is open (it leaves with the order);
-        # a stake change's ref stays for ever: replaying an old stake would roll a stake back
+        # a stake change's ref stays for ever: replaying an old stake would roll a stake back (and
+        # a committee change's too: they are few)
         oid = getattr(op, "order_id", None)
         if oid is None and type(op) is T.OrderPlaced:
             oid = op.order.order_id
-        if type(op) is T.StakeChanged:
+        if type(op) in (T.StakeChanged, T.EpochChanged):
             self._chain_refs[ref] = 0
             self._put(ChainRefRow(ref, 0))
         elif oid is not None and oid in self._open:
@@ -1007,6 +1188,225 @@ class Ledger:
         st.sigs[signer] = op.signature
         self._put(SigRow(op.nonce, signer, op.signature))
         return Result.accepted(f"{len(st.sigs)}/{self.config.threshold} signatures")
+
+    # --- committee changes (docs/COMMITTEE.md) ----------------------------------------------
+
+    def _member_vote(self, m: T.MemberVote, voter: bytes, digest: bytes, sig: bytes, t: int) -> Result:
+        cfg = self.config
+        if voter not in self._members:
+            raise _Reject(Reason.NOT_AUTHORIZED, f"{m.voter} is not a member of epoch {cfg.epoch}")
+        if m.epoch != cfg.epoch:
+            raise _Reject(Reason.INVALID, f"the vote is for a change out of epoch {m.epoch}; the committee is in "
+                          f"epoch {cfg.epoch}")
+        try:
+            change, joins = vote_change(m)
+            nxt = next_seated(self.committee(), change, joins)
+        except EpochError as exc:
+            raise _Reject(Reason.INVALID, str(exc)) from None
+        if change.deadline <= t:
+            raise _Reject(Reason.WRONG_WINDOW, f"the change's deadline {change.deadline} is not after the ledger "
+                          f"time {t}")
+        if change.deadline > t + MAX_CHANGE_WINDOW:
+            raise _Reject(Reason.INVALID, f"the change's deadline {change.deadline} is more than "
+                          f"{MAX_CHANGE_WINDOW} s after the ledger time {t} (a decided change pauses settling "
+                          f"until it executes or its deadline passes)")
+        action_digest = change.action(cfg.reward_multisig).digest(cfg.multisig_domain)
+        try:
+            ok = len(m.action_signature) == 65 and recover_digest(action_digest, m.action_signature) == voter
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _Reject(Reason.BAD_SIGNATURE, f"action_signature is not {m.voter}'s signature of the change's "
+                          f"Action for RewardMultisig {cfg.reward_multisig}")
+        votes = self._change_votes.get(action_digest, {})
+        mine = votes.get(voter)
+        if mine is not None and mine.signature == m.action_signature:
+            raise _Reject(Reason.REPLAY, "this exact vote was already accepted")
+        if mine is not None:
+            raise _Reject(Reason.DUPLICATE, f"{m.voter} already voted for this change")
+        for c in self._changes.values():
+            if c.status in (ChangeStatus.DECIDED, ChangeStatus.CONFIRMED):
+                raise _Reject(Reason.NOT_PENDING, f"change 0x{c.digest.hex()} of epoch {cfg.epoch} is already "
+                              f"{ChangeStatus(c.status).label}: no other vote counts until it executes, or its "
+                              f"deadline {c.deadline} passes unconfirmed")
+            if voter in self._change_votes.get(c.digest, {}) and c.status == ChangeStatus.VOTING and c.deadline >= t:
+                raise _Reject(Reason.DUPLICATE, f"{m.voter} already voted for change 0x{c.digest.hex()} of epoch "
+                              f"{cfg.epoch}: one open vote per member, it lapses after its deadline {c.deadline}")
+        body = _canonical({"change": change.as_json(), "joins": [j.as_json() for j in joins]}).decode()
+        row = self._changes.get(action_digest)
+        if row is None:
+            row = ChangeRow(action_digest, cfg.epoch, body, change.deadline, int(ChangeStatus.VOTING), None)
+        elif row.body != body:
+            raise _Reject(Reason.INVALID, "this change is open with other joining members' keys or endpoints: "
+                          "vote for it as it stands, or propose it again with another deadline")
+        vote = ChangeVoteRow(action_digest, voter, m.action_signature, self.seq + 1)
+        votes = self._change_votes.setdefault(action_digest, {})
+        votes[voter] = vote
+        self._put(vote)
+        what = f"{change.kind.value} change 0x{action_digest.hex()[:16]}… to epoch {nxt.epoch}"
+        if len(votes) >= cfg.threshold:
+            row = row._replace(status=int(ChangeStatus.DECIDED), decided_seq=self.seq + 1)
+            self._changes[action_digest] = row
+            self._put(row)
+            return Result.accepted(f"{what} decided ({len(votes)}/{cfg.threshold} votes): no new settlement until "
+                                   f"it executes on chain, or its deadline {change.deadline} passes")
+        self._changes[action_digest] = row
+        self._put(row)
+        return Result.accepted(f"vote {len(votes)}/{cfg.threshold} for {what}")
+
+    def _epoch_changed(self, op: T.EpochChanged, t: int) -> Result:
+        cur = self.config.epoch
+        if op.epoch <= cur:
+            raise _Reject(Reason.DUPLICATE, f"the committee is in epoch {cur} already")
+        if op.epoch != cur + 1 or len(op.members) % 20:
+            raise _Reject(Reason.INVALID, f"epoch {op.epoch} does not follow the ledger's epoch {cur}")
+        accounts = op.accounts
+        for c in sorted(self._changes.values(), key=lambda c: c.digest):
+            if c.status == ChangeStatus.VOTING:
+                continue
+            nxt = self._next_of(c)
+            if not nxt.same_members(accounts, op.threshold):
+                continue
+            if c.status == ChangeStatus.CONFIRMED:
+                raise _Reject(Reason.DUPLICATE, f"epoch {op.epoch} is already confirmed")
+            # A void change confirmed by the chain counts all the same: the chain decides by block
+            # time and its event reaches the ledger only past the confirmation depth.
+            row = self._changes[c.digest] = c._replace(status=int(ChangeStatus.CONFIRMED))
+            self._put(row)
+            return Result.accepted(f"epoch {op.epoch} confirmed on chain ({nxt.n} members, k = {nxt.threshold}): "
+                                   f"takes effect at the next PBFT checkpoint")
+        raise _Reject(Reason.INVALID, f"the chain's committee of epoch {op.epoch} ({len(accounts)} members, "
+                      f"k = {op.threshold}) is no change this ledger decided; it stays in epoch {cur}")
+
+    def _next_of(self, c: ChangeRow) -> Committee:
+        doc = json.loads(c.body)
+        joins = tuple(Joining.from_json(j) for j in doc["joins"])
+        return next_seated(self.committee(), MemberChange.from_json(doc["change"]), joins)
+
+    def _settling_paused(self) -> bool:
+        return any(c.status in (ChangeStatus.DECIDED, ChangeStatus.CONFIRMED) for c in self._changes.values())
+
+    def _lapse_changes(self, t: int) -> list[str]:
+        """A decided change whose deadline passed unconfirmed is void (settling resumes); an
+        undecided one is dropped with its votes (its voters may vote again)."""
+        out = []
+        for c in sorted(self._changes.values(), key=lambda c: c.digest):
+            if c.deadline >= t:
+                continue
+            if c.status == ChangeStatus.DECIDED:
+                row = self._changes[c.digest] = c._replace(status=int(ChangeStatus.VOID))
+                self._put(row)
+                out.append(f"change 0x{c.digest.hex()[:16]}… void")
+            elif c.status == ChangeStatus.VOTING:
+                self._drop_change(c)
+        return out
+
+    def _drop_change(self, c: ChangeRow) -> None:
+        del self._changes[c.digest]
+        self._delete((ChangeRow, c.digest))
+        for voter in self._change_votes.pop(c.digest, {}):
+            self._delete((ChangeVoteRow, c.digest, voter))
+
+    def committee(self) -> Committee:
+        """The current epoch's committee (PBFT order) with each member's key, endpoint and API URL."""
+        cfg = self.config
+        return Committee(cfg.epoch, cfg.committee, cfg.threshold, cfg.member_keys, cfg.member_endpoints,
+                         cfg.member_api_urls)
+
+    def pending_committee(self) -> Committee | None:
+        """The next committee once the chain confirmed the decided change (``EpochReplica``
+        switches to it at the next checkpoint); None before."""
+        for c in self._changes.values():
+            if c.status == ChangeStatus.CONFIRMED:
+                return self._next_of(c)
+        return None
+
+    def activate_committee(self) -> Committee:
+        """Switch to the confirmed change's committee (``EpochReplica`` calls it inside the
+        replicated state, at the same point on every replica): settlements are signed for the new
+        epoch by its members from now on, and every unexecuted one of an earlier epoch is issued
+        again for it (same nonce and items, so at most one version ever executes). Durable."""
+        nxt = self.pending_committee()
+        if nxt is None:
+            raise RuntimeError("no confirmed committee change to activate")
+        old = self.config
+        try:
+            self._delete((EpochRow, old.epoch))
+            for pos in range(len(old.committee)):
+                self._delete((MemberRow, pos))
+            self._epoch_row = EpochRow(nxt.epoch, nxt.threshold)
+            self._put(self._epoch_row)
+            self._seats = {i: MemberRow(i, address_bytes(m), nxt.keys[i] if nxt.keys else b"",
+                                        nxt.endpoints[i] if nxt.endpoints else "",
+                                        nxt.api_urls[i] if nxt.api_urls else "")
+                           for i, m in enumerate(nxt.members)}
+            for row in self._seats.values():
+                self._put(row)
+            for c in list(self._changes.values()):
+                self._drop_change(c)
+            gone = self._members - {address_bytes(m) for m in nxt.members}
+            self._sync_config()
+            self._forget_members(gone)
+            reissued = [n for n in sorted(self._settlements)
+                        if json.loads(self._settlements[n].row.body)["epoch"] != nxt.epoch]
+            for nonce in reissued:
+                self._reissue(self._settlements[nonce], self.time)
+            self._commit()
+        except BaseException:
+            for db in (self._arc, self._db):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            self._load()
+            raise
+        log.info("committee epoch %d: %d members, k = %d; settlements re-issued: %s", nxt.epoch, nxt.n,
+                 nxt.threshold, reissued)
+        return nxt
+
+    def _forget_members(self, gone: frozenset[bytes] | set[bytes]) -> None:
+        """Votes and attestations of members who left count no more (the quorums are the new
+        committee's); a PoT.Verify result the remaining votes now carry stands."""
+        if not gone:
+            return
+        for oid in sorted(self._open):
+            st = self._open[oid]
+            for mid in sorted(st.votes):
+                votes = st.votes[mid]
+                for replica in sorted(gone & votes.keys()):
+                    del votes[replica]
+                    self._delete((VoteRow, oid, mid, replica))
+                if st.row.status == Status.VERIFYING and mid in st.pending and votes:
+                    self._verify_stands(st, mid, max(votes.values(), key=lambda s: (
+                        sum(1 for x in votes.values() if x == s), s)), self.time)
+        for ref in sorted(self._chain_votes):
+            votes = self._chain_votes[ref]
+            for replica in sorted(gone & votes.keys()):
+                del votes[replica]
+                self._delete((ChainVoteRow, ref, replica))
+                left = self._chain_open[replica] - 1
+                if left:
+                    self._chain_open[replica] = left
+                else:
+                    del self._chain_open[replica]
+            if not votes:
+                del self._chain_votes[ref]
+
+    def committee_changes(self) -> list[dict[str, Any]]:
+        """The current epoch's committee changes with their votes (voters sorted ascending, with
+        their Action signatures): what the settler executes and ``pot aggregator epoch`` shows."""
+        out = []
+        for c in sorted(self._changes.values(), key=lambda c: (-c.status, c.digest)):
+            doc = json.loads(c.body)
+            change = MemberChange.from_json(doc["change"])
+            votes = sorted(self._change_votes.get(c.digest, {}).values(), key=lambda v: v.voter)
+            try:
+                nxt = self._next_of(c)
+            except EpochError:  # pragma: no cover - checked when the first vote came in
+                nxt = None
+            out.append({"digest": c.digest, "status": ChangeStatus(c.status).label, "change": change,
+                        "action": change.action(self.config.reward_multisig), "joins": doc["joins"],
+                        "next": nxt, "deadline": c.deadline, "decidedSeq": c.decided_seq,
+                        "voters": [checksum(v.voter) for v in votes], "signatures": [v.signature for v in votes]})
+        return out
 
     # --- chain events -----------------------------------------------------------------------
 
@@ -1121,14 +1521,13 @@ class Ledger:
         rows = st.rows()
         head = row_text(next(rows))
         blob = zlib.compress(b"\n".join([head, *(texts.get(key_of(r)) or row_text(r) for r in rows)]), 1)
-        self._acc_archive = (self._acc_archive + _hash(b"order" + blob)) & _MASK
+        self._acc_archive = (self._acc_archive + archive_term("order", blob)) & _MASK
         self._acc_ids = (self._acc_ids + _id_term(oid)) & _MASK
         self._meta_dirty = True
-        self._out_orders.append((oid, int(status), st.row.cancelled, address_bytes(st.order.client), st.row.nonce,
-                                 blob))
-        self._out_models += [(r.mid, r.model_cid) for r in sorted(st.reveals.values(), key=lambda r: r.seq)]
-        accounts = {address_bytes(st.order.client), *st.claims, *(v for v, _mid in st.vreveals), *st.challenges}
-        self._out_accounts += [(a, oid) for a in sorted(accounts)]
+        row, models, accounts = archived_order_index(st, blob)
+        self._out_orders.append(row)
+        self._out_models += models
+        self._out_accounts += accounts
         self._delete((OrderRow, oid))
         for miner in st.claims:
             self._delete((ClaimRow, oid, miner))
@@ -1162,12 +1561,10 @@ class Ledger:
             return
         rows = [st.row] + [SigRow(nonce, s, sig) for s, sig in sorted(st.sigs.items())]
         blob = zlib.compress(b"\n".join(row_text(r) for r in rows), 1)
-        self._acc_archive = (self._acc_archive + _hash(b"settlement" + blob)) & _MASK
+        self._acc_archive = (self._acc_archive + archive_term("settlement", blob)) & _MASK
         self._meta_dirty = True
         self._out_settlements.append((nonce, blob))
-        # the members the batch paid the tax to, by order: their part of /v1/accounts
-        batch = settlement_from_json(json.loads(st.row.body))
-        self._out_accounts += [(address_bytes(m), o.order_id) for m in batch.members for o in batch.orders]
+        self._out_accounts += archived_settlement_accounts(st.row)
         self._delete((SettlementRow, nonce))
         for s in st.sigs:
             self._delete((SigRow, nonce, s))
@@ -1176,6 +1573,13 @@ class Ledger:
 
     def _tick(self, op: T.Tick, t: int) -> Result:
         params = self.config.params
+        lapsed = self._lapse_changes(t) if self._changes else []
+        if self._settling_paused():
+            # between a change's decision and the switch to its committee the ledger signs nothing
+            # new: the chain may move to the new committee at any block
+            return Result.accepted("tick; settling paused: a committee change is decided")
+        if lapsed:
+            log.info("committee changes lapsed: %s", lapsed)
         reissued = self._reissue_expired(t)
         due: set[int] = set()
         while self._due and self._due[0][0] <= t:
@@ -1231,17 +1635,21 @@ class Ledger:
             st = self._settlements[nonce]
             if st.row.deadline >= t:
                 continue
-            settlement = settlement_from_json(json.loads(st.row.body)).with_terms(
-                epoch=self.config.epoch, deadline=t + self.config.params.settlement_ttl)
-            st.row = st.row._replace(body=_canonical(settlement_to_json(settlement)).decode(),
-                                     digest=settlement.digest(self.config.multisig_domain),
-                                     deadline=settlement.deadline)
-            self._put(st.row)
-            for s in st.sigs:
-                self._delete((SigRow, nonce, s))
-            st.sigs = {}
+            self._reissue(st, t)
             out.append(nonce)
         return out
+
+    def _reissue(self, st: SettlementState, t: int) -> None:
+        """The same batch for the current epoch with a new deadline; its signatures start over."""
+        settlement = settlement_from_json(json.loads(st.row.body)).with_terms(
+            epoch=self.config.epoch, deadline=t + self.config.params.settlement_ttl)
+        st.row = st.row._replace(body=_canonical(settlement_to_json(settlement)).decode(),
+                                 digest=settlement.digest(self.config.multisig_domain),
+                                 deadline=settlement.deadline)
+        self._put(st.row)
+        for s in st.sigs:
+            self._delete((SigRow, st.row.nonce, s))
+        st.sigs = {}
 
     _HANDLERS: dict[type, Callable[..., Result]] = {}
     _MSG_HANDLERS: dict[type, Callable[..., Result]] = {}
@@ -1257,14 +1665,8 @@ class Ledger:
             return None
         row = self._arc.execute("SELECT rows FROM archive_orders WHERE order_id=?", (order_id,)).fetchone()
         if row is None:
-            return None   # archived before this replica caught up by state transfer
-        rows = [R.parse_row(line) for line in zlib.decompress(row[0]).split(b"\n")]
-        st = OrderState(rows[0], codec.decode(rows[0].wire))
-        for r in rows[1:]:
-            st.add(r)
-        for vals in st.vals_by_mid.values():
-            vals.sort(key=lambda v: v.seq)
-        return st
+            return None   # archived before this replica caught up by state transfer: archive_lacks_order
+        return order_from_blob(row[0])
 
     def order_ids(self) -> list[int]:
         """Every order id the ledger holds, open or archived, highest first."""
@@ -1311,11 +1713,7 @@ class Ledger:
         row = self._arc.execute("SELECT rows FROM archive_settlements WHERE nonce=?", (nonce,)).fetchone()
         if row is None:
             return None
-        rows = [R.parse_row(line) for line in zlib.decompress(row[0]).split(b"\n")]
-        st = SettlementState(rows[0])
-        for r in rows[1:]:
-            st.sigs[r.signer] = r.signature
-        return st
+        return settlement_from_blob(row[0])
 
     def settlement_executed(self, nonce: int) -> bool:
         """Executed settlements are the archived ones: the working state holds only pending ones."""
@@ -1453,14 +1851,71 @@ class Ledger:
                             "specCid": st.order.spec_cid})
         return out
 
+    # --- the archive a replica restored from a snapshot lacks (pot.ledger.backfill) ----------
+
+    def archive_lacks_order(self, order_id: int) -> bool:
+        """The digest says ``order_id`` was archived, but its row is not here (yet): this replica
+        caught up by state transfer past it. Its reads answer "not here yet", never "unknown"."""
+        return (order_id not in self._open and order_id in self._archived
+                and self._arc.execute("SELECT 1 FROM archive_orders WHERE order_id=?",
+                                      (order_id,)).fetchone() is None)
+
+    def archive_lacks_settlement(self, nonce: int) -> bool:
+        """As ``archive_lacks_order``, for an executed settlement."""
+        return (self.settlement_executed(nonce)
+                and self._arc.execute("SELECT 1 FROM archive_settlements WHERE nonce=?", (nonce,)).fetchone() is None)
+
+    def archive_missing(self) -> int:
+        """How many archived orders and executed settlements have no row here: one indexed count
+        per id range, so cheap enough to ask between batches."""
+        have = 0
+        for a, b in self._archived.pairs:
+            have += self._arc.execute("SELECT COUNT(*) FROM archive_orders WHERE order_id BETWEEN ? AND ?",
+                                      (a, b)).fetchone()[0]
+        want = self._archived.count() - have
+        pending = sorted(n for n in self._settlements if n < self.next_nonce)
+        rows = self._arc.execute("SELECT COUNT(*) FROM archive_settlements WHERE nonce BETWEEN 1 AND ?",
+                                 (self.next_nonce - 1,)).fetchone()[0]
+        if pending:
+            marks = ",".join("?" * len(pending))
+            rows -= self._arc.execute(f"SELECT COUNT(*) FROM archive_settlements WHERE nonce IN ({marks})",
+                                      pending).fetchone()[0]
+        return want + (self.next_nonce - 1 - len(pending)) - rows
+
+    def archive_target(self) -> ArchiveTarget:
+        """What the archive must hold at this point of the history (taken between batches, on the
+        thread that applies): the archived order ids, the executed settlement nonces and the
+        archive's accumulated hash the digest vouches for. Rows archived later are of other ids."""
+        if self._path is None:
+            raise ValueError("an in-memory ledger has no archive file to backfill")
+        return ArchiveTarget(archive_path(self._path), self._acc_archive, self._archived.copy(), self.next_nonce,
+                             frozenset(self._settlements))
+
+    def archive_page(self, kind: str, after: int, limit: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        """Archive blobs (``kind`` "orders" or "settlements") with an id above ``after``, in id
+        order: at most ``limit`` of them and, past the first, at most ``max_bytes`` in all (what a
+        peer serves a replica that backfills its archive)."""
+        table, key = {"orders": ("archive_orders", "order_id"), "settlements": ("archive_settlements", "nonce")}[kind]
+        sql = f"SELECT {key}, rows FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?"
+        out, size = [], 0
+        for oid, blob in self._arc.execute(sql, (after, limit)):
+            # only what the digest vouches for: a row of an order still open (a crash left it) is not served
+            if (kind == "orders" and oid not in self._archived) or (kind == "settlements"
+                                                                    and not self.settlement_executed(oid)):
+                continue
+            if out and size + len(blob) > max_bytes:
+                break
+            out.append((oid, bytes(blob)))
+            size += len(blob)
+        return out
+
     # --- digest and snapshots ---------------------------------------------------------------
 
     def digest(self) -> bytes:
         """Equal on every replica with the same history; O(1): the row hashes are kept up to date
         as rows change (module docstring)."""
-        acc = (self._acc_work + self._acc_archive + self._acc_ids) & _MASK
-        return hashlib.sha256(self._config_hash + self.seq.to_bytes(8, "big") + self.time.to_bytes(8, "big")
-                              + self.next_nonce.to_bytes(8, "big") + acc.to_bytes(32, "big")).digest()
+        return _digest(self._config_hash, self.seq, self.time, self.next_nonce, self._acc_work, self._acc_archive,
+                       self._acc_ids)
 
     def snapshot(self) -> bytes:
         """The working state for PBFT state transfer: a header line (schema, configuration hash,
@@ -1518,9 +1973,8 @@ class Ledger:
         acc = 0
         for text in self._rows.values():
             acc += _hash(text)
-        acc = (acc + self._acc_archive + sum(_id_term(o) for o in self._archived)) & _MASK
-        return hashlib.sha256(self._config_hash + self.seq.to_bytes(8, "big") + self.time.to_bytes(8, "big")
-                              + self.next_nonce.to_bytes(8, "big") + acc.to_bytes(32, "big")).digest()
+        return _digest(self._config_hash, self.seq, self.time, self.next_nonce, acc & _MASK, self._acc_archive,
+                       sum(_id_term(o) for o in self._archived) & _MASK)
 
 
 def _validation_json(v: VRevealRow) -> dict[str, Any]:
@@ -1533,11 +1987,11 @@ Ledger._HANDLERS = {
     T.OrderPlaced: Ledger._order_placed, T.TestDataReleased: Ledger._test_released,
     T.StakeChanged: Ledger._stake_changed, T.ChallengeCommitted: Ledger._challenge_committed,
     T.ChallengeRevealed: Ledger._challenge_revealed, T.SettlementExecuted: Ledger._settlement_executed,
-    T.Tick: Ledger._tick,
+    T.EpochChanged: Ledger._epoch_changed, T.Tick: Ledger._tick,
 }
 Ledger._MSG_HANDLERS = {
     T.ClaimCommit: Ledger._claim_commit, T.ClaimReveal: Ledger._claim_reveal,
     T.ValidationCommit: Ledger._validation_commit, T.ValidationReveal: Ledger._validation_reveal,
     T.CancelRequest: Ledger._cancel, T.VerifyResult: Ledger._verify_result,
-    T.ChainAttestation: Ledger._chain_attestation,
+    T.ChainAttestation: Ledger._chain_attestation, T.MemberVote: Ledger._member_vote,
 }

@@ -63,3 +63,13 @@ class LedgerStateMachine:
 
     def restore(self, snapshot: bytes) -> None:
         self.ledger.restore_snapshot(snapshot)
+
+    # committee epochs (docs/COMMITTEE.md): the ledger's committee, the confirmed next one, the switch
+    def committee(self):
+        return self.ledger.committee()
+
+    def pending_committee(self):
+        return self.ledger.pending_committee()
+
+    def activate_committee(self) -> None:
+        self.ledger.activate_committee()

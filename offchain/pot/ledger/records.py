@@ -190,8 +190,64 @@ class ChainRefRow(NamedTuple):
     KEY = 1
 
 
+class EpochRow(NamedTuple):
+    """The committee's epoch (RewardMultisig.epoch() while it signs) and its threshold k: one row."""
+    epoch: int
+    threshold: int
+    TABLE = "epoch"
+    KEY = 1
+
+
+class MemberRow(NamedTuple):
+    """A member of the current committee: its PBFT index, account, compressed public key, PBFT
+    ``host:port`` (empty where the ledger runs without a PBFT committee) and public API URL (empty
+    where unknown: a genesis member whose URL was not configured)."""
+    position: int
+    account: bytes
+    public_key: bytes
+    endpoint: str
+    api_url: str
+    TABLE = "members"
+    KEY = 1
+
+
+class ChangeStatus(enum.IntEnum):
+    """Where a committee change of the current epoch stands (docs/COMMITTEE.md)."""
+    VOTING = 0
+    DECIDED = 1      # k votes: the ledger holds k signatures of the Action; settling paused
+    CONFIRMED = 2    # the chain's EpochChanged matched it: takes effect at the PBFT boundary
+    VOID = 3         # decided, but its deadline passed unconfirmed: settling resumed
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class ChangeRow(NamedTuple):
+    """A committee change members voted for, keyed by its Action's EIP-712 digest."""
+    digest: bytes
+    epoch: int
+    body: str                    # canonical JSON: {"change": MemberChange.as_json(), "joins": [...]}
+    deadline: int
+    status: int                  # ChangeStatus
+    decided_seq: int | None      # the ledger seq of the vote that decided it
+    TABLE = "changes"
+    KEY = 1
+
+
+class ChangeVoteRow(NamedTuple):
+    """A member's vote for a change: its signature of the change's Action (for executeAction)."""
+    digest: bytes
+    voter: bytes
+    signature: bytes
+    seq: int
+    TABLE = "change_votes"
+    KEY = 2
+
+
 ROWS: tuple[type, ...] = (OrderRow, ClaimRow, SeenRow, RevealRow, VCommitRow, VRevealRow, ChallengeRow,
-                          VoteRow, VerifiedRow, NodeRow, SettlementRow, SigRow, ChainVoteRow, ChainRefRow)
+                          VoteRow, VerifiedRow, NodeRow, SettlementRow, SigRow, ChainVoteRow, ChainRefRow,
+                          EpochRow, MemberRow, ChangeRow, ChangeVoteRow)
 #: one byte per table: the text of a row starts with it, so rows of two tables never hash alike
 TAGS: dict[type, bytes] = {cls: bytes([0x41 + i]) for i, cls in enumerate(ROWS)}
 BY_TAG: dict[int, type] = {tag[0]: cls for cls, tag in TAGS.items()}

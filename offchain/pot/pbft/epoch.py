@@ -49,10 +49,12 @@ _FILL = b"pot-epoch-fill "
 @dataclass(frozen=True)
 class EpochSpec:
     """One committee: its number, its members (replica ``i`` is ``members[i]``) and each
-    member's public key (or, in the simulator, its table key), in the same order."""
+    member's public key (or, in the simulator, its table key), in the same order; on a network
+    also each member's PBFT endpoint ``host:port`` (how a node reaches a member it never met)."""
     number: int
     members: tuple[NodeId, ...]
     keys: tuple[bytes, ...]
+    endpoints: tuple[str, ...] = ()
 
     def index(self, node: NodeId) -> int | None:
         try:
@@ -205,16 +207,37 @@ class EpochReplica:
             joined = next((e for e in range(join.number, join.number + 64)
                            if store_for(e).load().checkpoint is not None), None)
             if joined is not None:
-                store = store_for(joined)
-                self.sm.restore(_EpochMachine.inner_snapshot(store.load().checkpoint.snapshot))
-                self._open(self.sm.committee(), now, store)
-                self._maybe_switch(now)
+                self._reopen(joined, now)
             else:
                 self._joining = join
                 self._ask_join(now)
         else:
             self._open(genesis, now, store_for(genesis.number))
             self._maybe_switch(now)
+
+    def _reopen(self, epoch: int, now: float) -> None:
+        """Restart of a member that joined in ``epoch``: open the epoch its state is in, with
+        that epoch's own store. A store's checkpoint may be its epoch's boundary (the frozen
+        replica made it stable after the switch): that state belongs to the next epoch, whose
+        replica starts from it. Opening the next epoch on the old epoch's store would bring the
+        old epoch's view along, and the node would wait alone in it."""
+        store = self.store_for(epoch)
+        while True:
+            ckpt = store.load().checkpoint
+            self.sm.restore(_EpochMachine.inner_snapshot(ckpt.snapshot))
+            spec = self.sm.committee()
+            if spec.number == epoch:
+                break
+            epoch, store = spec.number, self.store_for(spec.number)
+            if store.load().checkpoint is None:
+                store.save_checkpoint(StoredCheckpoint(ckpt.seq, ckpt.digest, ckpt.snapshot, encode_proof(())))
+                store.sync()
+        if spec.index(self.node) is None:
+            self.retired = True
+            self._out.append(EpochEntered(spec.number, ckpt.seq, False))
+            return
+        self._open(spec, now, store)
+        self._maybe_switch(now)
 
     # --- inputs ---------------------------------------------------------------------------------
 

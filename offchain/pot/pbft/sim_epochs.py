@@ -37,14 +37,22 @@ from .storage import MemoryStore, decode_snapshot_parts, encode_snapshot_parts
 _PREFIX = b"epoch:"
 
 
-def _spec_json(spec: EpochSpec) -> bytes:
-    return json.dumps({"n": spec.number, "m": list(spec.members), "k": [k.hex() for k in spec.keys]},
-                      sort_keys=True).encode()
+def spec_json(spec: EpochSpec) -> bytes:
+    d = {"n": spec.number, "m": list(spec.members), "k": [k.hex() for k in spec.keys]}
+    if spec.endpoints:
+        d["e"] = list(spec.endpoints)
+    return json.dumps(d, sort_keys=True).encode()
 
 
 def _spec_from(data: bytes) -> EpochSpec:
+    # members are the simulator's ints or a network's address strings (JSON keeps which)
     d = json.loads(data)
-    return EpochSpec(int(d["n"]), tuple(int(m) for m in d["m"]), tuple(bytes.fromhex(k) for k in d["k"]))
+    return EpochSpec(int(d["n"]), tuple(d["m"]), tuple(bytes.fromhex(k) for k in d["k"]), tuple(d.get("e", ())))
+
+
+def change_request(frm: int, spec: EpochSpec) -> bytes:
+    """The request that decides the change from epoch ``frm`` to ``spec`` (``CommitteeKV``)."""
+    return _PREFIX + b"%d:" % frm + spec_json(spec)
 
 
 class CommitteeKV(KVStateMachine):
@@ -81,12 +89,12 @@ class CommitteeKV(KVStateMachine):
         self._committee, self._pending = self._pending, None
 
     def digest(self) -> bytes:
-        return hashlib.sha256(super().digest() + _spec_json(self._committee)
-                              + (_spec_json(self._pending) if self._pending else b"-")).digest()
+        return hashlib.sha256(super().digest() + spec_json(self._committee)
+                              + (spec_json(self._pending) if self._pending else b"-")).digest()
 
     def snapshot(self) -> bytes:
-        return encode_snapshot_parts([super().snapshot(), _spec_json(self._committee),
-                                      _spec_json(self._pending) if self._pending else b""])
+        return encode_snapshot_parts([super().snapshot(), spec_json(self._committee),
+                                      spec_json(self._pending) if self._pending else b""])
 
     def restore(self, snapshot: bytes) -> None:
         kv, c, p = decode_snapshot_parts(snapshot)
@@ -254,7 +262,7 @@ class EpochSimulation:
         return max((r.sm.committee().number for r in self.nodes.values() if r is not None), default=0)
 
     def _change_payload(self, k: int) -> bytes:
-        return _PREFIX + b"%d:" % self.specs[k].number + _spec_json(self.specs[k + 1])
+        return change_request(self.specs[k].number, self.specs[k + 1])
 
     # --- scenario -------------------------------------------------------------------------------
 

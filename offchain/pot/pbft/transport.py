@@ -59,9 +59,10 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.t = transport
         if self.peer is not None:
-            key = self.net.link_keys[self.peer]
-            me = self.net.index.to_bytes(2, "big")
-            mac = hmac.digest(key, b"hello" + me + self.peer.to_bytes(2, "big") + self.nonce, "sha256")
+            net = self.net
+            key = net.link_keys[self.peer]
+            me = net.index.to_bytes(net.id_len, "big")
+            mac = hmac.digest(key, b"hello" + me + self.peer.to_bytes(net.id_len, "big") + self.nonce, "sha256")
             self._raw(b"R" + me + self.nonce + mac)
 
     def connection_lost(self, exc) -> None:
@@ -103,7 +104,7 @@ class _Conn(asyncio.Protocol):
                         return
                     self.recv_ctr += 1
                     try:
-                        msg = decode(msg_bytes)
+                        msg = net.decode(msg_bytes)
                     except DecodeError:
                         self.abort("malformed frame")
                         return
@@ -146,7 +147,7 @@ class _Conn(asyncio.Protocol):
             return False
         self.recv_ctr += 1
         try:
-            msg = decode(msg_bytes)
+            msg = net.decode(msg_bytes)
         except DecodeError:
             self.abort("malformed frame")
             return False
@@ -168,7 +169,10 @@ class _Conn(asyncio.Protocol):
                 self.abort("bad ack")
                 return False
             nonce2, mac = body[1:17], body[17:]
-            key = net.link_keys[self.peer]
+            key = net.link_keys.get(self.peer)
+            if key is None:
+                self.abort("peer left the committee")
+                return False
             if not hmac.compare_digest(mac, hmac.digest(key, b"ack" + self.nonce + nonce2, "sha256")):
                 self.abort("bad ack MAC")
                 return False
@@ -180,16 +184,17 @@ class _Conn(asyncio.Protocol):
             self.kind = "C"
             self.ready = True
             return True
-        if len(body) != 1 + 2 + 16 + 32 or body[:1] != b"R":
+        w = net.id_len
+        if len(body) != 1 + w + 16 + 32 or body[:1] != b"R":
             self.abort("bad hello")
             return False
-        peer = int.from_bytes(body[1:3], "big")
-        nonce1, mac = body[3:19], body[19:]
-        if not 0 <= peer < len(net.link_keys) or peer == net.index:
+        peer = int.from_bytes(body[1:1 + w], "big")
+        nonce1, mac = body[1 + w:17 + w], body[17 + w:]
+        key = net.link_keys.get(peer)
+        if key is None or peer == net.index:
             self.abort("unknown peer")
             return False
-        key = net.link_keys[peer]
-        expect = hmac.digest(key, b"hello" + body[1:3] + net.index.to_bytes(2, "big") + nonce1, "sha256")
+        expect = hmac.digest(key, b"hello" + body[1:1 + w] + net.index.to_bytes(w, "big") + nonce1, "sha256")
         if not hmac.compare_digest(mac, expect):
             self.abort("bad hello MAC")
             return False
@@ -232,14 +237,24 @@ class _Conn(asyncio.Protocol):
 
 
 class Transport:
-    def __init__(self, index: int, addresses: list[tuple[str, int]], link_keys: list[bytes | None],
+    """Links between the replicas of ``addresses`` (a list indexed by replica id, or a dict by
+    peer id). Peer ids are ``id_len``-byte integers in the handshake: replica indices for a
+    fixed committee, account numbers for an epoch-changing one, whose peers change with
+    ``set_peers``. ``decode`` turns an authenticated frame into a message."""
+
+    def __init__(self, index: int, addresses: list[tuple[str, int]] | dict[int, tuple[str, int]],
+                 link_keys: list[bytes | None] | dict[int, bytes],
                  on_message: Callable[[int, object], None],
                  on_request: Callable[[bytes, _Conn], None] | None = None,
                  *, max_frame: int = MAX_FRAME, latency_ms: tuple[float, float] | None = None,
-                 bandwidth_mbps: float | None = None, seed: int = 0):
+                 bandwidth_mbps: float | None = None, seed: int = 0, id_len: int = 2,
+                 decode: Callable[[bytes], object] = decode):
         self.index = index
-        self.addresses = addresses
-        self.link_keys = link_keys
+        self.id_len = id_len
+        self.decode = decode
+        self.addresses = dict(enumerate(addresses)) if isinstance(addresses, list) else dict(addresses)
+        self.link_keys = ({j: k for j, k in enumerate(link_keys) if k is not None} if isinstance(link_keys, list)
+                          else dict(link_keys))
         self.on_message = on_message
         self.on_request = on_request or (lambda payload, conn: None)
         self.max_frame = max_frame
@@ -254,12 +269,12 @@ class Transport:
         self.latency: dict[int, float] = {}
         if latency_ms is not None:
             lo, hi = latency_ms
-            for j in range(len(addresses)):
+            for j in self.addresses:
                 a, b = sorted((index, j))
                 rng = random.Random(hashlib.sha256(f"{seed}:{a}:{b}".encode()).digest())
                 self.latency[j] = rng.uniform(lo, hi) / 1000.0
         self._busy: dict[int, float] = {}
-        self._dialers: list[asyncio.Task] = []
+        self._dialers: dict[int, asyncio.Task] = {}
         self._link_down: dict[int, asyncio.Event] = {}
         self._dirty: list[_Conn] = []
         self._flush_scheduled = False
@@ -280,13 +295,29 @@ class Transport:
         host, port = self.addresses[self.index]
         self.server = await self.loop.create_server(lambda: _Conn(self), host, port, backlog=1024,
                                                     reuse_address=True)
+        self._start_dialers()
+
+    def _start_dialers(self) -> None:
         # The higher id dials the lower one: exactly one connection per pair.
-        for j in range(self.index):
-            self._dialers.append(self.loop.create_task(self._dial(j)))
+        for j in self.addresses:
+            if j < self.index and j not in self._dialers:
+                self._dialers[j] = self.loop.create_task(self._dial(j))
+
+    def set_peers(self, addresses: dict[int, tuple[str, int]], link_keys: dict[int, bytes]) -> None:
+        """The committee changed: link with ``addresses`` (our own entry included) from now on;
+        a peer that left loses its link and can no longer connect."""
+        self.addresses, self.link_keys = dict(addresses), dict(link_keys)
+        for j in [j for j in self._dialers if j not in self.addresses]:
+            self._dialers.pop(j).cancel()
+        for j, conn in list(self.links.items()):
+            if j not in self.link_keys and conn.t is not None:
+                conn.t.abort()
+        if self.loop is not None and not self.closing:
+            self._start_dialers()
 
     async def _dial(self, j: int) -> None:
         delay = 0.05
-        while not self.closing:
+        while not self.closing and j in self.addresses:
             if j not in self.links:
                 host, port = self.addresses[j]
                 try:
@@ -355,7 +386,7 @@ class Transport:
 
     async def close(self) -> None:
         self.closing = True
-        for t in self._dialers:
+        for t in self._dialers.values():
             t.cancel()
         if self.server is not None:
             self.server.close()

@@ -18,10 +18,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from coincurve import PublicKey
 from eth_abi import encode as abi_encode
 from eth_utils import is_hex_address, to_checksum_address
 
+from pot.protocol import types as T
 from pot.protocol.committee import bft_quorum, default_threshold, max_faulty
+from pot.protocol.eip712 import Domain
 from pot.protocol.ids import keccak
 from pot.protocol.settlement import Action
 
@@ -31,6 +34,12 @@ MAX_MEMBERS = 128
 #: different changes out of one epoch can never both execute (and none collides with the small
 #: nonces hand-made governance actions use).
 MEMBER_CHANGE_NONCE_BASE = 1 << 128
+#: The latest deadline a vote may name, seconds after the ledger time it is applied at: a decided
+#: change pauses settling until it executes or its deadline passes, so that pause is bounded.
+MAX_CHANGE_WINDOW = 24 * 3600
+#: the longest API URL a member may publish (a vote carries one per joining member, every worker
+#: reads them: bounded like the rest of a message)
+MAX_API_URL = 200
 _ZERO = "0x" + "00" * 20
 _SELECTOR = keccak(b"changeMembers(address[],address[],uint256)")[:4]
 
@@ -72,12 +81,84 @@ def check_threshold(k: int, n: int) -> None:
                          f"{n // 2 + 1} <= k <= {n} (default {default_threshold(n) if n else 1})")
 
 
+def account_of(public_key: bytes) -> str:
+    """The chain account of a compressed secp256k1 public key (a member's PBFT key is its chain key)."""
+    try:
+        raw = PublicKey(bytes(public_key)).format(compressed=False)[1:]
+    except (ValueError, TypeError) as exc:
+        raise EpochError(f"not a compressed secp256k1 public key: 0x{bytes(public_key).hex()}") from exc
+    return to_checksum_address(keccak(raw)[12:])
+
+
+def check_endpoint(endpoint: str) -> str:
+    """A member's PBFT endpoint, ``host:port``."""
+    host, sep, port = endpoint.rpartition(":") if isinstance(endpoint, str) else ("", "", "")
+    if (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536
+            or any(c in endpoint for c in ", \t\n")):
+        raise EpochError(f"endpoint must be host:port (a port in 1..65535, no spaces or commas), got {endpoint!r}")
+    return endpoint
+
+
+def check_api_url(url: str) -> str:
+    """A member's public API URL (what workers and clients follow): ``http(s)://host[:port][/path]``,
+    at most ``MAX_API_URL`` characters, no spaces, commas, query or fragment."""
+    from urllib.parse import urlsplit
+
+    ok = isinstance(url, str) and 0 < len(url) <= MAX_API_URL and url.isascii() and url.isprintable() \
+        and not any(c in url for c in ", \t\n?#")
+    if ok:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise EpochError(f"API URL must be http(s)://host[:port][/path] of at most {MAX_API_URL} characters "
+                         f"(no spaces, commas, query or fragment), got {url!r}")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Joining:
+    """An account a change adds, as PBFT and the workers need it: its public key (the account
+    follows from it), the ``host:port`` its replica listens on and its public API URL."""
+    public_key: bytes
+    endpoint: str
+    api_url: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, (bytes, bytearray)) or len(self.public_key) != 33:
+            raise EpochError("a joining member's public key is 33 bytes (compressed secp256k1)")
+        object.__setattr__(self, "public_key", bytes(self.public_key))
+        account_of(self.public_key)
+        check_endpoint(self.endpoint)
+        object.__setattr__(self, "api_url", check_api_url(self.api_url))
+
+    @property
+    def account(self) -> str:
+        return account_of(self.public_key)
+
+    def as_json(self) -> dict:
+        return {"account": self.account, "publicKey": "0x" + self.public_key.hex(), "endpoint": self.endpoint,
+                "apiUrl": self.api_url}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Joining:
+        return cls(bytes.fromhex(d["publicKey"][2:]), d["endpoint"], d["apiUrl"])
+
+
 @dataclass(frozen=True)
 class Committee:
-    """One epoch's committee. ``members`` order is the PBFT replica order."""
+    """One epoch's committee. ``members`` order is the PBFT replica order. ``keys``,
+    ``endpoints`` and ``api_urls``, where known, are each member's compressed public key, PBFT
+    ``host:port`` and public API URL in the same order (empty entries where unknown: a ledger
+    without a PBFT committee, a genesis member whose API URL was not configured)."""
     epoch: int
     members: tuple[str, ...]
     threshold: int
+    keys: tuple[bytes, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    api_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         members = tuple(_addr(m, "member") for m in self.members)
@@ -88,6 +169,12 @@ class Committee:
             raise EpochError(f"epoch must be a positive int, got {self.epoch!r}")
         check_threshold(self.threshold, len(members))
         object.__setattr__(self, "members", members)
+        for name in ("keys", "endpoints", "api_urls"):
+            v = tuple(getattr(self, name))
+            if v and len(v) != len(members):
+                raise EpochError(f"{name} has {len(v)} entries for {len(members)} members")
+            object.__setattr__(self, name, v)
+        object.__setattr__(self, "api_urls", tuple(u and check_api_url(u) for u in self.api_urls))
 
     @property
     def n(self) -> int:
@@ -114,7 +201,14 @@ class Committee:
             and int(threshold) == self.threshold
 
     def as_json(self) -> dict:
-        return {"epoch": self.epoch, "members": list(self.members), "threshold": self.threshold}
+        out = {"epoch": self.epoch, "members": list(self.members), "threshold": self.threshold}
+        if self.keys:
+            out["publicKeys"] = ["0x" + k.hex() if k else None for k in self.keys]
+        if self.endpoints:
+            out["endpoints"] = [e or None for e in self.endpoints]
+        if self.api_urls:
+            out["apiUrls"] = [u or None for u in self.api_urls]
+        return out
 
 
 @dataclass(frozen=True)
@@ -237,3 +331,50 @@ def boundary(decided_seq: int, checkpoint_interval: int) -> int:
     if checkpoint_interval < 1:
         raise EpochError("checkpoint interval must be positive")
     return (decided_seq // checkpoint_interval + 1) * checkpoint_interval
+
+
+def next_seated(current: Committee, change: MemberChange, joins: tuple[Joining, ...]) -> Committee:
+    """``next_committee`` with each member's key, endpoint and API URL: those who stay keep
+    theirs, the added accounts take their ``joins`` (one per added account, same order)."""
+    nxt = next_committee(current, change)
+    if tuple(j.account for j in joins) != change.added:
+        raise EpochError("the joining members' public keys are not the added accounts, in order")
+    keys = dict(zip(current.members, current.keys or (b"",) * current.n))
+    eps = dict(zip(current.members, current.endpoints or ("",) * current.n))
+    urls = dict(zip(current.members, current.api_urls or ("",) * current.n))
+    for j in joins:
+        keys[j.account], eps[j.account], urls[j.account] = j.public_key, j.endpoint, j.api_url
+    return Committee(nxt.epoch, nxt.members, nxt.threshold, tuple(keys[m] for m in nxt.members),
+                     tuple(eps[m] for m in nxt.members), tuple(urls[m] for m in nxt.members))
+
+
+def member_vote(change: MemberChange, joins: tuple[Joining, ...], key: bytes, *, message_domain: Domain,
+                multisig_domain: Domain) -> T.Signed:
+    """A member's signed vote for ``change``: its signature of the change's on-chain Action (what
+    ``executeAction`` needs) inside a ``MemberVote`` signed as a participant message."""
+    from pot.protocol.eip712 import address_of_key
+
+    if tuple(j.account for j in joins) != change.added:
+        raise EpochError("give one joining member (public key, endpoint, API URL) per added account, in order")
+    action_sig = change.action(multisig_domain.verifying_contract).sign(multisig_domain, key)
+    vote = T.MemberVote(address_of_key(key), change.epoch, b"".join(bytes.fromhex(a[2:]) for a in change.removed),
+                        b"".join(j.public_key for j in joins), ",".join(j.endpoint for j in joins),
+                        ",".join(j.api_url for j in joins), change.threshold, change.deadline, action_sig)
+    return vote.sign(message_domain, key)
+
+
+def vote_change(vote: T.MemberVote) -> tuple[MemberChange, tuple[Joining, ...]]:
+    """The change and the joining members a ``MemberVote`` carries (``EpochError`` if malformed)."""
+    if len(vote.removed) % 20 or len(vote.added) % 33:
+        raise EpochError("removed is 20 bytes per account and added 33 bytes per public key")
+    keys = [vote.added[i:i + 33] for i in range(0, len(vote.added), 33)]
+    endpoints = vote.endpoints.split(",") if vote.endpoints else []
+    if len(endpoints) != len(keys):
+        raise EpochError(f"{len(keys)} joining members but {len(endpoints)} endpoints")
+    urls = vote.api_urls.split(",") if vote.api_urls else []
+    if len(urls) != len(keys):
+        raise EpochError(f"{len(keys)} joining members but {len(urls)} API URLs")
+    joins = tuple(Joining(k, e, u) for k, e, u in zip(keys, endpoints, urls))
+    removed = tuple("0x" + vote.removed[i:i + 20].hex() for i in range(0, len(vote.removed), 20))
+    change = MemberChange(vote.epoch, removed, tuple(j.account for j in joins), vote.threshold, vote.deadline)
+    return change, joins

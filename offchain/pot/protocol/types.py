@@ -325,8 +325,35 @@ class ChainAttestation(Message):
     FIELDS: ClassVar = (("replica", "replica", "address"), ("ref", "ref", "bytes32"), ("op", "op", "bytes"))
 
 
+@dataclass(frozen=True)
+class MemberVote(Message):
+    """A committee member's vote for a committee change (docs/COMMITTEE.md): the change out of
+    ``epoch`` that removes ``removed`` (20-byte accounts, concatenated), adds the members whose
+    33-byte compressed public keys are ``added`` (concatenated; their accounts follow from them)
+    reachable for PBFT at ``endpoints`` (``host:port``, comma-separated, same order) and serving
+    their public API at ``api_urls`` (comma-separated, same order: what workers follow), and sets
+    k to ``threshold``, executable on chain until ``deadline``. ``action_signature`` is the voter's
+    65-byte signature of the change's ``Action`` in the multisig domain: ``executeAction`` takes k
+    of them. The message's own signature covers all of it (the endpoints and API URLs included)."""
+    voter: str
+    epoch: int
+    removed: bytes
+    added: bytes
+    endpoints: str
+    api_urls: str
+    threshold: int
+    deadline: int
+    action_signature: bytes
+    TAG: ClassVar[int] = 0x17
+    SIGNER: ClassVar[str] = "voter"
+    FIELDS: ClassVar = (("voter", "voter", "address"), ("epoch", "epoch", "uint"), ("removed", "removed", "bytes"),
+                        ("added", "added", "bytes"), ("endpoints", "endpoints", "string"),
+                        ("api_urls", "apiUrls", "string"), ("threshold", "threshold", "uint"),
+                        ("deadline", "deadline", "uint"), ("action_signature", "actionSignature", "bytes"))
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (ClaimCommit, ClaimReveal, ValidationCommit, ValidationReveal,
-                                            CancelRequest, VerifyResult, ChainAttestation)
+                                            CancelRequest, VerifyResult, ChainAttestation, MemberVote)
 
 
 @dataclass(frozen=True)
@@ -446,12 +473,29 @@ class Tick(_Schema):
     FIELDS: ClassVar = (("at", "at", "uint"),)
 
 
+@dataclass(frozen=True)
+class EpochChanged(_Schema):
+    """Chain event: RewardMultisig's committee moved to ``epoch``; ``members`` (20-byte accounts,
+    concatenated, the contract's order) and ``threshold`` are its state after the event's block."""
+    epoch: int
+    members: bytes
+    threshold: int
+    TAG: ClassVar[int] = 0x36
+    FIELDS: ClassVar = (("epoch", "epoch", "uint"), ("members", "members", "bytes"),
+                        ("threshold", "threshold", "uint"))
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        m = self.members
+        return tuple(checksum(m[i:i + 20]) for i in range(0, len(m), 20))
+
+
 CHAIN_EVENTS = (OrderPlaced, TestDataReleased, StakeChanged, ChallengeCommitted, ChallengeRevealed,
-                SettlementExecuted)
+                SettlementExecuted, EpochChanged)
 
 #: Everything ``Ledger.apply`` takes.
 Op = Signed | SettlementSignature | OrderPlaced | TestDataReleased | StakeChanged | \
-    ChallengeCommitted | ChallengeRevealed | SettlementExecuted | Tick
+    ChallengeCommitted | ChallengeRevealed | SettlementExecuted | EpochChanged | Tick
 
 
 # --- Ledger-side records (not ops) ----------------------------------------------------------

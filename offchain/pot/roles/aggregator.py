@@ -7,6 +7,8 @@ This module only wires the pieces together; each lives in a module of its own::
     ├─ HTTP API (pot.api.create_app)  -- uvicorn on the same loop; admission, then PBFT
     ├─ Attester (roles.attester)      -- own RPC, confirmation depth, a ChainAttestation per event
     ├─ PotVerify (roles.pot_verify)   -- PoT.Verify outside the state machine -> VerifyResult
+    ├─ ArchiveBackfill (roles.backfill) -- after a state transfer: the archive copied from peers,
+    │                                    verified against the ledger digest
     └─ Settler (roles.settler)        -- SettlementSignature; executeSigned (or the paper's
                                          propose/confirm/execute) by a rotating submitter
 
@@ -44,6 +46,7 @@ from pot.protocol.finalize import Params
 from pot.roles.aggregator_config import (AggregatorConfig, AggregatorConfigError, committee_keys,
                                          load_aggregator_config, local_committee_configs)
 from pot.roles.attester import Attester, event_ref
+from pot.roles.backfill import BACKFILL_POLL_S, ArchiveBackfill
 from pot.roles.base import quiet_libraries
 from pot.roles.binding import bind_data_dir, deployment_identity
 from pot.roles.committee import CommitteeNode, CommitteeStateMachine, verify_request
@@ -122,9 +125,7 @@ class Aggregator:
         ms, ob = self.contracts.multisig, self.contracts.orders
         members = [to_checksum_address(m) for m in ms.members()]
         mine = [eth_keys.PublicKey.from_compressed_bytes(pk).to_checksum_address() for pk in cfg.public_keys]
-        if sorted(mine) != sorted(members):
-            raise AggregatorConfigError(f"[committee] public_keys are {mine}, RewardMultisig's members are "
-                                        f"{members}: the committee table and the deployment disagree")
+        seed = self._committee_seed(mine, members, int(ms.epoch()), int(ms.threshold()))
         if public_key(bytes(self.account.key)) != cfg.public_keys[cfg.replica_id]:
             raise AggregatorConfigError(f"this key ({self.account.address}) is not replica "
                                         f"{cfg.replica_id}'s ({mine[cfg.replica_id]})")
@@ -132,14 +133,53 @@ class Aggregator:
                      for role in (T.MINER, T.VALIDATOR, T.VERIFIER, T.AGGREGATOR)}
         params = Params(min_stake=min_stake, treasury=ms.call("treasury"),
                         min_reveal_duration=int(ob.call("minRevealDuration")), **cfg.params)
+        # the committee in PBFT order (replica i is the i-th of the committee table), with each
+        # member's key and endpoint: what a committee change hands PBFT (docs/COMMITTEE.md)
         self.ledger_config = LedgerConfig(chain_id, self.deployment.order_book, self.deployment.reward_multisig,
-                                          tuple(members), params, threshold=int(ms.threshold()),
-                                          attested_chain_events=True, epoch=int(ms.epoch()))
+                                          tuple(seed["members"]), params, threshold=seed["threshold"],
+                                          attested_chain_events=True, epoch=seed["epoch"],
+                                          member_keys=tuple(bytes.fromhex(k) for k in seed["keys"]),
+                                          member_endpoints=tuple(seed["endpoints"]),
+                                          member_api_urls=tuple(seed.get("apiUrls", ())))
         self.members = members
         self.identity = deployment_identity(self.w3, self.deployment)
 
+    @property
+    def _seed_path(self):
+        return self.cfg.data_dir / "committee.json"
+
+    def _committee_seed(self, mine: list[str], chain_members: list[str], chain_epoch: int,
+                        chain_threshold: int) -> dict[str, Any]:
+        """The committee this data directory's ledger starts from: the genesis epoch (the
+        [committee] table, which must be the chain's committee), or with ``join`` the epoch the
+        table names (the chain's, or the next one if the change that adds us has not executed
+        yet). Kept in ``committee.json`` at the first start: a restart replays every epoch from
+        that one, whatever the chain's committee is by then."""
+        cfg = self.cfg
+        if self._seed_path.exists():
+            return json.loads(self._seed_path.read_text())
+        same = sorted(mine) == sorted(chain_members)
+        if not cfg.join and not same:
+            raise AggregatorConfigError(f"[committee] public_keys are {mine}, RewardMultisig's members are "
+                                        f"{chain_members}: the committee table and the deployment disagree "
+                                        f"(a new member starts with --join)")
+        from pot.protocol.committee import default_threshold
+
+        return {"epoch": chain_epoch if same else chain_epoch + 1, "members": mine,
+                "threshold": chain_threshold if same else default_threshold(len(mine)),
+                "keys": [k.hex() for k in cfg.public_keys], "endpoints": [f"{h}:{p}" for h, p in cfg.pbft],
+                "apiUrls": list(cfg.api_urls)}
+
     def _fire(self, raw: bytes, what: str, timeout: float = 30.0) -> asyncio.Task:
         return self.node.fire(raw, what, timeout)
+
+    def _api_peers(self, configured: list[str]) -> list[str]:
+        """The other members' API URLs as the ledger's committee knows them now (a committee change
+        brings new members' URLs), then the configured ones."""
+        c = self.ledger.committee()
+        me = self.account.address.lower()
+        known = [u for m, u in zip(c.members, c.api_urls or ()) if u and m.lower() != me]
+        return known + configured
 
     def _settler(self) -> Settler:
         return Settler(self.cfg, ledger=self.ledger, ledger_config=self.ledger_config, contracts=self.contracts,
@@ -155,10 +195,16 @@ class Aggregator:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         # before the PBFT log is opened: another deployment's log must never be replayed here
         bind_data_dir(cfg.data_dir, self.identity)
+        if not self._seed_path.exists():
+            c = self.ledger_config
+            self._seed_path.write_text(json.dumps({
+                "epoch": c.epoch, "members": list(c.committee), "threshold": c.threshold,
+                "keys": [k.hex() for k in c.member_keys], "endpoints": list(c.member_endpoints),
+                "apiUrls": list(c.member_api_urls)}, indent=1))
         self.node = CommitteeNode(replica_id=cfg.replica_id, pbft=cfg.pbft, public_keys=cfg.public_keys,
                                   pbft_options=cfg.pbft_options, key=key, address=address,
                                   ledger_config=self.ledger_config, ledger_path=cfg.ledger_path,
-                                  pbft_dir=cfg.pbft_dir)
+                                  pbft_dir=cfg.pbft_dir, join=cfg.join)
         await self.node.start()
         self.ledger = self.node.ledger
         domain = self.ledger_config.message_domain
@@ -179,12 +225,16 @@ class Aggregator:
         self.verifier = PotVerify(ledger=self.ledger, scorer=self.scorer, domain=domain,
                                   address=address, key=key, fire=self._fire, stats=self.stats)
         self.settler = self._settler()
+        # a replica that caught up by state transfer (a member that joined) lacks the archive
+        # before that point; it copies it from its peers, verified, beside ordering
+        self.backfill = ArchiveBackfill(self.ledger, lambda: self._api_peers(peers))
         self._tasks = [asyncio.create_task(self._loop(name, fn, interval), name=name) for name, fn, interval in (
             ("ticker", self.node.tick, cfg.tick_interval),
             ("chain", self.attester.step, cfg.chain_poll_interval),
             ("verify", self.verifier.step, cfg.verify_poll_interval),
             ("settle", self.settler._settle, cfg.settlement_poll_interval),
-            ("content", self._sweep_content, CONTENT_SWEEP_S))]
+            ("content", self._sweep_content, CONTENT_SWEEP_S),
+            ("archive", self.backfill.step, BACKFILL_POLL_S))]
         await self._serve_api()
 
     async def _serve_api(self) -> None:

@@ -19,11 +19,14 @@ One TOML file per replica (``pot aggregator run --config agg0.toml``)::
     settlement_timeout = 15.0              # seconds before the next replica takes over a submission
     log_file = ""                          # default: <data_dir>/aggregator.log; "-": stderr only
     log_level = "INFO"
+    join = false                           # true: a new member (a committee change adds it); it
+                                           #   joins [committee] by state transfer (docs/COMMITTEE.md)
 
     [committee]                            # the same table in every replica's file
     pbft = ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
     public_keys = ["02ab…", "03cd…", "…", "…"]   # compressed secp256k1 keys, same order
-    api_urls = ["http://127.0.0.1:8000", "…"]     # informational (the API of each replica)
+    api_urls = ["http://127.0.0.1:8000", "…"]     # each replica's public API, same order: the genesis
+                                           #   committee's URLs workers follow (GET /v1/committee/members)
 
     [pbft]                                 # pot.pbft.ReplicaConfig fields
     view_timeout = 2.0
@@ -89,6 +92,7 @@ class AggregatorConfig:
     settlement_timeout: float = 15.0
     log_file: str = ""
     log_level: str = "INFO"
+    join: bool = False
     pbft_options: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     admission: dict[str, Any] = field(default_factory=dict)
@@ -150,6 +154,22 @@ def _addr(s: Any, where: str) -> tuple[str, int]:
     if not 0 < p < 65536:
         raise AggregatorConfigError(f"{where}: port {p} out of range")
     return host, p
+
+
+def _api_urls(urls: Any, n: int, path: Any) -> list[str]:
+    """[committee] api_urls: none, or one public API URL per member ("" where unknown). They are
+    the genesis committee's in the replicated ledger, so every member's table must list the same."""
+    from pot.protocol.epoch import EpochError, check_api_url
+
+    if not urls:
+        return []
+    if not isinstance(urls, list) or len(urls) != n:
+        raise AggregatorConfigError(f"{path}: [committee] api_urls must list one URL per member ({n}), "
+                                    f"in pbft order")
+    try:
+        return [u and check_api_url(u) for u in urls]
+    except EpochError as exc:
+        raise AggregatorConfigError(f"{path}: [committee] api_urls: {exc}") from None
 
 
 def load_aggregator_config(path: str | os.PathLike, *, env: Mapping[str, str] | None = None,
@@ -215,7 +235,8 @@ def load_aggregator_config(path: str | os.PathLike, *, env: Mapping[str, str] | 
     cfg = AggregatorConfig(replica_id=rid, pbft=[_addr(a, f"{path}: [committee] pbft[{i}]")
                                                  for i, a in enumerate(addrs)],
                            public_keys=pks, data_dir=Path(os.path.expanduser(str(doc["data_dir"]))),
-                           api_urls=list(com.get("api_urls", [])), pbft_options=dict(pbft_opts),
+                           api_urls=_api_urls(com.get("api_urls", []), len(addrs), path),
+                           pbft_options=dict(pbft_opts),
                            params=dict(doc.get("params", {})), admission=dict(admission), content=dict(content),
                            path=path, **kw)
     if cfg.settlement_path not in SETTLEMENT_PATHS:
@@ -225,6 +246,8 @@ def load_aggregator_config(path: str | os.PathLike, *, env: Mapping[str, str] | 
                  "settlement_timeout"):
         if not isinstance(getattr(cfg, name), (int, float)) or getattr(cfg, name) <= 0:
             raise AggregatorConfigError(f"{path}: {name} must be a positive number")
+    if type(cfg.join) is not bool:
+        raise AggregatorConfigError(f"{path}: join must be true or false")
     if type(cfg.confirmations) is not int or cfg.confirmations < 0:
         raise AggregatorConfigError(f"{path}: confirmations must be an int >= 0")
     if type(cfg.api_port) is not int or not 0 <= cfg.api_port < 65536:

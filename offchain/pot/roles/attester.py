@@ -15,7 +15,7 @@ from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.eip712 import Domain
 from pot.protocol.ids import keccak
-from pot.roles.bridge import ops_from_events
+from pot.roles.bridge import committee_at, ops_from_events
 
 log = logging.getLogger("pot.aggregator")
 
@@ -42,6 +42,7 @@ class Attester:
         # Its position survives restarts (state_path) and moves only past events attested here.
         self.follower = EventFollower(w3, deployment, confirmations=confirmations, state_path=state_path)
         self._stakes = w3.eth.contract(address=deployment.stake_registry, abi=load_artifact("StakeRegistry")["abi"])
+        self._multisig = w3.eth.contract(address=deployment.reward_multisig, abi=load_artifact("RewardMultisig")["abi"])
 
     async def step(self) -> None:
         events, end = await asyncio.to_thread(self.follower.fetch)
@@ -53,7 +54,7 @@ class Attester:
             by_block.setdefault(ev.block_number, []).append(ev)
         waits = []
         for block, evs in sorted(by_block.items()):
-            ops = await asyncio.to_thread(ops_from_events, evs, self._staker_at)
+            ops = await asyncio.to_thread(ops_from_events, evs, self._staker_at, self._committee_at)
             for i, op in enumerate(ops):
                 ref = event_ref(block, i)
                 st = self.ledger.chain_event(ref)
@@ -75,6 +76,10 @@ class Attester:
         # the registry's state at the event's block: what every replica's node answers alike
         stake, _locked, roles, unbonding_end = self._stakes.functions.stakerOf(account).call(block_identifier=block)
         return int(roles), int(stake), int(unbonding_end)
+
+
+    def _committee_at(self, block: int) -> tuple[list[str], int]:
+        return committee_at(self._multisig, block)
 
 
 def _order_of(op) -> str:

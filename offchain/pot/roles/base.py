@@ -548,11 +548,21 @@ def build_worker(cls: type[Worker], config: Any, account: LocalAccount | None = 
     from pot.roles.gateway import HttpGateway
     from pot.storage import open_store
 
+    from pot.storage import follow_mirrors
+
     account = account or config.load_account()
     chain = ChainAccess.for_config(config, account)
     # what this machine lacks it reads from the committee, which keeps what orders reference
-    return cls(config, account=account, gateway=HttpGateway.from_urls(config.api_urls, f=config.f),
-               domain=chain.domain, store=open_store(config.store, mirrors=config.api_urls), chain=chain)
+    store = open_store(config.store, mirrors=config.api_urls)
+    # the committee it learned (docs/COMMITTEE.md) survives a restart: its configured api_urls
+    # may all have left by then
+    state_dir = getattr(config, "state_dir", None)
+    state_file = (worker_state_path(state_dir, cls.role, chain.domain, account.address) / "committee.json"
+                  if isinstance(state_dir, (str, os.PathLike)) and str(state_dir) else None)
+    gateway = HttpGateway.from_urls(config.api_urls, f=config.f, state_file=state_file,
+                                    on_switch=lambda urls: follow_mirrors(store, urls))
+    follow_mirrors(store, gateway.api.urls)
+    return cls(config, account=account, gateway=gateway, domain=chain.domain, store=store, chain=chain)
 
 
 async def run_worker(cls: type[Worker], config: Any) -> int | None:

@@ -24,10 +24,14 @@ STAKE_EVENTS = ("Registered", "StakeAdded", "UnregisterRequested", "Withdrawn", 
 
 #: (address, block) -> (roles, stake, unbonding_end): the registry's state after that block.
 StakerAt = Callable[[str, int], tuple[int, int, int]]
+#: block -> (members, threshold): RewardMultisig's committee after that block.
+CommitteeAt = Callable[[int], tuple[list[str], int]]
 
 
-def ops_from_events(events: Iterable[ChainEvent], staker_at: StakerAt) -> list[T.Op]:
-    """The ledger ops for ``events`` (oldest first), in chain order."""
+def ops_from_events(events: Iterable[ChainEvent], staker_at: StakerAt,
+                    committee_at: CommitteeAt | None = None) -> list[T.Op]:
+    """The ledger ops for ``events`` (oldest first), in chain order. ``committee_at`` reads the
+    committee an ``EpochChanged`` leads to (the event carries only the epoch)."""
     events = list(events)
     settled: dict[str, list[int]] = {}
     for ev in events:
@@ -55,6 +59,12 @@ def ops_from_events(events: Iterable[ChainEvent], staker_at: StakerAt) -> list[T
                                             int(ev["stake"])))
         elif key == ("ChallengeManager", "ChallengeRevealed"):
             ops.append(T.ChallengeRevealed(int(ev["orderId"]), ev["challenger"], bytes(ev["vid"])))
+        elif key == ("RewardMultisig", "EpochChanged"):
+            if committee_at is None:
+                raise ValueError("an EpochChanged log needs committee_at to read the committee it leads to")
+            members, threshold = committee_at(ev.block_number)
+            ops.append(T.EpochChanged(int(ev["epoch"]), b"".join(bytes.fromhex(m[2:]) for m in members),
+                                      int(threshold)))
         elif key == ("RewardMultisig", "SettlementExecuted"):
             ops.append(T.SettlementExecuted(int(ev["nonce"]), tuple(settled.get(ev.tx_hash, ())),
                                             bytes.fromhex(ev.tx_hash[2:])))
@@ -72,6 +82,8 @@ class ChainBridge:
         self.follower = EventFollower(w3, deployment, from_block=from_block, confirmations=confirmations)
         self._stakes = w3.eth.contract(address=deployment.stake_registry,
                                        abi=load_artifact("StakeRegistry")["abi"])
+        self._multisig = w3.eth.contract(address=deployment.reward_multisig,
+                                         abi=load_artifact("RewardMultisig")["abi"])
 
     @property
     def next_block(self) -> int:
@@ -82,5 +94,16 @@ class ChainBridge:
             block_identifier=block)
         return int(roles), int(stake), int(unbonding_end)
 
+    def committee_at(self, block: int) -> tuple[list[str], int]:
+        return committee_at(self._multisig, block)
+
     def poll(self) -> list[T.Op]:
-        return ops_from_events(self.follower.poll(), self.staker_at)
+        return ops_from_events(self.follower.poll(), self.staker_at, self.committee_at)
+
+
+def committee_at(multisig, block: int) -> tuple[list[str], int]:
+    """RewardMultisig's members and threshold after ``block`` (a web3 contract object): what every
+    replica's node answers alike for a confirmed block."""
+    members = multisig.functions.members().call(block_identifier=block)
+    threshold = multisig.functions.threshold().call(block_identifier=block)
+    return [to_checksum_address(m) for m in members], int(threshold)

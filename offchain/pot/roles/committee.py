@@ -14,10 +14,10 @@ from typing import Any
 from pot.api.node import NodeUnavailable
 from pot.ledger import Ledger, LedgerConfig, LedgerStateMachine
 from pot.ledger.machine import request_op
+from pot.pbft.epoch import EpochEntered, EpochSpec
+from pot.pbft.epoch_node import EpochNode, EpochStores
 from pot.pbft.messages import request_id
-from pot.pbft.node import CommitteeConfig, ReplicaNode
-from pot.pbft.replica import ReplicaConfig
-from pot.pbft.storage import FileStore
+from pot.pbft.replica import Replica, ReplicaConfig
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.roles.events import CommitteeEvent, CommitteeEventCallback
@@ -58,6 +58,25 @@ class CommitteeStateMachine:
     def restore(self, snapshot: bytes) -> None:
         self._sm.restore(snapshot)
 
+    # --- committee epochs (pot.pbft.epoch.EpochReplica) ------------------------------------------
+
+    def committee(self) -> EpochSpec:
+        """The current epoch: members are chain accounts (checksummed), keys their compressed
+        public keys; ``ledger.committee().endpoints`` has their PBFT ``host:port``, same order."""
+        return epoch_spec(self.ledger.committee())
+
+    def pending_committee(self) -> EpochSpec | None:
+        nxt = self.ledger.pending_committee()
+        return None if nxt is None else epoch_spec(nxt)
+
+    def activate_committee(self) -> None:
+        self.ledger.activate_committee()
+
+
+def epoch_spec(c) -> EpochSpec:
+    """PBFT's view of a ledger committee (``pot.protocol.epoch.Committee``)."""
+    return EpochSpec(c.epoch, c.members, c.keys or (b"",) * c.n, c.endpoints)
+
 
 def verify_request(payload: bytes) -> bool:
     """PBFT's request check (every replica runs it on every request a primary proposes): a
@@ -71,12 +90,20 @@ class _LocalClient:
 
 
 class CommitteeNode:
-    """One PBFT replica over the ledger. ``await start()``, then ``await close()``."""
+    """One PBFT replica over the ledger, a member of an epoch-changing committee (``EpochNode``:
+    the committee is the ledger's, and moves with it, docs/COMMITTEE.md). ``await start()``,
+    then ``await close()``.
+
+    ``join``: this node is no member of the committee the ledger starts from; it joins the
+    committee ``ledger_config`` seeds (its epoch, members, keys and endpoints) by state transfer
+    from f + 1 of its members. Without ``join`` the seeded committee is the genesis epoch."""
 
     def __init__(self, *, replica_id: int, pbft: list[tuple[str, int]], public_keys: list[bytes],
                  pbft_options: dict[str, Any], key: bytes, address: str, ledger_config: LedgerConfig,
-                 ledger_path: Path, pbft_dir: Path, on_event: CommitteeEventCallback | None = None) -> None:
+                 ledger_path: Path, pbft_dir: Path, on_event: CommitteeEventCallback | None = None,
+                 join: bool = False) -> None:
         self.replica_id = replica_id
+        self.join = join
         self.address = address
         self.ledger_config = ledger_config
         self._key = key
@@ -85,7 +112,7 @@ class CommitteeNode:
         self._pbft_dir = pbft_dir
         self.on_event = on_event
         self.ledger: Ledger | None = None
-        self.pbft: ReplicaNode | None = None
+        self.pbft: EpochNode | None = None
         self._futures: dict[bytes, list[asyncio.Future]] = {}
         self._client = _LocalClient()
         self._stopping = False
@@ -98,17 +125,44 @@ class CommitteeNode:
         for suffix in ("", "-wal", "-shm"):
             Path(str(self._ledger_path) + suffix).unlink(missing_ok=True)
         self.ledger = Ledger(self.ledger_config, str(self._ledger_path))
-        addresses, keys, options = self._pbft
-        committee = CommitteeConfig(addresses, keys, ReplicaConfig(len(addresses), **options))
+        addresses, _keys, options = self._pbft
         sm = CommitteeStateMachine(self.ledger)
-        self.pbft = ReplicaNode(committee, self.replica_id, self._key, sm, verifier=sm.verify,
-                                store=FileStore(self._pbft_dir))
+        seeded = sm.committee()
+        # a joining node's own genesis is never opened: it starts from the committee's state
+        genesis = EpochSpec(seeded.number - 1, (), ()) if self.join else seeded
+        self.pbft = EpochNode(self.address, self._key, genesis, ReplicaConfig(len(addresses), **options), sm,
+                              EpochStores(self._pbft_dir), listen=addresses[self.replica_id], verifier=sm.verify,
+                              join=seeded if self.join else None)
         self.pbft.on_reply.append(self._on_reply)
         self.pbft.on_executed.append(self._on_executed)
+        self.pbft.on_epoch.append(self._on_epoch)
         await self.pbft.start()
-        self._view = self.pbft.replica.view
-        log.info("listening pbft=%s:%d seq=%d ledger_seq=%d members=%d threshold=%d", *addresses[self.replica_id],
-                 self.pbft.replica.last_exec, self.ledger.seq, len(addresses), self.ledger_config.threshold)
+        r = self.pbft.replica
+        self._view = r.view if r is not None else 0
+        log.info("listening pbft=%s:%d epoch=%d%s seq=%s ledger_seq=%d members=%d threshold=%d",
+                 *addresses[self.replica_id], self.pbft.er.epoch, " (joining)" if r is None else "",
+                 r.last_exec if r is not None else "-", self.ledger.seq, len(seeded.members),
+                 self.ledger.config.threshold)
+
+    def _replica(self) -> Replica:
+        """The replica of the current epoch, or NodeUnavailable while there is none."""
+        if self._stopping or self.pbft is None:
+            raise NodeUnavailable("replica is shutting down")
+        r = self.pbft.replica
+        if r is None:
+            if self.pbft.er.retired:
+                raise NodeUnavailable(f"this node left the committee (epoch {self.pbft.er.epoch}); "
+                                      "send to a member of the current committee")
+            raise NodeUnavailable("this node is joining the committee (state transfer from its members); "
+                                  "retry in a few seconds")
+        return r
+
+    def _on_epoch(self, e: EpochEntered) -> None:
+        self._view = 0  # every epoch starts in view 0
+        if e.member:
+            log.info("committee epoch %d from seq %d: %d members", e.epoch, e.start, len(self.pbft.er.spec.members))
+        else:
+            log.warning("committee epoch %d from seq %d: this node is no longer a member", e.epoch, e.start)
 
     async def close(self) -> dict[str, Any] | None:
         """Stop taking requests and close the replica; its last status (None if it never started)."""
@@ -120,9 +174,10 @@ class CommitteeNode:
         status = None
         if self.pbft is not None:
             r = self.pbft.replica
-            status = {"id": self.replica_id, "view": r.view, "lastExecuted": r.last_exec,
-                      "digest": r.digest().hex(), "ledgerDigest": self.ledger.digest().hex(),
+            status = {"id": self.replica_id, "epoch": self.pbft.er.epoch, "ledgerDigest": self.ledger.digest().hex(),
                       "ledgerSeq": self.ledger.seq}
+            if r is not None:
+                status.update(view=r.view, lastExecuted=r.last_exec, digest=r.digest().hex())
             await self.pbft.close()
         if self.ledger is not None:
             self.ledger.close()
@@ -130,24 +185,30 @@ class CommitteeNode:
 
     @property
     def view(self) -> int | str:
-        return self.pbft.replica.view if self.pbft is not None else "-"
+        r = self.pbft.replica if self.pbft is not None else None
+        return r.view if r is not None else "-"
 
     # --- pot.api.Node ----------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        r = self.pbft.replica
-        return {"replicaId": self.replica_id, "view": r.view, "primary": r.primary,
-                "lastExecuted": r.last_exec, "pbftDigest": r.digest().hex(), "address": self.address,
-                "mode": "pbft", "members": len(self._pbft[0]), "threshold": self.ledger_config.threshold}
+        er = self.pbft.er
+        r = er.inner
+        out = {"replicaId": self.replica_id, "address": self.address, "epoch": er.epoch,
+               "threshold": self.ledger.config.threshold}
+        if r is None:
+            return {**out, "mode": "left" if er.retired else "joining", "members": 0}
+        out = {**out, "view": r.view, "primary": r.primary, "lastExecuted": r.last_exec,
+               "pbftDigest": r.digest().hex(), "mode": "pbft", "members": len(er.spec.members)}
+        if r.sm.boundary is not None:
+            out["epochBoundary"] = r.sm.boundary  # the seq the decided change takes effect after
+        return out
 
     async def submit(self, raw: bytes, *, timeout: float = 30.0) -> T.Result:
         """Order ``raw`` through PBFT; the ledger's Result once this replica executed it.
         Retransmits to the current primary until then (a request sent to a primary that
         crashed reaches the next one), as PBFT's clients do (§4.1)."""
-        if self._stopping or self.pbft is None:
-            raise NodeUnavailable("replica is shutting down")
         rid = request_id(raw)
-        if self.pbft.replica.has_executed(rid):
+        if self._replica().has_executed(rid):
             # A replay: PBFT would answer it with the first result (or, after a restart, not
             # at all); the sender must learn that it changed nothing.
             return self._replayed(rid)
@@ -155,21 +216,23 @@ class CommitteeNode:
         self._futures.setdefault(rid, []).append(fut)
         self.stats["submitted"] += 1
         deadline = time.monotonic() + timeout
-        retry = max(1.0, self.pbft.replica.cfg.view_timeout)
+        retry = max(1.0, self._replica().cfg.view_timeout)
         try:
             while True:
                 self.pbft.submit(raw, self._client)
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    r = self._replica()
                     raise NodeUnavailable(f"request not committed within {timeout:.0f}s "
-                                          f"(view {self.pbft.replica.view}, primary {self.pbft.replica.primary})")
+                                          f"(epoch {self.pbft.er.epoch}, view {r.view}, primary {r.primary})")
                 try:
                     reply = await asyncio.wait_for(asyncio.shield(fut), min(retry, left))
                     return codec.decode(reply)
                 except TimeoutError:
-                    if self.pbft.replica.has_executed(rid):
+                    r = self._replica()
+                    if r.has_executed(rid):
                         # ours executed: its reply, unless it came by state transfer (none)
-                        rep = self.pbft.replica.replies.get(rid)
+                        rep = r.replies.get(rid)
                         return codec.decode(rep.result) if rep is not None else self._replayed(rid)
                     continue
         finally:
@@ -181,7 +244,7 @@ class CommitteeNode:
                     del self._futures[rid]
 
     def _replayed(self, rid: bytes) -> T.Result:
-        rep = self.pbft.replica.replies.get(rid)
+        rep = self._replica().replies.get(rid)
         then = ""
         if rep is not None:
             first = codec.decode(rep.result)
@@ -208,9 +271,9 @@ class CommitteeNode:
 
     def check_view(self) -> None:
         """Log (INFO) and report a view change this replica went through since the last look."""
-        if self.pbft is None:
+        r = self.pbft.replica if self.pbft is not None else None
+        if r is None:
             return
-        r = self.pbft.replica
         if r.view != self._view:
             log.info("view change: view %d -> %d, primary now replica %d", self._view, r.view, r.primary)
             self._tell(CommitteeEvent.VIEW_CHANGED, old=self._view, view=r.view, primary=r.primary)
@@ -234,6 +297,8 @@ class CommitteeNode:
         return asyncio.create_task(go())
 
     async def tick(self) -> None:
+        if self.pbft is None or self.pbft.replica is None:
+            return  # joining, or no member any more: nothing to order
         # every replica ticks with the same second: one request per second however many submit,
         # and a backup's pending Tick still drives a view change when the primary is silent
         self.fire(codec.encode(T.Tick(at=int(time.time()))), "tick", timeout=5.0)

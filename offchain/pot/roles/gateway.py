@@ -125,8 +125,11 @@ class HttpGateway:
         self.api = committee
 
     @classmethod
-    def from_urls(cls, urls: list[str], *, f: int | None = None, timeout: float = 10.0) -> HttpGateway:
-        return cls(CommitteeClient(urls, f=f, timeout=timeout))
+    def from_urls(cls, urls: list[str], *, f: int | None = None, timeout: float = 10.0,
+                  state_file: Any = None, on_switch: Callable[[list[str]], Any] | None = None) -> HttpGateway:
+        """Over the committee at ``urls``, following its changes (``CommitteeClient``); the one
+        it learned is kept in ``state_file``; ``on_switch`` hears the new URLs."""
+        return cls(CommitteeClient(urls, f=f, timeout=timeout, state_file=state_file, on_switch=on_switch))
 
     async def submit(self, signed: T.Signed) -> Result:
         return await self.api.submit(signed)

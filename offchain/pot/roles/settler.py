@@ -1,5 +1,7 @@
 """The settler: signs the settlements the ledger created and lands them on-chain (ARCHITECTURE.md §4),
-by ``executeSigned`` or the paper's propose/confirm/execute, with a rotating submitter."""
+by ``executeSigned`` or the paper's propose/confirm/execute, with a rotating submitter; and lands
+a committee change the ledger decided (``executeAction`` with its k signatures, docs/COMMITTEE.md)
+by the same turn rule."""
 
 from __future__ import annotations
 
@@ -37,11 +39,12 @@ class Settler:
         from pot.protocol import codec
         from pot.protocol import types as T
 
+        member = self.address in self.ledger.config.committee
         for st in self.ledger.pending_settlements():
             nonce = st["nonce"]
             # keyed by digest: a batch re-issued after its deadline is a new thing to sign
             key = (nonce, "sig", st["digest"])
-            if self.address not in st["signers"] and key not in self._sent:
+            if member and self.address not in st["signers"] and key not in self._sent:
                 batch = st["settlement"]
                 sig = batch.sign(self.multisig_domain, self.key)
                 self._sent.add(key)
@@ -59,12 +62,46 @@ class Settler:
                     await self._submit_signed(st)
             else:
                 await self._propose_confirm_execute(st)
+        await self._execute_change()
 
-    def _turn(self, nonce: int) -> tuple[int, int]:
+    async def _execute_change(self) -> None:
+        """A committee change the ledger decided goes on chain: ``executeAction`` with the k
+        Action signatures the ledger holds, by the member whose turn it is (the change's nonce
+        mod n, the next one after every ``settlement_timeout``). Its ``EpochChanged`` comes back
+        through the attestations and confirms it."""
+        cfg = self.ledger.config
+        change = next((c for c in self.ledger.committee_changes() if c["status"] == "decided"), None)
+        if change is None or self.address not in cfg.committee:
+            return
+        action = change["action"]
+        attempt, turn = self._turn(action.nonce, len(cfg.committee))
+        if turn != cfg.committee.index(self.address) or (action.nonce, "action", attempt) in self._sent:
+            return
+        self._sent.add((action.nonce, "action", attempt))
+        ms = self.contracts.multisig
+        if await asyncio.to_thread(ms.action_nonce_used, action.nonce):
+            return  # landed; EpochChanged comes back through the attestations
+        sigs = change["signatures"][:cfg.threshold]
+        t0 = time.monotonic()
+        log.info("committee change to epoch %d: executeAction (attempt %d, %d signatures)", cfg.epoch + 1,
+                 attempt, len(sigs))
+        try:
+            tx = await asyncio.to_thread(ms.execute_action, self.sender, action, sigs)
+        except Exception as exc:  # noqa: BLE001
+            name = _revert_name(exc)
+            if name in ("NonceUsed", "WrongEpoch"):
+                log.info("committee change to epoch %d already executed (%s)", cfg.epoch + 1, name)
+                return
+            log.warning("committee change to epoch %d: executeAction failed: %s", cfg.epoch + 1, exc)
+            self.sender.resync()
+            return
+        self._record_tx(action.nonce, "executeAction", tx, t0)
+
+    def _turn(self, nonce: int, n: int | None = None) -> tuple[int, int]:
         """(attempt, replica whose turn it is): nonce mod n first, the next one after every timeout."""
         since = self._ready_since.setdefault(nonce, time.monotonic())
         attempt = int((time.monotonic() - since) // self.cfg.settlement_timeout)
-        return attempt, (nonce + attempt) % self.cfg.n
+        return attempt, (nonce + attempt) % (n or self.cfg.n)
 
     async def _submit_signed(self, st: dict) -> None:
         nonce = st["nonce"]
@@ -75,7 +112,7 @@ class Settler:
         ms = self.contracts.multisig
         if await asyncio.to_thread(ms.nonce_used, nonce):
             return  # landed; SettlementExecuted comes back through the attestations
-        sigs = st["signatures"][:self.ledger_config.threshold]
+        sigs = st["signatures"][:self.ledger.config.threshold]
         t0 = time.monotonic()
         log.info("nonce=%d orders=%s executeSigned (attempt %d, %d signatures)", nonce, st["orderIds"],
                  attempt, len(sigs))
@@ -119,7 +156,7 @@ class Settler:
                 self._record_tx(nonce, "confirmReward", await asyncio.to_thread(
                     ms.confirm_reward, self.sender, pid), t0)
                 approvals, exists = await asyncio.to_thread(ms.proposal_state, pid)
-            if approvals >= self.ledger_config.threshold and turn == self.cfg.replica_id \
+            if approvals >= self.ledger.config.threshold and turn == self.cfg.replica_id \
                     and (nonce, "execute", (pid, attempt)) not in self._sent:
                 self._sent.add((nonce, "execute", (pid, attempt)))
                 t0 = time.monotonic()

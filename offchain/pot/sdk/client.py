@@ -38,7 +38,7 @@ from pot.sdk.orders import (
     release_test_data,
 )
 from pot.sdk.task import PreparedTask, Task, TaskOptions, build_task, upload_task
-from pot.storage import ContentStore, open_store
+from pot.storage import ContentStore, follow_mirrors, open_store
 
 R = TypeVar("R")
 
@@ -63,6 +63,9 @@ class PotClient:
         self.sender = Sender(w3, account)
         self.api_urls = list(api_urls)
         self.f = f
+        #: the committee epoch ``api_urls`` belong to, once learned: the client follows committee
+        #: changes as workers do (``CommitteeClient``), for as long as this object lives
+        self.epoch: int | None = None
 
     @classmethod
     def connect(cls, rpc_url: str, deployment: str | os.PathLike, key: str | bytes | LocalAccount, *,
@@ -131,12 +134,12 @@ class PotClient:
         domain = Domain.messages(self.deployment.chain_id, self.deployment.order_book)
 
         async def upload() -> int:
-            api = CommitteeClient(self.api_urls, f=self.f)
+            api = self._committee()
             try:
                 return await publish_for_order(api.upload, self.address, order_id, cid, data, domain,
                                                bytes(self.account.key), wait_s=wait_s)
             finally:
-                await api.aclose()
+                await self._done(api)
 
         return _run(upload)
 
@@ -212,6 +215,16 @@ class PotClient:
         return WinningModel(st.order_id, st.winner, st.winning_mid, model.model_cid, data, config, metric, local,
                             standing_score(cycle, st.winning_mid))
 
+    def _committee(self) -> CommitteeClient:
+        return CommitteeClient(self.api_urls, f=self.f, epoch=self.epoch)
+
+    async def _done(self, api: CommitteeClient) -> None:
+        """Keep the committee ``api`` followed to (and fetch content from its members)."""
+        await api.aclose()
+        if api.epoch is not None and api.epoch != self.epoch:
+            self.api_urls, self.f, self.epoch = api.urls, api.f, api.epoch
+            follow_mirrors(self.store, self.api_urls)
+
     def cycle(self, order_id: int) -> CycleView | None:
         """The committee's cycle data of the order (claims, reveals, validations), read from f+1
         matching replicas."""
@@ -219,11 +232,11 @@ class PotClient:
             raise ValueError("reading the committee's ledger needs its API URLs (api_urls=...)")
 
         async def read() -> CycleView | None:
-            api = CommitteeClient(self.api_urls, f=self.f)
+            api = self._committee()
             try:
                 doc = await api.order(order_id)
             finally:
-                await api.aclose()
+                await self._done(api)
             return None if doc is None else CycleView.from_json(doc)
 
         return _run(read)

@@ -25,7 +25,7 @@ from .unixfs import CHUNK_SIZE, MAX_LINKS, Importer, compute_cid
 __all__ = [
     "CHUNK_SIZE", "CID", "DEFAULT_MAX_SIZE", "MAX_LINKS", "ContentStore", "CorruptObject",
     "EmbeddedStore", "HttpGatewayStore", "Importer", "InvalidCid", "KuboStore", "MirroredStore", "NotFound",
-    "StorageError", "TooLarge", "Unsupported", "compute_cid", "compute_file_cid", "open_store",
+    "StorageError", "TooLarge", "Unsupported", "compute_cid", "compute_file_cid", "follow_mirrors", "open_store",
     "parse_cid",
 ]
 
@@ -48,6 +48,18 @@ def compute_file_cid(path, cid_version: int = 1) -> str:
         while chunk := f.read(1024 * 1024):
             imp.update(chunk)
     return str(imp.finish())
+
+
+def follow_mirrors(store: ContentStore, urls: Sequence[str]) -> None:
+    """Fetch what ``store`` lacks from ``urls`` from now on (the committee's APIs after a
+    committee change), if it is a :class:`MirroredStore` of gateways."""
+    from .kubo import HttpGatewayStore
+    from .mirror import STALL_S, MirroredStore
+
+    if isinstance(store, MirroredStore) and all(isinstance(r, HttpGatewayStore) for r in store.remotes):
+        have = [getattr(r, "base_url", "").rstrip("/") for r in store.remotes]
+        if have != [u.rstrip("/") for u in urls]:
+            store.set_remotes([HttpGatewayStore(u, max_size=store.max_size, timeout=STALL_S) for u in urls])
 
 
 def open_store(location: str | None = None, *, max_size: int = DEFAULT_MAX_SIZE,

@@ -38,14 +38,27 @@ COOLDOWN_S = 60.0
 class MirroredStore(ContentStore):
     def __init__(self, local: ContentStore, remotes: Sequence[ContentStore]) -> None:
         self.local = local
-        self.remotes = list(remotes)
         self.max_size = local.max_size
-        self._failed_at = [float("-inf")] * len(self.remotes)
+        # (remotes, when each failed last): swapped whole, so a fetch in another thread keeps its own
+        self._remotes: tuple[list[ContentStore], list[float]] = (list(remotes), [float("-inf")] * len(remotes))
+        self._replaced: list[ContentStore] = []
 
-    def _in_turn(self) -> list[int]:
-        """Remote indices to ask: those that have not failed lately first, in their order."""
+    @property
+    def remotes(self) -> list[ContentStore]:
+        return self._remotes[0]
+
+    def set_remotes(self, remotes: Sequence[ContentStore]) -> None:
+        """Fetch from ``remotes`` from now on (the committee moved); the old ones close with the store."""
+        self._replaced += self._remotes[0]
+        self._remotes = (list(remotes), [float("-inf")] * len(remotes))
+
+    def _in_turn(self) -> list[tuple[ContentStore, list[float], int]]:
+        """Remotes to ask (with their failure times and index): those that have not failed lately
+        first, in their order."""
         now = time.monotonic()
-        return sorted(range(len(self.remotes)), key=lambda i: now - self._failed_at[i] < COOLDOWN_S)
+        remotes, failed_at = self._remotes
+        order = sorted(range(len(remotes)), key=lambda i: now - failed_at[i] < COOLDOWN_S)
+        return [(remotes[i], failed_at, i) for i in order]
 
     def __repr__(self) -> str:
         return f"MirroredStore({self.local!r}, {len(self.remotes)} remotes)"
@@ -58,8 +71,7 @@ class MirroredStore(ContentStore):
         parsed = CID.parse(cid)
         tmp_dir = getattr(self.local, "root", None)
         failures = []
-        for i in self._in_turn():
-            remote = self.remotes[i]
+        for remote, failed_at, i in self._in_turn():
             fd, name = tempfile.mkstemp(prefix=".mirror-", dir=tmp_dir)
             os.close(fd)
             tmp = Path(name)
@@ -74,7 +86,7 @@ class MirroredStore(ContentStore):
             except NotFound as exc:  # answered: it is alive, it only lacks this object
                 failures.append(f"{getattr(remote, 'base_url', remote)}: {exc}")
             except StorageError as exc:
-                self._failed_at[i] = time.monotonic()
+                failed_at[i] = time.monotonic()
                 failures.append(f"{getattr(remote, 'base_url', remote)}: {exc}")
             finally:
                 tmp.unlink(missing_ok=True)
@@ -92,13 +104,13 @@ class MirroredStore(ContentStore):
     def size(self, cid: str) -> int:
         if self.local.has(cid):
             return self.local.size(cid)
-        for i in self._in_turn():
+        for remote, failed_at, i in self._in_turn():
             try:
-                return self.remotes[i].size(cid)
+                return remote.size(cid)
             except NotFound:
                 continue
             except StorageError:
-                self._failed_at[i] = time.monotonic()
+                failed_at[i] = time.monotonic()
         raise NotFound(cid, f"not here and not at any of {len(self.remotes)} remotes")
 
     def pin(self, cid: str) -> None:
@@ -108,5 +120,5 @@ class MirroredStore(ContentStore):
 
     def close(self) -> None:
         self.local.close()
-        for r in self.remotes:
+        for r in self.remotes + self._replaced:
             r.close()
