@@ -56,11 +56,17 @@ def test_decided_change_executes_on_chain_and_its_event_confirms_it(pot, tmp_pat
     # the member whose turn it is does nothing (stopped): nobody else submits yet ...
     asyncio.run(run(others))
     assert ms.epoch() == config.epoch
-    # ... until its time is over: the next member takes over
+    # ... until its time is over: another member takes over (the next one; on a loaded machine a
+    # round may take long enough that the turn has moved on once more: each settler judges the
+    # turn by its own clock, as a replica does)
     time.sleep(1.1)
-    asyncio.run(run(others))
+    give_up = time.monotonic() + 20
+    while ms.epoch() == config.epoch and time.monotonic() < give_up:
+        asyncio.run(run(others))
     assert ms.epoch() == config.epoch + 1
-    assert [e["fn"] for e in settlers[(turn + 1) % 4].stats["settlements"]] == ["executeAction"]
+    took_over = [i for i, s in enumerate(settlers) if [e["fn"] for e in s.stats["settlements"]] == ["executeAction"]]
+    assert len(took_over) == 1 and took_over[0] != turn, took_over
+    assert all(not s.stats["settlements"] for i, s in enumerate(settlers) if i != took_over[0])
     nxt = led.committee_changes()[0]["next"]
     assert nxt.same_members(ms.members(), ms.threshold())
     assert led.pending_committee() is None  # not before the chain's event is attested

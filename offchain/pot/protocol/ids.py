@@ -53,7 +53,10 @@ else:  # pragma: no cover - environments without cffi
             if _lib.keccak_init(ctypes.byref(self.state), _KECCAK_CAPACITY, _KECCAK_ROUNDS):
                 raise RuntimeError("keccak_init failed")
             self.out = ctypes.create_string_buffer(32)
-            self.view = memoryview(self.out).cast("B")
+
+        @property
+        def view(self) -> bytes:  # what keccak slices: bytes, as cffi's buffer slice gives
+            return self.out.raw
 
     _reset, _absorb, _digest = _lib.keccak_reset, _lib.keccak_absorb, _lib.keccak_digest
 
