@@ -131,6 +131,13 @@ def _main(args: argparse.Namespace) -> int:
             print(json.dumps(summary), flush=True)
     finally:
         if dist.is_initialized():
+            # every rank done before any leaves: rank 0 hosts the rendezvous store, and a rank
+            # still tearing gloo down when it goes aborts ("terminate called without an active
+            # exception", exit -6)
+            try:
+                dist.barrier()
+            except (RuntimeError, ValueError):
+                pass  # a rank failed: the launcher reports that one
             dist.destroy_process_group()
     return 0
 
