@@ -794,6 +794,13 @@ class Ledger:
         self._hook("committed")
         self._clear_pending()
 
+    def _reload_from_disk(self) -> None:
+        """After a failed commit: drop what the transactions hold and rebuild memory from disk."""
+        for db in (self._arc, self._db):
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        self._load()
+
     def _clear_pending(self) -> None:
         self._dirty = {}
         self._out_orders, self._out_settlements, self._out_refs, self._out_models = [], [], [], []
@@ -857,10 +864,7 @@ class Ledger:
             except BaseException:
                 # memory holds the batch but the disk does not: rebuild from the disk so the two
                 # never disagree (PBFT executes the batch again from its own log)
-                for db in (self._arc, self._db):
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                self._load()
+                self._reload_from_disk()
                 raise
         return results
 
@@ -1353,10 +1357,7 @@ class Ledger:
                 self._reissue(self._settlements[nonce], self.time)
             self._commit()
         except BaseException:
-            for db in (self._arc, self._db):
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            self._load()
+            self._reload_from_disk()
             raise
         log.info("committee epoch %d: %d members, k = %d; settlements re-issued: %s", nxt.epoch, nxt.n,
                  nxt.threshold, reissued)
