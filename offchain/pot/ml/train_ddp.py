@@ -14,6 +14,7 @@ the miner worker follows that file and commits each ``mid`` before ``trainEnd``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -54,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         # bad spec, data or weights: one clear line, not a traceback from every rank
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+
+
+def _exit_rank(code: int) -> None:
+    """Leave a distributed rank without interpreter finalization.
+
+    The DDP reducer keeps the gloo process group alive after ``destroy_process_group``; when
+    finalization destroys it, a gloo thread can still be joinable and the rank aborts
+    ("terminate called without an active exception", exit -6) after its work is done. Every
+    file this rank wrote is already closed and renamed into place.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -130,6 +144,7 @@ def _main(args: argparse.Namespace) -> int:
             }
             print(json.dumps(summary), flush=True)
     finally:
+        gc.collect()  # the DDP wrapper and its reducer (reference cycles) release the group here
         if dist.is_initialized():
             # every rank done before any leaves: rank 0 hosts the rendezvous store, and a rank
             # still tearing gloo down when it goes aborts ("terminate called without an active
@@ -143,4 +158,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _exit_rank(code)
+    sys.exit(code)
