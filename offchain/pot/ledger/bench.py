@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 import click
+from coincurve import PrivateKey
 
 from pot.ledger import Ledger, LedgerConfig
 from pot.ledger.ledger import archive_path
@@ -95,6 +96,7 @@ class _Run:
         self.multisig = self.world.config.multisig_domain
         self.agenda: dict[int, list[tuple]] = {}
         self.pending: list[tuple[int, int]] = []     # (second, order index) of orders still to place
+        self.keys: dict[bytes, PrivateKey] = {}
 
     # --- the schedule of one order ---------------------------------------------------------
 
@@ -131,9 +133,18 @@ class _Run:
     def _salt(*parts: object) -> bytes:
         return hashlib.sha256(repr(parts).encode()).digest()
 
+    def _sign(self, digest: bytes, key: bytes) -> bytes:
+        # building is not timed, but at 100,000 orders a key object per signature is minutes
+        pk = self.keys.get(key)
+        if pk is None:
+            pk = self.keys[key] = PrivateKey(key)
+            return sign_digest(digest, key)  # the protocol's own signer, once per key
+        sig = pk.sign_recoverable(digest, hasher=None)
+        return sig[:64] + bytes([sig[64] + 27])
+
     def _signed(self, msg: T.Message, key: bytes) -> bytes:
         self.signed += 1
-        return codec.encode(T.Signed(msg, sign_digest(msg.digest(self.domain), key)))
+        return codec.encode(T.Signed(msg, self._sign(msg.digest(self.domain), key)))
 
     def _build(self, item: tuple) -> bytes:
         kind, order = item[0], item[1]
@@ -212,7 +223,7 @@ class _Run:
                 if p["nonce"] not in nonces:
                     continue
                 for key, addr in self.world.members[:threshold]:
-                    sig = T.SettlementSignature(p["nonce"], addr, sign_digest(p["digest"], key))
+                    sig = T.SettlementSignature(p["nonce"], addr, self._sign(p["digest"], key))
                     self._at(second + 1, "raw", codec.encode(sig))
                 tx_hash = hashlib.sha256(b"tx%d" % p["nonce"]).digest()
                 self._at(second + 2, "raw", codec.encode(T.SettlementExecuted(p["nonce"], tuple(p["orderIds"]),
