@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from pot.pbft.crypto import TableSigner
-from pot.pbft.epoch import Epoched, EpochSigner
+from pot.pbft.epoch import Epoched, EpochReplica, EpochSigner, EpochSpec
 from pot.pbft.messages import Prepare
-from pot.pbft.sim_epochs import EpochSimulation, run_epoch_seed
+from pot.pbft.replica import ReplicaConfig
+from pot.pbft.sim_epochs import CommitteeKV, EpochSimulation, run_epoch_seed
+from pot.pbft.storage import MemoryStore
 
 # Each seed: a member killed for good and replaced by a fresh node with a new key (joining by
 # state transfer), growth from 4 to 7, a key rotation, and in about half a live member removed,
@@ -60,3 +62,29 @@ def test_joined_member_restarted_after_growth_rejoins_its_epoch():
     views = {m: sim.nodes[m].inner.view for m in sim._live_members()}
     assert len(set(views.values())) == 1, views
     assert 7 in views and "restart 7" in " ".join(sim.log)
+
+
+class _ExpiringCommittee(CommitteeKV):
+    """Requests carry their deadline (``b"<ms>|body"``); the ledger's way: once the batch time is
+    past it the machine refuses the request by itself, so PBFT may forget its id."""
+
+    def forget_after(self, request, result, timestamp):
+        return int(request.split(b"|")[0])
+
+
+def test_an_epoch_replica_forgets_request_ids_behind_the_checkpoint():
+    # Before: the epoch wrapper hid the state machine's forget_after, and a committee member
+    # remembered every request id it ever executed (the set grew with history).
+    genesis = EpochSpec(1, (0,), (b"\x07" * 32,))
+    cfg = ReplicaConfig(1, checkpoint_interval=2, log_size=8)
+    store = MemoryStore()
+    node = EpochReplica(0, genesis, cfg, _ExpiringCommittee(genesis), lambda i, s: TableSigner(i, s.keys),
+                        lambda e: store, now=0.0)
+    now, sizes = 0.0, []
+    for k in range(60):
+        node.request(b"%d|req-%d" % (int(now * 1000) + 3000, k), "client", now)
+        now += 1.0
+        node.tick(now)
+        sizes.append(len(node.inner.executed_ids))
+    assert node.inner.last_exec == 60
+    assert max(sizes[10:]) <= 6  # bounded by the 3 s expiry, not by the 60 requests

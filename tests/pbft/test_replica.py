@@ -382,3 +382,14 @@ def test_history_that_disagrees_with_a_stable_checkpoint_is_rolled_back():
     assert reps[0].h == 4 and reps[3].last_exec == 4 and reps[3].digest() == reps[0].digest()
     again = make(3, store=stores[3], checkpoint_interval=4)
     assert again.last_exec == 4 and again.digest() == reps[0].digest()
+
+
+def test_a_committee_of_one_executes_checkpoints_and_keeps_ticking():
+    # Before: its own pre-prepare never prepared (no prepare ever comes, and nobody checked
+    # that none is needed), and the first heartbeat divided by n - 1 = 0.
+    net = Net([make(0, n=1, checkpoint_interval=2, log_size=4)])
+    for k in range(7):
+        net.request(b"r%d" % k)
+        net.tick(1.0)
+    r = net.r[0]
+    assert r.last_exec == 7 and r.h == 6 and len(net.replies) == 7

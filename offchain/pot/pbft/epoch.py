@@ -140,6 +140,12 @@ class _EpochMachine:
         results = iter(self.sm.execute(real, timestamp) if real else [])
         return [b"" if r.startswith(_FILL) else next(results) for r in requests]
 
+    def forget_after(self, request: bytes, result: bytes, timestamp: int) -> int | None:
+        """The state machine's rule for when PBFT may forget a request id. Boundary fills are
+        not the state machine's requests: kept (a few per committee change)."""
+        rule = getattr(self.sm, "forget_after", None)
+        return None if rule is None or request.startswith(_FILL) else rule(request, result, timestamp)
+
     def after_batch(self, seq: int) -> None:
         if self.boundary is None and self.sm.pending_committee() is not None:
             self.boundary = boundary(seq, self.interval)

@@ -227,7 +227,7 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
             # The primary waits too: batches it proposed that nobody can take (stamped before
             # it was cut off for longer than the clock skew) need the next view, and its own
             # suspect may be the 2f+1-th.
-            if self.status is NORMAL and "view" not in self.timers:
+            if self.status is NORMAL and "view" not in self.timers and rq.pending:
                 self._arm_view_timer(now)
         elif (client is not None and self.cfg.forward_requests and not self.is_primary
               and rid not in rq.proposed):
@@ -427,6 +427,9 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
             self.store.save_pre_prepare(pp)
             self._out.append(Send(None, pp))
             timer_fired = False
+            if cfg.quorum == 1:
+                # a committee of one: no prepare will ever come, its own votes are the quorum
+                self._check_prepared(pp.seq, slot, now)
 
     def _check_batch(self, pp: PrePrepare, now: float, check_time: bool) -> str | None:
         """Why this pre-prepare must not be accepted, or None. Every field we can check."""
@@ -738,7 +741,7 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
         self._status_ticks += 1
         if self._recovering or (self.max_seen > self.last_exec and self._last_progress == self.last_exec):
             self._fetch(None)
-        elif self._status_ticks % 4 == 0:
+        elif self._status_ticks % 4 == 0 and self.cfg.n > 1:
             # A heartbeat, to one peer in turn: a replica that missed the tail of the traffic
             # (cut off while the last requests committed) learns from it that it is behind,
             # and one in an older view gets the NEW-VIEW back.
