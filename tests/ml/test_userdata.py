@@ -159,6 +159,10 @@ def test_cli_refuses_a_bad_file_in_one_line(rgb_folder):
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == [f"Error: {rgb_folder / 'dogs' / 'x.gif'}: not a PNG or JPEG file "
                                              "(image folders hold .png, .jpg or .jpeg only)"]
+    # every option docs/DATA.md names exists (--data-seed was documented but missing)
+    r = CliRunner().invoke(main, ["client", "place-order", "--data", str(rgb_folder), "--data-seed", "7",
+                                  "--test-fraction", "0.5", "--image-size", "8"])
+    assert r.exit_code == 1 and "not a PNG or JPEG file" in r.output
 
 
 def test_written_dataset_round_trips(rgb_folder):

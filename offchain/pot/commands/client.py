@@ -37,6 +37,8 @@ def _client(config_file, options):
 @click.option("--label-column", default=None, help="CSV: the label column (default: the last).")
 @click.option("--test-fraction", type=float, default=None,
               help="Share of the data kept as the hidden test set (default 0.25).")
+@click.option("--data-seed", type=int, default=None,
+              help="Seed of the train/test split: which samples the hidden test set takes (default 0).")
 @click.option("--arch", default=None, help="Architecture: mlp, cnn, lstm, resnet or gpt "
                                            "(default: resnet for images, gpt for text, else mlp).")
 @click.option("--init-weights", type=click.Path(exists=True, dir_okay=False), default=None,
