@@ -86,19 +86,21 @@ contract PayoutStylesTest is Test {
 
     /// After a claim the slot is zero again: the next settlement's accrual is a fresh write.
     function test_accrualWritesOneSlotPerRecipient() public {
-        uint256 g = gasleft();
-        payer.accrue(to, amount);
-        uint256 accrued = g - gasleft();
+        uint256 perRecipient = _accrue(payer);
         assertEq(payer.claimable(to[1]), 1 ether + 1);
-        emit log_named_uint("accrual in the settlement, gas per recipient", accrued / RECIPIENTS);
+        emit log_named_uint("accrual in the settlement, gas per recipient", perRecipient);
     }
 
     function test_accrualToUnclaimedBalances() public {
-        uint256 g = gasleft();
-        standing.accrue(to, amount);
-        uint256 accrued = g - gasleft();
+        uint256 perRecipient = _accrue(standing);
         assertEq(standing.claimable(to[1]), 1 ether + 2);
-        emit log_named_uint("accrual onto an unclaimed balance, gas per recipient", accrued / RECIPIENTS);
+        emit log_named_uint("accrual onto an unclaimed balance, gas per recipient", perRecipient);
+    }
+
+    function _accrue(PayoutStylesPayer p) internal returns (uint256 perRecipient) {
+        uint256 g = gasleft();
+        p.accrue(to, amount);
+        perRecipient = (g - gasleft()) / RECIPIENTS;
     }
 
     function test_claimIsItsOwnTransaction() public {
