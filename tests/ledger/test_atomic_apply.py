@@ -107,3 +107,29 @@ def test_the_request_check_keeps_the_decoded_op_and_apply_still_recovers_the_sig
     # a request the check never saw (another replica proposed it before we checked) decodes in execute
     assert decode(sm.execute([commits[0]], T0 + 21)[0]).reason_enum.name == "REPLAY"
     assert len(decodes) == len(commits) + 1 and len(recoveries) == len(commits) + 1
+
+
+def test_a_batch_answers_as_its_ops_applied_one_at_a_time():
+    """apply_many recovers a batch's signatures ahead of the rules: a forged, a malleable (high s)
+    and a malformed op among good ones get the answers, and leave the state, that applying the
+    ops one at a time gives; an op repeated in the batch is a replay the second time."""
+    from ledger_world import DOMAIN, commit, mid
+
+    from pot.protocol.eip712 import SECP256K1_N
+
+    good = commit(MINERS[0], 1, mid(0))
+    forged = commit(MINERS[1], 1, mid(1)).message.sign(DOMAIN, MINERS[2].key)
+    s = int.from_bytes(good.signature[32:64], "big")
+    high_s = T.Signed(commit(MINERS[2], 1, mid(2)).message, good.signature[:32]
+                      + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - good.signature[64]]))
+    batch = [encode(OrderPlaced(order(1))), encode(good), encode(forged), b"\x00garbage", encode(high_s),
+             encode(commit(MINERS[1], 1, mid(1))), encode(good)]
+    one, many = staked_ledger(), staked_ledger()
+    singly = [one.apply(decode(op), T0) if op != b"\x00garbage" else None for op in batch]
+    together = many.apply_many(batch, T0)
+    R = T.Reason
+    assert [r.reason_enum for r in together] == [R.OK, R.OK, R.BAD_SIGNATURE, R.MALFORMED, R.BAD_SIGNATURE, R.OK,
+                                                 R.REPLAY]
+    assert [r.reason_enum for r in together if r.reason_enum is not R.MALFORMED] == \
+        [r.reason_enum for r in singly if r is not None]
+    assert many.digest() == one.digest() == many.full_digest()

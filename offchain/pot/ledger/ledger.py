@@ -43,6 +43,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from pot.ledger import heap
 from pot.ledger import records as R
 from pot.ledger.records import (ChainRefRow, ChainVoteRow, ChallengeRow, ChangeRow, ChangeStatus, ChangeVoteRow,
                                 ClaimRow, EpochRow, MemberRow, NodeRow, OrderRow, RevealRow, SeenRow, SettlementRow,
@@ -646,6 +647,8 @@ class Ledger:
         self._out_accounts: list[tuple] = []
         self._meta_dirty = False
         self._journal: list[tuple[Any, int]] = []
+        #: id(Signed op) -> (op, digest, signer or the ValueError): apply_many's batch, recovered ahead
+        self._recovered: dict[int, tuple[Any, bytes, Any]] = {}
 
     def _load(self) -> None:
         """The working state from the tables (open, rollback): O(working state), not O(history)."""
@@ -829,6 +832,7 @@ class Ledger:
         scratch.__dict__.update(self.__dict__)
         scratch._scratch = True
         scratch._optimistic_windows = True
+        scratch._recovered = {}
         scratch._open = _Overlay(self._open, OrderState.clone)
         scratch._nodes = _Overlay(self._nodes)
         scratch._settlements = _Overlay(self._settlements, SettlementState.clone)
@@ -849,15 +853,32 @@ class Ledger:
         Items may be decoded ops or their wire bytes (a malformed frame gets a MALFORMED result)."""
         if type(ledger_time) is not int or ledger_time < 0:
             raise ValueError("ledger_time must be a non-negative int (seconds)")
-        results: list[Result] = []
+        batch: list[Any] = []
         for item in ops:
             if isinstance(item, (bytes, bytearray, memoryview)):
                 try:
                     item = codec.decode(item)
                 except codec.DecodeError as exc:
-                    results.append(Result.rejected(Reason.MALFORMED, str(exc)))
-                    continue
-            results.append(self._apply(item, ledger_time))
+                    item = Result.rejected(Reason.MALFORMED, str(exc))
+            batch.append(item)
+        # The batch's signatures first, back to back: libsecp256k1's precomputed tables stay in
+        # the CPU cache (between the rules' work they do not: 40 µs a recovery in a tight loop,
+        # ~55 µs interleaved). The rules then take each signer from here.
+        pre = self._recovered
+        domain = self._domain
+        for item in batch:
+            if type(item) is T.Signed:
+                digest = item.message.digest(domain)
+                try:
+                    pre[id(item)] = (item, digest, recover_digest(digest, item.signature))
+                except ValueError as exc:
+                    pre[id(item)] = (item, digest, exc)
+        results: list[Result] = []
+        try:
+            for item in batch:
+                results.append(item if type(item) is Result else self._apply(item, ledger_time))
+        finally:
+            pre.clear()
         if self._journal:
             try:
                 self._commit()
@@ -866,6 +887,7 @@ class Ledger:
                 # never disagree (PBFT executes the batch again from its own log)
                 self._reload_from_disk()
                 raise
+            heap.after_commit()
         return results
 
     def _apply(self, op: Any, t: int) -> Result:
@@ -956,11 +978,17 @@ class Ledger:
 
     def _on_signed(self, op: T.Signed, t: int) -> Result:
         msg = op.message
-        digest = msg.digest(self._domain)
-        try:
-            signer = recover_digest(digest, op.signature)
-        except ValueError as exc:
-            raise _Reject(Reason.BAD_SIGNATURE, f"malformed signature: {exc}") from None
+        got = self._recovered.get(id(op))
+        if got is None or got[0] is not op:
+            digest = msg.digest(self._domain)
+            try:
+                signer = recover_digest(digest, op.signature)
+            except ValueError as exc:
+                raise _Reject(Reason.BAD_SIGNATURE, f"malformed signature: {exc}") from None
+        else:
+            _op, digest, signer = got
+            if type(signer) is ValueError:
+                raise _Reject(Reason.BAD_SIGNATURE, f"malformed signature: {signer}") from None
         # bytes compare: the recovered address is never checksummed
         if signer != bytes.fromhex(msg.__dict__[msg.SIGNER][2:]):
             raise _Reject(Reason.BAD_SIGNATURE, f"signature is not {msg.signer}'s for this deployment "
