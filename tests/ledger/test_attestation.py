@@ -6,7 +6,8 @@ from dataclasses import replace
 from ledger_world import COMMITTEE, CONFIG, DOMAIN, MINERS, T0, order
 
 from pot.ledger import Ledger
-from pot.protocol import ChainAttestation, OrderPlaced, Reason, StakeChanged, Tick, ValidationCommit, encode
+from pot.protocol import (ChainAttestation, OrderPlaced, Reason, SettlementExecuted, StakeChanged, Tick,
+                          ValidationCommit, encode)
 from pot.protocol.types import MINER
 
 ATTESTED = replace(CONFIG, attested_chain_events=True)
@@ -111,3 +112,32 @@ def test_chain_event_query():
     assert led.chain_event(REF) == {"applied": False, "attesters": [COMMITTEE[2].addr]}
     led.apply(attest(COMMITTEE[0], op), T0)
     assert led.chain_event(REF) == {"applied": True, "attesters": []}
+
+
+def test_replayed_attestations_of_settled_orders_cannot_fill_a_members_bound():
+    """Attack: anyone who saw a member's old attestations replays them once their orders settled
+    and left the working state. Each replay opened a vote nobody else would ever join and counted
+    against the member's bound of open attestations; 4,096 of them and the member could attest
+    nothing new, f+1 members so silenced and the ledger took no chain event at all."""
+    from ledger_world import CREVEAL_END
+
+    led = Ledger(ATTESTED)
+    old = []
+    for oid in (1, 2):
+        old.append(attest(COMMITTEE[0], OrderPlaced(order(oid)), ref=bytes([oid]) * 32))
+        assert "1/2" in led.apply(old[-1], T0).text
+        assert "applied" in led.apply(attest(COMMITTEE[1], OrderPlaced(order(oid)), ref=bytes([oid]) * 32), T0).text
+    # nobody claims them: they finalize (refunds), settle and leave for the archive
+    assert led.apply(Tick(at=CREVEAL_END + 1000), CREVEAL_END + 1000).ok
+    [p] = led.pending_settlements()
+    done = SettlementExecuted(p["nonce"], tuple(p["orderIds"]), b"\x44" * 32)
+    executed = [attest(m, done, ref=b"\x55" * 32) for m in COMMITTEE[:2]]
+    t = CREVEAL_END + 1001
+    for a in executed:
+        assert led.apply(a, t).ok
+    assert led.order_cycle_data(1)["status"] != "open" and led._chain_open == {}
+    # the replays: refused, and the member's bound untouched
+    for a in old + executed:
+        r = led.apply(a, t)
+        assert not r.ok and r.reason_enum in (Reason.ORDER_CLOSED, Reason.NOT_PENDING), r.text
+    assert led._chain_open == {}, "a replayed attestation counts against its member's bound"

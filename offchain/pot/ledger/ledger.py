@@ -1143,6 +1143,16 @@ class Ledger:
         # rows): an event whose ref left with its order is refused by that order's state instead
         if ref in self._chain_refs:
             raise _Reject(Reason.DUPLICATE, f"chain event {_h(ref)} was already applied")
+        # An event about settled history is refused before it opens a vote: the ref left with
+        # its order, and a member's old attestations, replayed by anyone, would otherwise each
+        # hold one of its MAX_OPEN_ATTESTATIONS until it could attest nothing new.
+        oid = getattr(op, "order_id", None)
+        if oid is None and type(op) is T.OrderPlaced:
+            oid = op.order.order_id
+        if oid is not None and oid in self._archived:
+            raise _Reject(Reason.ORDER_CLOSED, f"chain event {_h(ref)} is about order {oid}, settled and archived")
+        if type(op) is T.SettlementExecuted and op.nonce < self.next_nonce and op.nonce not in self._settlements:
+            raise _Reject(Reason.NOT_PENDING, f"chain event {_h(ref)}: settlement {op.nonce} was already executed")
         votes = self._chain_votes.get(ref, {})
         if replica in votes:
             raise _Reject(Reason.DUPLICATE, f"{m.replica} already attested chain event {_h(ref)}")
@@ -1177,9 +1187,6 @@ class Ledger:
         # the ref stays in the working state while its order is open (it leaves with the order);
         # a stake change's ref stays for ever: replaying an old stake would roll a stake back (and
         # a committee change's too: they are few)
-        oid = getattr(op, "order_id", None)
-        if oid is None and type(op) is T.OrderPlaced:
-            oid = op.order.order_id
         if type(op) in (T.StakeChanged, T.EpochChanged):
             self._chain_refs[ref] = 0
             self._put(ChainRefRow(ref, 0))
