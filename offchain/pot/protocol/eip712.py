@@ -123,6 +123,7 @@ from pot.protocol.ids import keccak as _k  # noqa: E402
 #: OpenZeppelin's ECDSA.recover refuses it, so we do too.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = SECP256K1_N // 2
+_HALF_N_BYTES = _HALF_N.to_bytes(32, "big")
 
 
 DOMAIN_TYPEHASH = _k(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
@@ -181,15 +182,15 @@ def recover_digest(digest_: bytes, signature: bytes) -> bytes:
     v = signature[64]
     if v != 27 and v != 28:
         raise ValueError(f"signature v must be 27 or 28, got {v}")
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    if not (0 < r < SECP256K1_N and 0 < s <= _HALF_N):
+    # 32-byte big-endian words compare as the numbers they hold; parse_compact refuses r or s
+    # of n or more, and recovery a zero r or s
+    if signature[32:64] > _HALF_N_BYTES:
         raise ValueError("signature r/s out of range (high s is refused as malleable)")
     b = _bufs
-    if not _parse_sig(_ctx, b.sig, signature[:64], v - 27):
-        raise ValueError("signature does not parse")
+    if not _parse_sig(_ctx, b.sig, signature, v - 27):
+        raise ValueError("signature r/s out of range (r or s not below the group order)")
     if not _recover(_ctx, b.pub, b.sig, digest_):
-        raise ValueError("signature does not recover to a public key")
+        raise ValueError("signature does not recover to a public key (r or s is zero, or r is not on the curve)")
     b.out_len[0] = 65
     _serialize(_ctx, b.out, b.out_len, b.pub, _UNCOMPRESSED)
     return _k(b.view[1:])[12:]
