@@ -865,14 +865,9 @@ class Ledger:
         # the CPU cache (between the rules' work they do not: 40 µs a recovery in a tight loop,
         # ~55 µs interleaved). The rules then take each signer from here.
         pre = self._recovered
-        domain = self._domain
         for item in batch:
             if type(item) is T.Signed:
-                digest = item.message.digest(domain)
-                try:
-                    pre[id(item)] = (item, digest, recover_digest(digest, item.signature))
-                except ValueError as exc:
-                    pre[id(item)] = (item, digest, exc)
+                pre[id(item)] = self._recover(item)
         results: list[Result] = []
         try:
             for item in batch:
@@ -976,19 +971,20 @@ class Ledger:
 
     # --- signed participant messages --------------------------------------------------------
 
+    def _recover(self, op: T.Signed) -> tuple[T.Signed, bytes, bytes | ValueError]:
+        """(op, its EIP-712 digest, the signer's 20 bytes or why the signature is malformed)."""
+        digest = op.message.digest(self._domain)
+        try:
+            return op, digest, recover_digest(digest, op.signature)
+        except ValueError as exc:
+            return op, digest, exc
+
     def _on_signed(self, op: T.Signed, t: int) -> Result:
         msg = op.message
         got = self._recovered.get(id(op))
-        if got is None or got[0] is not op:
-            digest = msg.digest(self._domain)
-            try:
-                signer = recover_digest(digest, op.signature)
-            except ValueError as exc:
-                raise _Reject(Reason.BAD_SIGNATURE, f"malformed signature: {exc}") from None
-        else:
-            _op, digest, signer = got
-            if type(signer) is ValueError:
-                raise _Reject(Reason.BAD_SIGNATURE, f"malformed signature: {signer}") from None
+        _op, digest, signer = got if got is not None and got[0] is op else self._recover(op)
+        if isinstance(signer, ValueError):
+            raise _Reject(Reason.BAD_SIGNATURE, f"malformed signature: {signer}") from None
         # bytes compare: the recovered address is never checksummed
         if signer != bytes.fromhex(msg.__dict__[msg.SIGNER][2:]):
             raise _Reject(Reason.BAD_SIGNATURE, f"signature is not {msg.signer}'s for this deployment "
@@ -1146,9 +1142,7 @@ class Ledger:
         # An event about settled history is refused before it opens a vote: the ref left with
         # its order, and a member's old attestations, replayed by anyone, would otherwise each
         # hold one of its MAX_OPEN_ATTESTATIONS until it could attest nothing new.
-        oid = getattr(op, "order_id", None)
-        if oid is None and type(op) is T.OrderPlaced:
-            oid = op.order.order_id
+        oid = T.event_order_id(op)
         if oid is not None and oid in self._archived:
             raise _Reject(Reason.ORDER_CLOSED, f"chain event {_h(ref)} is about order {oid}, settled and archived")
         if type(op) is T.SettlementExecuted and op.nonce < self.next_nonce and op.nonce not in self._settlements:

@@ -493,6 +493,13 @@ class EpochChanged(_Schema):
 CHAIN_EVENTS = (OrderPlaced, TestDataReleased, StakeChanged, ChallengeCommitted, ChallengeRevealed,
                 SettlementExecuted, EpochChanged)
 
+
+def event_order_id(op: Any) -> int | None:
+    """The order a chain event is about (None for stakes, settlements, committee changes)."""
+    if type(op) is OrderPlaced:
+        return op.order.order_id
+    return getattr(op, "order_id", None)
+
 #: Everything ``Ledger.apply`` takes.
 Op = Signed | SettlementSignature | OrderPlaced | TestDataReleased | StakeChanged | \
     ChallengeCommitted | ChallengeRevealed | SettlementExecuted | EpochChanged | Tick

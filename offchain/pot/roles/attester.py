@@ -83,7 +83,5 @@ class Attester:
 
 
 def _order_of(op) -> str:
-    oid = getattr(op, "order_id", None)
-    if oid is None and hasattr(op, "order"):
-        oid = op.order.order_id
+    oid = T.event_order_id(op)
     return f" order={oid}" if oid is not None else ""
