@@ -177,6 +177,14 @@ def test_explorer_shows_a_devnet_order_settle(tmp_path):
                 page.locator("#live").focus()
                 page.keyboard.press("Space")
                 expect(page.locator("#live")).to_have_attribute("aria-pressed", "false")
+                # the skip link's hashchange runs later than the browser's own focus move: by then the
+                # reader may be elsewhere, and focus stays where they went (CI once lost this race)
+                page.evaluate("() => { history.replaceState(null, '', '#/'); "
+                              "document.getElementById('skip').click(); document.getElementById('live').focus(); }")
+                page.wait_for_timeout(300)
+                assert page.evaluate("() => document.activeElement.id") == "live"
+                page.keyboard.press("Space")
+                expect(page.locator("#live")).to_have_attribute("aria-pressed", "true")
 
                 page.goto(f"{explorer}docs")
                 expect(page.locator(".swagger-ui .info .title")).to_contain_text("PoT aggregator", timeout=20_000)

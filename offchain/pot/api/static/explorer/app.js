@@ -713,7 +713,10 @@
   async function show() {
     const hash = location.hash;
     if (hash && !hash.startsWith("#/")) {   // in-page anchors (the skip link) are not routes
-      if (hash === "#main") main.focus();
+      // the browser has already moved focus to <main>; do it only if it did not, and never take focus
+      // from where the reader went before this (queued) event ran
+      const at = document.activeElement;
+      if (hash === "#main" && (!at || at === document.body || at.id === "skip")) main.focus();
       return;
     }
     state.routeToken++;
