@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -181,3 +182,49 @@ def test_bench_on_a_chain_without_cheat_codes(tmp_path):
     for name in ("payout.png", "functions.png", "settlement.png"):
         data = (tmp_path / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+# --- Sender.wait when the node stops mining ------------------------------------------------------
+
+def _stranded(anvil_url: str, sender: Sender, n: int = 3) -> list[str]:
+    """``n`` transactions of which Anvil 1.7 mines the first and leaves the rest in its pool: each
+    asks for nearly a whole block's gas, and they reach the automining miner together."""
+    from pot.chain.anvil import rpc
+
+    rpc(anvil_url, "evm_setAutomine", [False])
+    hashes = sender.send_batch([(sender.address, b"", 29_990_000)] * n, wait=False)
+    rpc(anvil_url, "evm_setAutomine", [True])
+    w3 = sender.w3
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline and w3.eth.get_transaction(hashes[0])["blockNumber"] is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    held = [h for h in hashes if w3.eth.get_transaction(h)["blockNumber"] is None]
+    assert held == hashes[1:], "this Anvil mined them all: the stall below is not reproduced"
+    return hashes
+
+
+def test_wait_mines_what_an_automining_node_left_in_its_pool():
+    """CI once waited 120 s for a bench receipt that never came: the node held the transaction and
+    produced no block. wait() asks such a node for blocks until ours is in one."""
+    with Anvil() as node:
+        s = Sender(connect(node.url), DEV_KEYS[0], stall_s=0.5)
+        hashes = _stranded(node.url, s)
+        t0 = time.monotonic()
+        receipts = [s.wait(h, timeout=30) for h in hashes]
+        assert [r["status"] for r in receipts] == [1, 1, 1]
+        assert len({r["blockNumber"] for r in receipts}) == 3
+        assert time.monotonic() - t0 < 15
+
+
+def test_wait_asks_a_node_without_evm_mine_once_and_says_where_the_transaction_is():
+    with Anvil() as node, NoCheatProxy(node.url) as proxy:
+        stranded = _stranded(node.url, Sender(connect(node.url), DEV_KEYS[0]))[1]
+        s = Sender(connect(f"http://127.0.0.1:{proxy.port}"), DEV_KEYS[0], stall_s=0.3)
+        with pytest.raises(TimeoutError, match="the node holds it unmined") as err:
+            s.wait(stranded, timeout=3)
+        assert stranded in str(err.value)
+        assert proxy.methods.count("evm_mine") == 1
+        unknown = "0x" + "ab" * 32
+        with pytest.raises(TimeoutError, match="no longer holds it"):
+            s.wait(unknown, timeout=0.5)

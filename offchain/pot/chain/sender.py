@@ -24,6 +24,13 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from pot.chain.errors import decode_revert
 
 
+STALL_S = 5.0   # seconds without a new head, our transaction still pooled, before wait() asks for a block
+
+
+def _hex(tx_hash) -> str:
+    return tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+
+
 class ChainUnreachable(ConnectionError):
     """No Ethereum JSON-RPC node answers at the URL (the message says which, and what to do)."""
 
@@ -90,7 +97,8 @@ class Sender:
     """Signs and sends transactions for one account; thread-safe local nonce."""
 
     def __init__(self, w3: Web3, account: LocalAccount | str, *, gas_price: int | None = None,
-                 gas_multiplier: float = 1.2, receipt_timeout: float = 120.0, retries: int = 3):
+                 gas_multiplier: float = 1.2, receipt_timeout: float = 120.0, retries: int = 3,
+                 stall_s: float = STALL_S):
         self.w3 = w3
         self.account: LocalAccount = Account.from_key(account) if isinstance(account, str) else account
         self.address = to_checksum_address(self.account.address)
@@ -99,8 +107,10 @@ class Sender:
         self.gas_multiplier = gas_multiplier
         self.receipt_timeout = receipt_timeout
         self.retries = retries
+        self.stall_s = stall_s
         self._nonce: int | None = None
         self._lock = threading.Lock()
+        self._can_mine = True   # see wait(): cleared once the node refuses evm_mine
 
     def __repr__(self) -> str:
         return f"Sender({self.address})"
@@ -173,14 +183,24 @@ class Sender:
                 return tx_hash
             receipt = self.wait(tx_hash)
             if check and receipt["status"] != 1:
-                raise TxFailed("0x" + bytes(tx_hash).hex(), receipt)
+                raise TxFailed(_hex(tx_hash), receipt)
             return receipt
         raise RuntimeError(f"could not send after {self.retries + 1} attempts: {last}")
 
     def wait(self, tx_hash, timeout: float | None = None, poll: float = 0.02):
-        """Poll for the receipt (automine or not); TimeoutError after ``timeout`` seconds."""
-        deadline = time.monotonic() + (timeout or self.receipt_timeout)
+        """Poll for the receipt (automine or not); TimeoutError after ``timeout`` seconds.
+
+        A node that mines on demand can leave a transaction in its pool with nothing left to make it
+        mine one (Anvil 1.7 does so when a block it builds has no room for it: its miner waits for
+        the next transaction). When the head has not moved for ``stall_s`` seconds while ours is
+        still in the pool, ask for a block (``evm_mine``); a node without that method is never asked
+        again, and one whose blocks come on their own never stalls that long.
+        """
+        wait_s = timeout or self.receipt_timeout
+        start = time.monotonic()
+        deadline = start + wait_s
         delay = poll
+        head, head_at = None, start
         while True:
             try:
                 receipt = self.w3.eth.get_transaction_receipt(tx_hash)
@@ -188,10 +208,46 @@ class Sender:
                     return receipt
             except TransactionNotFound:
                 pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no receipt for {tx_hash!r} after {timeout or self.receipt_timeout}s")
+            now = time.monotonic()
+            if now > deadline:
+                where = self._whereabouts(tx_hash)
+                if where is None:
+                    continue   # mined between the two questions: fetch its receipt
+                raise TimeoutError(f"no receipt for {_hex(tx_hash)} after {wait_s}s ({where})")
+            if self._can_mine and now - start >= self.stall_s:
+                number = self.w3.eth.block_number
+                if number != head:
+                    head, head_at = number, now
+                elif now - head_at >= self.stall_s:
+                    self._unstick(tx_hash)
+                    head_at = now
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    def _pending(self, tx_hash) -> bool | None:
+        """True: the node holds the transaction unmined; False: mined; None: it does not know it."""
+        try:
+            return self.w3.eth.get_transaction(tx_hash).get("blockNumber") is None
+        except TransactionNotFound:
+            return None
+
+    def _unstick(self, tx_hash) -> None:
+        if not self._pending(tx_hash):
+            return   # mined meanwhile, or dropped: a block would not bring it back
+        reply = self.w3.provider.make_request("evm_mine", [])
+        if isinstance(reply, dict) and reply.get("error"):
+            self._can_mine = False
+
+    def _whereabouts(self, tx_hash) -> str | None:
+        try:
+            held = self._pending(tx_hash)
+        except Exception as exc:  # noqa: BLE001 - the timeout is the error to report
+            return f"and the node does not answer: {_reason(exc)}"
+        if held is None:
+            return "the node no longer holds it: it was dropped; send it again"
+        if held:
+            return "the node holds it unmined: is the chain producing blocks, and is the gas price high enough?"
+        return None
 
     def send_batch(self, txs: list[tuple[str | None, bytes | str, int]] | list[tuple[str | None, bytes | str, int, int]],
                    *, wait: bool = True, check: bool = True) -> list:
