@@ -871,8 +871,9 @@ class Ledger:
             batch.append(item)
         # The batch's signatures first, back to back: libsecp256k1's precomputed tables stay in
         # the CPU cache (between the rules' work they do not: 40 µs a recovery in a tight loop,
-        # ~55 µs interleaved). The rules then take each signer from here.
-        # The recoveries are pure and release the GIL: they run on every core (ledger.parallel).
+        # ~55 µs interleaved). The digests are Python, on this thread; the recoveries are pure and
+        # release the GIL, so they run on every core (ledger.parallel). The rules then take each
+        # signer from here, in order, on this thread.
         pre = self._recovered
         signed = [item for item in batch if type(item) is T.Signed]
         domain = self._domain

@@ -26,6 +26,7 @@ MIN_PER_THREAD = 8
 MAX_THREADS = 4
 
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
 
 
 def threads() -> int:
@@ -42,8 +43,8 @@ def threads() -> int:
 
 
 def _forget_pool() -> None:
-    global _pool
-    _pool = None   # the child has none of the parent's threads
+    global _pool, _pool_workers
+    _pool, _pool_workers = None, 0   # the child has none of the parent's threads
 
 
 os.register_at_fork(after_in_child=_forget_pool)
@@ -55,9 +56,9 @@ def map_chunks(fn: Callable[[Any], Any], items: Sequence[Any], n_threads: int | 
     n = min(n, len(items) // MIN_PER_THREAD)
     if n <= 1:
         return [fn(x) for x in items]
-    global _pool
-    if _pool is None or _pool._max_workers < n - 1:
-        _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="pot-recover")
+    global _pool, _pool_workers
+    if _pool is None or _pool_workers < n - 1:
+        _pool, _pool_workers = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="pot-recover"), n - 1
     size = -(-len(items) // n)
     chunks = [items[i:i + size] for i in range(size, len(items), size)]
     futures = [_pool.submit(_run, fn, chunk) for chunk in chunks]
