@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 from pot.api import ApiClient, CommitteeClient, LocalNode, NoQuorum, create_app
 from pot.chain.anvil import DEV_KEYS
 from pot.ledger import Ledger, LedgerConfig
+from pot.ports import free_port
 from pot.protocol import codec
 from pot.protocol import types as T
 from pot.protocol.finalize import Params
@@ -239,15 +239,9 @@ def test_committee_read_outvotes_a_lying_replica():
 
 # --- a real socket --------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_real_uvicorn_server():
     ledger = make_ledger()
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(LocalNode(ledger, Clock(T0 + 1))), host="127.0.0.1",
                                            port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

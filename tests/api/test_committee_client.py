@@ -22,6 +22,7 @@ import pytest
 
 from pot.api import CommitteeClient
 from pot.api.client import ApiClient
+from pot.ports import free_ports
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_api import commit  # noqa: E402
@@ -29,17 +30,6 @@ from test_api import commit  # noqa: E402
 HERE = Path(__file__).resolve().parent
 DELAYS = (0.0, 0.0, 0.05, 0.1)   # two fast replicas, two slower ones
 MAX_CONNECTIONS = 4              # the client's pool per replica
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _sockets_to(ports: list[int]) -> Counter:
@@ -69,7 +59,7 @@ def _sockets_to(ports: list[int]) -> Counter:
 
 @pytest.fixture
 def replicas():
-    ports = _free_ports(len(DELAYS))
+    ports = free_ports(len(DELAYS))
     procs = [subprocess.Popen([sys.executable, str(HERE / "slow_replica.py"), str(p), str(d)])
              for p, d in zip(ports, DELAYS)]
     deadline = time.monotonic() + 60

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 import threading
 import time
 
@@ -20,6 +19,7 @@ from pot.api import CommitteeClient, LocalNode, create_app
 from pot.api.client import NoQuorum
 from pot.ledger import Ledger, LedgerConfig
 from pot.pbft.crypto import public_key
+from pot.ports import free_ports
 from pot.protocol import types as T
 from pot.protocol.eip712 import address_of_key
 from pot.protocol.epoch import Joining, make_change, member_vote
@@ -49,21 +49,11 @@ class Api:
         self.thread.join(timeout=10)
 
 
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture
 def net():
     """Four genesis members (their API URLs in the genesis committee) and a fifth API, the
     joining member's, whose ledger is a peer's snapshot once it joins."""
-    ports = _ports(5)
+    ports = free_ports(5)
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     config = LedgerConfig(31337, "0x" + "0b" * 20, "0x" + "ad" * 20, tuple(address_of_key(k) for k in KEYS),
                           member_keys=tuple(public_key(k) for k in KEYS),

@@ -6,7 +6,6 @@ participant reading through the committee with a ``MirroredStore``."""
 from __future__ import annotations
 
 import hashlib
-import socket
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from ledger_world import (CHALLENGE, CLIENT, CREVEAL_END, DOMAIN, MINERS, REVEAL
 from pot.api import LocalNode, create_app  # noqa: E402
 from pot.api.client import CommitteeClient, UploadRefused  # noqa: E402
 from pot.api.content import ContentIndex, ContentLimits, ContentService  # noqa: E402
+from pot.ports import free_port  # noqa: E402
 from pot.protocol import types as T  # noqa: E402
 from pot.protocol.content import ContentUpload  # noqa: E402
 from pot.storage import EmbeddedStore, HttpGatewayStore, MirroredStore, compute_cid  # noqa: E402
@@ -171,9 +171,7 @@ def test_kept_until_the_order_ended_plus_retention_and_the_winner_for_good(api, 
 
 class _Server:
     def __init__(self, app) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -200,9 +198,7 @@ def test_uploads_need_2f_plus_1_replicas_and_a_reader_needs_one(tmp_path):
     with _Server(create_app(LocalNode(services[0].ledger, lambda: T0 + 5), content=services[0])) as a, \
             _Server(create_app(LocalNode(services[1].ledger, lambda: T0 + 5), content=services[1])) as b, \
             _Server(create_app(LocalNode(services[2].ledger, lambda: T0 + 5), content=services[2])) as c:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            down = f"http://127.0.0.1:{s.getsockname()[1]}"
+        down = f"http://127.0.0.1:{free_port()}"
         urls = [a.url, down, b.url, c.url]
         cid = compute_cid(MODELS[0])
         up = ContentUpload(MINERS[0].addr, 1, cid, len(MODELS[0]), int(time.time()) + 600)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from fastapi.testclient import TestClient
 import explorer_world as W
 from pot.api import LocalNode, create_app, schemas, views
 from pot.api.explorer import STATIC
+from pot.ports import free_port
 from pot.protocol import types as T
 
 REPO = Path(__file__).parents[2]
@@ -181,15 +181,9 @@ def test_settlement_receipt_comes_from_the_replicas_chain_node(anvil):
 
 # --- the committee over real sockets ------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Server:
     def __init__(self, app) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -208,7 +202,7 @@ class _Server:
 
 
 def test_committee_view_says_who_answers_and_whether_digests_agree():
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     with _Server(create_app(LocalNode(W.build(), lambda: W.NOW, replica_id=1))) as peer, \
             _Server(create_app(LocalNode(W.build(), lambda: W.NOW, replica_id=2))) as twin:
         me = create_app(LocalNode(W.build(), lambda: W.NOW, replica_id=0), peers=[peer.url, twin.url, dead])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
 import time
 
@@ -18,6 +17,7 @@ from pot.api import LocalNode, create_app, schemas
 from pot.cli import main
 from pot.ledger import Ledger, LedgerConfig
 from pot.pbft.crypto import public_key
+from pot.ports import free_port
 from pot.protocol import types as T
 from pot.protocol.eip712 import address_of_key
 
@@ -34,9 +34,7 @@ def api(tmp_path_factory):
                           member_keys=tuple(PUBS), member_endpoints=tuple(EPS))
     ledger = Ledger(config)
     assert ledger.apply(T.Tick(), NOW).ok
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(LocalNode(ledger, lambda: NOW)), host="127.0.0.1",
                                            port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

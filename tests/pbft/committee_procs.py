@@ -17,30 +17,9 @@ import time
 from pathlib import Path
 
 from pot.pbft.messages import Reply, Request, decode, encode
+from pot.ports import free_ports
 
 PY = sys.executable
-
-
-def free_base(n: int) -> int:
-    import socket
-
-    for _ in range(50):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        base = s.getsockname()[1]
-        s.close()
-        ok = True
-        for p in range(base, base + n):
-            t = socket.socket()
-            try:
-                t.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                t.close()
-        if ok:
-            return base
-    raise RuntimeError("no ports")
 
 
 class Committee:
@@ -50,7 +29,7 @@ class Committee:
                  checkpoint_interval: int = 8, log_size: int = 32) -> None:
         self.tmp = tmp
         self.n = n
-        self.base = free_base(n)
+        self.base = free_ports(n, consecutive=True)[0]
         self.cfg = tmp / "committee.toml"
         self.cfg.write_text(f"""
 [committee]

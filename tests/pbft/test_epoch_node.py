@@ -5,7 +5,6 @@ joined member restarts from its stores, and a removed member can no longer take 
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from eth_keys import keys as eth_keys
@@ -17,14 +16,9 @@ from pot.pbft.epoch_wire import decode_envelope, encode_envelope
 from pot.pbft.messages import DecodeError, Prepare, encode
 from pot.pbft.replica import ReplicaConfig
 from pot.pbft.sim_epochs import CommitteeKV, change_request
+from pot.ports import free_port
 
 CFG = ReplicaConfig(4, checkpoint_interval=4, log_size=16, view_timeout=1.0, status_interval=0.2)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Member:
@@ -32,7 +26,7 @@ class Member:
         self.sk = devnet_private_key("epoch-node-test", i)
         self.pk = public_key(self.sk)
         self.address = eth_keys.PrivateKey(self.sk).public_key.to_checksum_address()
-        self.endpoint = f"127.0.0.1:{_port()}"
+        self.endpoint = f"127.0.0.1:{free_port()}"
 
 
 def spec(number: int, members: list[Member]) -> EpochSpec:

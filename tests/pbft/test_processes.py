@@ -11,8 +11,7 @@ import sys
 import time
 
 from pot.pbft.messages import Reply, Request, decode, encode
-
-from test_transport_faults import free_base
+from pot.ports import free_ports
 
 PY = sys.executable
 
@@ -88,7 +87,7 @@ def status(tmp, i):
 
 
 def test_kill_primary_process_restart_and_digests_match(tmp_path):
-    base = free_base(4)
+    base = free_ports(4, consecutive=True)[0]
     cfg = write_config(tmp_path, base)
     procs = {i: spawn(cfg, i, tmp_path) for i in range(4)}
     try:

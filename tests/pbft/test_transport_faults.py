@@ -1,41 +1,18 @@
 """Real asyncio replicas on loopback sockets: authenticated framing and committee faults."""
 
 import asyncio
-import socket
 import struct
-
-import pytest
 
 from pot.pbft.kv import KVStateMachine
 from pot.pbft.messages import Request, encode
 from pot.pbft.node import CommitteeConfig, ReplicaNode
 from pot.pbft.storage import FileStore
-
-
-def free_base(n):
-    socks = []
-    for _ in range(50):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        base = s.getsockname()[1]
-        s.close()
-        ok = True
-        for p in range(base, base + n):
-            t = socket.socket()
-            try:
-                t.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                t.close()
-        if ok:
-            return base
-    raise RuntimeError("no ports")
+from pot.ports import free_ports
 
 
 class Cluster:
     def __init__(self, n=4, tmp=None, **kw):
-        self.cfg, self.sks = CommitteeConfig.devnet(n, free_base(n), view_timeout=1.0,
+        self.cfg, self.sks = CommitteeConfig.devnet(n, free_ports(n, consecutive=True)[0], view_timeout=1.0,
                                                     status_interval=0.2, checkpoint_interval=8,
                                                     log_size=32, **kw)
         self.tmp = tmp

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from pot.ports import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = REPO_ROOT / "tools" / "ipfs"
 JSIPFS = TOOLS / "node_modules" / ".bin" / "jsipfs"
@@ -31,12 +33,6 @@ SKIP_REASON = (f"js-ipfs not installed ({JSIPFS} missing): run `bash tools/ipfs/
 
 def available() -> bool:
     return JSIPFS.exists() and shutil.which("node") is not None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

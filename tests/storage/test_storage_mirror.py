@@ -13,8 +13,8 @@ import sys
 import time
 
 import pytest
-from storage_support import free_port
 
+from pot.ports import free_port
 from pot.storage import EmbeddedStore, open_store
 from pot.storage.mirror import MirroredStore
 

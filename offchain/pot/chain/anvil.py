@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+from pot.ports import free_port
 
 #: Private keys of Anvil's default mnemonic ("test test ... junk"), accounts 0-9. Local only.
 DEV_KEYS: tuple[str, ...] = (
@@ -36,12 +37,6 @@ DEV_KEYS: tuple[str, ...] = (
 
 class AnvilError(RuntimeError):
     """Anvil could not be found, did not start, or died."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def anvil_binary() -> str:

@@ -57,6 +57,9 @@ def _rules() -> list[tuple[type, Callable[[BaseException], str]]]:
 
     rules += [(NoQuorum, lambda e: f"the committee's API gave no quorum: {e} (check --api / api_urls)"),
               (ApiError, lambda e: f"the committee's API failed: {e} (check --api / api_urls)")]
+    from pot.pbft.transport import PortInUse
+
+    rules.append((PortInUse, str))
     from pot.storage.errors import StorageError
 
     rules.append((StorageError, lambda e: f"storage: {e}"))

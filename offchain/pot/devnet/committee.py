@@ -115,7 +115,7 @@ def change_committee(net: Devnet, *, remove: str | None = None, add: int = 0, th
                      timeout: float = 240.0, progress: Progress | None = None) -> dict[str, Any]:
     """Replace ``remove`` (an aggregator's node name) by a new member, or add ``add`` new
     members; returns the new committee's status (``GET /v1/epoch``)."""
-    from pot.chain.anvil import free_port
+    from pot.ports import free_ports
     from pot.roles.aggregator_config import load_aggregator_config
     from pot.roles.epoch_admin import propose
 
@@ -142,7 +142,8 @@ def change_committee(net: Devnet, *, remove: str | None = None, add: int = 0, th
     new = [_new_member(net, name, say) for name in names]
     stay = [m for m in status["members"] if old is None or m["account"] != old["address"]]
     host = net.config.host
-    ports = [(free_port(host), free_port(host)) for _ in new]
+    chosen = free_ports(2 * len(new), host)
+    ports = list(zip(chosen[::2], chosen[1::2]))
     urls = {e["address"]: e["url"] for e in st["processes"] if e.get("role") == "aggregator"}
     committee = {
         "pbft": [m["endpoint"] for m in stay] + [f"{host}:{p}" for p, _ in ports],

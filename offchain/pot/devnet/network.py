@@ -411,7 +411,8 @@ class Devnet:
         say(f"moved the previous devnet's data ({', '.join(found)}) to {previous}: this chain starts clean")
 
     def _start_chain(self, say: Progress) -> None:
-        from pot.chain.anvil import anvil_binary, free_port, rpc
+        from pot.chain.anvil import anvil_binary, rpc
+        from pot.ports import free_port
 
         cfg = self.config
         port = cfg.chain_port or free_port(cfg.host)

@@ -20,6 +20,8 @@ import time
 
 import click
 
+from pot.ports import free_ports
+
 PAPER_T4 = {10: 38.7, 30: 132.0, 100: 463.0}  # ms, 1 order + 10 validations, localhost
 PAPER_T5 = {(10, 100): 1.494, (30, 100): 1.685, (50, 100): 1.842, (30, 1000): 1.682}  # s at 30 Mbps
 SCENARIOS = {"1 order + 10 validations": 11, "100 transactions": 100, "1,000 transactions": 1000}
@@ -29,12 +31,6 @@ def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _free_port_base(n: int) -> int:
-    # Below the kernel's ephemeral range (32768+ on Linux): the replicas' own outgoing
-    # connections must not take a port a later replica is about to listen on.
-    return 20000 + (os.getpid() * 7919) % (12000 - n) if n < 2000 else 20000
 
 
 class Committee:
@@ -48,7 +44,7 @@ class Committee:
         from .node import CommitteeConfig, ReplicaNode
 
         self.n = n
-        base = base_port or _free_port_base(n)
+        base = base_port or free_ports(n, consecutive=True)[0]
         cfg, sks = CommitteeConfig.devnet(n, base, seed=f"bench-{seed}", batch_max=batch_max,
                                           batch_delay=batch_delay, max_inflight=max_inflight,
                                           checkpoint_interval=128, log_size=512, view_timeout=30.0, forward_requests=False,

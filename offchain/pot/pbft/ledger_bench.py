@@ -300,10 +300,10 @@ class _Client:
 
 class _Procs:
     def __init__(self, n: int, tmp: Path, seed: str, ledger: bool = True) -> None:
-        from .bench import _free_port_base
+        from pot.ports import free_ports
 
         self.n, self.tmp = n, tmp
-        self.base = _free_port_base(n)
+        self.base = free_ports(n, consecutive=True)[0]
         self.spec_path = tmp / "spec.json"
         self.spec = {"n": n, "base_port": self.base, "dir": str(tmp), "seed": seed, "chain_id": 31337,
                      "ledger": ledger}

@@ -22,8 +22,10 @@ and a bandwidth (a serialising pipe per direction), applied at the sender.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
+import logging
 import os
 import random
 import struct
@@ -31,11 +33,16 @@ from typing import Callable
 
 from .messages import DecodeError, Request, decode
 
+log = logging.getLogger("pot.pbft")
 _blake2b = hashlib.blake2b  # keyed BLAKE2b is a MAC (RFC 7693 §2.5), ~3x cheaper than HMAC-SHA256 here
 
 MAX_FRAME = 32 * 1024 * 1024
 _LEN = struct.Struct(">I")
 _MAC_LEN = 16
+
+
+class PortInUse(OSError):
+    """The replica's own address stayed taken by something else."""
 
 
 class _Conn(asyncio.Protocol):
@@ -290,11 +297,32 @@ class Transport:
         if self._dirty:
             self._flush()
 
-    async def start(self) -> None:
+    async def start(self, bind_wait: float = 65.0) -> None:
+        """Listen on our address and start dialing. A port still held by something else (the
+        previous process of this replica going away, a short-lived connection that drew it as its
+        local port, or that connection's TIME_WAIT, 60 s on Linux) is retried for ``bind_wait``
+        seconds before it is an error."""
         self.loop = asyncio.get_running_loop()
         host, port = self.addresses[self.index]
-        self.server = await self.loop.create_server(lambda: _Conn(self), host, port, backlog=1024,
-                                                    reuse_address=True)
+        end, warned = self.loop.time() + bind_wait, False
+        while True:
+            try:
+                self.server = await self.loop.create_server(lambda: _Conn(self), host, port, backlog=1024,
+                                                            reuse_address=True)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                if self.loop.time() >= end:
+                    raise PortInUse(
+                        f"{host}:{port} is in use by another process (held for {bind_wait:.0f} s): stop it, or "
+                        f"give this replica a port outside the kernel's ephemeral range "
+                        f"(/proc/sys/net/ipv4/ip_local_port_range), which outgoing connections draw from"
+                    ) from None
+                if not warned:
+                    warned = True
+                    log.warning("%s:%d is in use; waiting up to %.0f s for it", host, port, bind_wait)
+                await asyncio.sleep(0.2)
         self._start_dialers()
 
     def _start_dialers(self) -> None:

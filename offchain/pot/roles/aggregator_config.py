@@ -297,7 +297,7 @@ def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path
     ``extra`` adds top-level settings to every file (e.g. ``{"log_level": "DEBUG"}``)."""
     from eth_account import Account
 
-    from pot.chain.anvil import free_port
+    from pot.ports import free_ports
     from pot.pbft.crypto import public_key
 
     if n < 1:
@@ -308,8 +308,10 @@ def local_committee_configs(n: int, base_dir: str | os.PathLike, deployment_path
                 for k in (keys if keys is not None else committee_keys(n, seed))]
     if len(accounts) != n:
         raise ValueError(f"{len(accounts)} keys for {n} replicas")
-    pbft_ports = list(pbft_ports) if pbft_ports else [free_port(host) for _ in range(n)]
-    api_ports = list(api_ports) if api_ports else [free_port(host) for _ in range(n)]
+    if not pbft_ports or not api_ports:
+        chosen = free_ports(2 * n, host)
+        pbft_ports = list(pbft_ports) if pbft_ports else chosen[:n]
+        api_ports = list(api_ports) if api_ports else chosen[n:]
     if len(pbft_ports) != n or len(api_ports) != n:
         raise ValueError("one pbft port and one api port per replica")
     base = Path(base_dir).resolve()

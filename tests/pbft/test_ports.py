@@ -1,0 +1,88 @@
+"""A replica killed and restarted gets its port back.
+
+The CI failure this reproduces: in the whole-committee kill -9 loop a restarted replica exited
+with ``address already in use``. Its port had been drawn by the kernel from the ephemeral range,
+the range every outgoing connection's local port comes from, and while the replica was down some
+connection had taken it. Ports of a local network are now chosen outside that range, and a replica
+whose port is still held for a moment waits for it instead of exiting."""
+
+import asyncio
+import socket
+import struct
+import time
+import tomllib
+
+import pytest
+
+from pot.pbft.transport import PortInUse, Transport
+from pot.ports import ephemeral_range, free_port, free_ports
+from pot.roles.aggregator_config import local_committee_configs
+
+from committee_procs import Committee
+
+
+def _outside(port: int) -> bool:
+    low, high = ephemeral_range()
+    return not low <= port <= high
+
+
+def test_chosen_ports_lie_outside_the_ephemeral_range():
+    run = free_ports(30, consecutive=True)
+    assert run == list(range(run[0], run[0] + 30))
+    spread = free_ports(40)
+    assert len(set(spread)) == 40
+    assert all(_outside(p) for p in run + spread + [free_port()])
+
+
+def test_a_local_committee_listens_outside_the_ephemeral_range(tmp_path):
+    """What `pot aggregator local-configs` and the devnet write: every PBFT and API port."""
+    paths = local_committee_configs(4, tmp_path, tmp_path / "deployment.json", "http://127.0.0.1:8545", None)
+    ports = []
+    for p in paths:
+        doc = tomllib.loads(p.read_text())
+        ports.append(doc["api_port"])
+        ports += [int(e.rsplit(":", 1)[1]) for e in doc["committee"]["pbft"]]
+    assert len(set(ports)) == 8
+    assert all(_outside(p) for p in ports), ports
+
+
+def test_a_restarted_replica_waits_for_its_port_held_by_a_connection(tmp_path):
+    """kill -9 a replica, let an outgoing connection take its port as its local port (what the
+    kernel may do with a port of its ephemeral range), restart the replica, release the port
+    after 1.5 s: the replica comes up and catches up instead of exiting."""
+    com = Committee(tmp_path)
+    com.start_all()
+    try:
+        for i in range(com.n):
+            com.wait_up(i)
+        com.kill(3)  # replica 3 dials 0..2 and no one dials it: nothing lingers on its port
+        thief = socket.socket()
+        # closed with a reset: a graceful close would leave the port in TIME_WAIT for 60 s
+        thief.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        thief.bind(("127.0.0.1", com.base + 3))
+        thief.connect(("127.0.0.1", com.base))
+        com.start(3)
+        time.sleep(1.5)
+        assert com.procs[3].poll() is None, f"replica 3 exited:\n{com.log(3)[-1500:]}"
+        thief.close()
+        com.wait_up(3, timeout=20)
+        com.converge(30)
+    finally:
+        com.stop_all()
+
+
+def test_a_port_held_for_good_is_one_clear_error():
+    holder = socket.socket()
+    port = free_port()
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+
+    async def start():
+        t = Transport(0, [("127.0.0.1", port)], [None], lambda j, m: None)
+        await t.start(bind_wait=0.5)
+
+    try:
+        with pytest.raises(PortInUse, match=f"127.0.0.1:{port} is in use by another process"):
+            asyncio.run(start())
+    finally:
+        holder.close()
