@@ -102,6 +102,20 @@ def test_place_keep_release_in_the_window_and_watch(sdk, flowers, pot, anvil, tm
         sdk.release_test_data(order)
 
 
+def test_watch_yields_the_phase_a_final_event_happened_in_before_it_ends(sdk, flowers, pot, anvil):
+    """The CI failure of tests/e2e/test_sdk_example.py: the block that settled the order was also the
+    first past the challenge-reveal window, so one poll read both; the watch put the event first and
+    its iteration ended at the event, so the reader never saw the order reach finalization."""
+    order = sdk.place_order(sdk.prepare_task(data=flowers, model={"hidden": [8]}), TERMS)
+    watch = sdk.watch(order, poll_interval=0.05, timeout=30)
+    assert [u.kind for u in watch.poll()] == ["OrderPlaced", "phase"]
+    anvil.set_next_timestamp(pot.c.orders.call("reclaimableAt", order.order_id))
+    pot.c.orders.transact(sdk.sender, "reclaim", order.order_id, gas=200_000)  # one block: past every window, and the event
+    updates = list(watch)
+    assert [u.kind for u in updates] == ["phase", "OrderReclaimed"]
+    assert updates[0].status.phase is Phase.FINALIZATION and updates[-1].status.done
+
+
 def test_a_test_set_changed_since_the_order_is_not_released(sdk, flowers, pot, anvil):
     task = sdk.prepare_task(data=flowers, model={"hidden": [8]}, epochs=3)
     order = sdk.place_order(task, TERMS)

@@ -263,21 +263,35 @@ class OrderWatch:
                            None if released is None else released["testCid"], winner, mid)
 
     def poll(self) -> list[OrderUpdate]:
-        """Read new logs once: an update per new event, then one if the phase changed."""
-        now = self._head_time()
-        out = []
+        """Read new logs once: an update per new event, each after the phase change its block's
+        time brought (so the phase an order settled in comes before the settlement, which ends
+        the iteration), then one if the phase changed by the last block read (the head, less
+        ``confirmations``: the phase never runs ahead of the events known)."""
+        out: list[OrderUpdate] = []
+        times: dict[int, int] = {}
+
+        def block_time(number: int) -> int:
+            if number not in times:
+                times[number] = int(self.w3.eth.get_block(number)["timestamp"])
+            return times[number]
+
         for ev in self.follower.poll():
+            at = block_time(ev.block_number)
+            if self._order is not None:
+                self._phase_change(self.status(at), out)
             self.events.append(ev)
             if ev.name == "OrderPlaced":
                 self._order = order_from_event(ev)
             if self._order is not None:
-                out.append(OrderUpdate(self.status(now), ev))
+                out.append(OrderUpdate(self.status(at), ev))
         if self._order is not None:
-            st = self.status(now)
-            if st.phase is not self._phase:
-                self._phase = st.phase
-                out.append(OrderUpdate(st))
+            self._phase_change(self.status(block_time(self.follower.next_block - 1)), out)
         return out
+
+    def _phase_change(self, st: OrderStatus, out: list[OrderUpdate]) -> None:
+        if st.phase is not self._phase:
+            self._phase = st.phase
+            out.append(OrderUpdate(st))
 
     def __iter__(self) -> Iterator[OrderUpdate]:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
