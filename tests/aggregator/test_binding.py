@@ -36,3 +36,22 @@ def test_a_replica_refuses_another_deployments_data(anvil, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: data_dir"), run.stderr[-2000:]
     assert "another deployment" in lines[0] and "fresh directory" in lines[0]
     assert "Traceback" not in run.stderr
+
+
+def test_a_replica_whose_port_another_server_holds_says_so_in_one_line(anvil, tmp_path):
+    import socket
+    import time
+    import tomllib
+
+    com = Committee(anvil, tmp_path / "a")
+    host, port = tomllib.loads(com.paths[0].read_text())["committee"]["pbft"][0].rsplit(":", 1)
+    with socket.create_server((host, int(port))):
+        t0 = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "pot.cli", "aggregator", "run", "--config", str(com.paths[0]),
+                              "--log-file", "-"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip() and not ln.startswith("20")]  # log lines have dates
+    assert run.returncode != 0, run.stderr[-2000:]
+    assert lines == [f"error: another process listens on {host}:{port} (is this replica running already?): "
+                     "stop it, or give this replica another port"], run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and time.monotonic() - t0 < 60

@@ -72,17 +72,30 @@ def test_a_restarted_replica_waits_for_its_port_held_by_a_connection(tmp_path):
 
 
 def test_a_port_held_for_good_is_one_clear_error():
-    holder = socket.socket()
+    """Held by a connection: waited for, then one line. Another server on it: at once."""
     port = free_port()
+    server = socket.create_server(("127.0.0.1", free_port()))
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     holder.bind(("127.0.0.1", port))
-    holder.listen()
+    holder.connect(server.getsockname())
 
-    async def start():
+    async def start(wait):
         t = Transport(0, [("127.0.0.1", port)], [None], lambda j, m: None)
-        await t.start(bind_wait=0.5)
+        await t.start(bind_wait=wait)
 
     try:
-        with pytest.raises(PortInUse, match=f"127.0.0.1:{port} is in use by another process"):
-            asyncio.run(start())
+        t0 = time.monotonic()
+        with pytest.raises(PortInUse, match=f"127.0.0.1:{port} stayed in use for 1 s by connections"):
+            asyncio.run(start(1.0))
+        assert 1.0 <= time.monotonic() - t0 < 5
+        holder.close()
+        listener = socket.create_server(("127.0.0.1", port))
+        t0 = time.monotonic()
+        with pytest.raises(PortInUse, match=f"another process listens on 127.0.0.1:{port}"):
+            asyncio.run(start(60.0))
+        assert time.monotonic() - t0 < 5
+        listener.close()
     finally:
         holder.close()
+        server.close()

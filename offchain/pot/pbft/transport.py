@@ -45,6 +45,17 @@ class PortInUse(OSError):
     """The replica's own address stayed taken by something else."""
 
 
+async def _listened_on(host: str, port: int) -> bool:
+    """Whether a server accepts connections on ``host:port`` (a wildcard host: on loopback)."""
+    target = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+    try:
+        _, w = await asyncio.wait_for(asyncio.open_connection(target, port), 1.0)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    w.close()
+    return True
+
+
 class _Conn(asyncio.Protocol):
     def __init__(self, net: "Transport", peer: int | None = None):
         self.net = net
@@ -298,10 +309,9 @@ class Transport:
             self._flush()
 
     async def start(self, bind_wait: float = 65.0) -> None:
-        """Listen on our address and start dialing. A port still held by something else (the
-        previous process of this replica going away, a short-lived connection that drew it as its
-        local port, or that connection's TIME_WAIT, 60 s on Linux) is retried for ``bind_wait``
-        seconds before it is an error."""
+        """Listen on our address and start dialing. A port another server listens on is an error
+        at once; one only held by connections (a short-lived one that drew it as its local port,
+        or its TIME_WAIT, 60 s on Linux) is retried for ``bind_wait`` seconds first."""
         self.loop = asyncio.get_running_loop()
         host, port = self.addresses[self.index]
         end, warned = self.loop.time() + bind_wait, False
@@ -313,15 +323,18 @@ class Transport:
             except OSError as e:
                 if e.errno != errno.EADDRINUSE:
                     raise
+                if await _listened_on(host, port):
+                    raise PortInUse(f"another process listens on {host}:{port} (is this replica running "
+                                    f"already?): stop it, or give this replica another port") from None
                 if self.loop.time() >= end:
                     raise PortInUse(
-                        f"{host}:{port} is in use by another process (held for {bind_wait:.0f} s): stop it, or "
+                        f"{host}:{port} stayed in use for {bind_wait:.0f} s by connections of another process: "
                         f"give this replica a port outside the kernel's ephemeral range "
                         f"(/proc/sys/net/ipv4/ip_local_port_range), which outgoing connections draw from"
                     ) from None
                 if not warned:
                     warned = True
-                    log.warning("%s:%d is in use; waiting up to %.0f s for it", host, port, bind_wait)
+                    log.warning("%s:%d is held by a connection; waiting up to %.0f s for it", host, port, bind_wait)
                 await asyncio.sleep(0.2)
         self._start_dialers()
 
