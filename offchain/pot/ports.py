@@ -31,21 +31,19 @@ def ephemeral_range() -> tuple[int, int]:
         return _DEFAULT_RANGE
 
 
-def _spans(n: int) -> list[tuple[int, int]]:
-    """Where a run of n ports may start: below the ephemeral range, else above it."""
-    low, high = ephemeral_range()
+def _spans(n: int, avoid: tuple[int, int]) -> list[tuple[int, int]]:
+    """Where a run of n ports may start (inclusive bounds): below ``avoid``, or above it."""
+    low, high = avoid
     spans = []
-    if low - LOWEST >= n:
+    if low - n >= LOWEST:
         spans.append((LOWEST, low - n))
-    if 65535 - high >= n:
+    if 65536 - n >= high + 1:
         spans.append((high + 1, 65536 - n))
-    if not spans:
-        raise RuntimeError(f"no room for {n} ports outside the ephemeral range {low}-{high}")
     return spans
 
 
 def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((host, port))
         except OSError:
@@ -53,25 +51,40 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
-def free_ports(n: int, host: str = "127.0.0.1", *, consecutive: bool = False) -> list[int]:
-    """n distinct free ports outside the ephemeral range; ``consecutive`` for base, base+1, ...
+def _kernel_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_ports(n: int, host: str = "127.0.0.1", *, consecutive: bool = False,
+               avoid: tuple[int, int] | None = None) -> list[int]:
+    """n distinct free ports outside ``avoid`` (default: the ephemeral range); ``consecutive``
+    for base, base+1, ... Where that range leaves no room (a kernel configured to use nearly
+    every port), ports the kernel picks, which is the best there is.
 
     Free when chosen: something else may still take one before it is listened on, which is what
     the random choice over some 20,000 ports makes unlikely.
     """
     rng = random.SystemRandom()
-    spans = _spans(n if consecutive else 1)
-    ports: list[int] = []
-    for _ in range(200):
+    spans = _spans(n if consecutive else 1, ephemeral_range() if avoid is None else avoid)
+    if not spans and not consecutive:
+        ports: set[int] = set()
+        while len(ports) < n:
+            ports.add(_kernel_port(host))
+        return list(ports)
+    chosen: list[int] = []
+    for _ in range(200 if spans else 0):
         lo, hi = rng.choice(spans)
-        start = rng.randrange(lo, hi)
+        start = rng.randint(lo, hi)
         run = list(range(start, start + n)) if consecutive else [start]
-        if any(p in ports for p in run) or not all(_bindable(host, p) for p in run):
+        if any(p in chosen for p in run) or not all(_bindable(host, p) for p in run):
             continue
-        ports.extend(run)
-        if len(ports) >= n:
-            return ports[:n]
-    raise RuntimeError(f"no {n} free ports on {host} outside the ephemeral range")
+        chosen.extend(run)
+        if len(chosen) >= n:
+            return chosen[:n]
+    raise RuntimeError(f"no {n} free {'consecutive ' if consecutive else ''}ports on {host} "
+                       f"outside the ephemeral range")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -34,6 +34,16 @@ def test_chosen_ports_lie_outside_the_ephemeral_range():
     assert all(_outside(p) for p in run + spread + [free_port()])
 
 
+def test_ports_fill_what_the_range_leaves_and_the_kernel_picks_when_nothing_is_left():
+    # room for exactly one run of 3 below, none above
+    assert free_ports(3, consecutive=True, avoid=(10_003, 65535)) == [10_000, 10_001, 10_002]
+    assert set(free_ports(3, avoid=(10_003, 65535))) == {10_000, 10_001, 10_002}
+    # a kernel that hands out every port: its own choice, distinct
+    assert len(set(free_ports(5, avoid=(1024, 65535)))) == 5
+    with pytest.raises(RuntimeError, match="no 4 free consecutive ports"):
+        free_ports(4, consecutive=True, avoid=(10_003, 65535))
+
+
 def test_a_local_committee_listens_outside_the_ephemeral_range(tmp_path):
     """What `pot aggregator local-configs` and the devnet write: every PBFT and API port."""
     paths = local_committee_configs(4, tmp_path, tmp_path / "deployment.json", "http://127.0.0.1:8545", None)
