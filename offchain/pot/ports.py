@@ -8,14 +8,22 @@ connection closes, which may be never. So the ports chosen here lie below that r
 where the range leaves no room below), picked at random so that two networks started at once on
 one machine do not pick the same ones, and each checked free when chosen.
 
+It also opens the listening sockets of the PBFT transport and the aggregator's API
+(``listen``), so that a port still held when a process restarts is handled the same way for both.
+
 Stdlib only: every package may import it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import logging
 import random
 import socket
 import sys
+
+log = logging.getLogger("pot.ports")
 
 LOWEST = 10_000  # clear of the well-known and registered ports services usually take
 _DEFAULT_RANGE = (49152, 65535) if sys.platform == "darwin" else (32768, 60999)
@@ -90,3 +98,52 @@ def free_ports(n: int, host: str = "127.0.0.1", *, consecutive: bool = False,
 def free_port(host: str = "127.0.0.1") -> int:
     """One free port outside the ephemeral range."""
     return free_ports(1, host)[0]
+
+
+class PortInUse(OSError):
+    """A process's own listening address stayed taken by something else."""
+
+
+async def _listened_on(host: str, port: int) -> bool:
+    """Whether a server accepts connections on ``host:port`` (a wildcard host: on loopback)."""
+    target = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+    try:
+        _, w = await asyncio.wait_for(asyncio.open_connection(target, port), 1.0)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    w.close()
+    return True
+
+
+async def listen(host: str, port: int, *, what: str, wait: float = 65.0, backlog: int = 1024) -> socket.socket:
+    """A non-blocking socket listening on ``host:port`` for ``what`` ("this replica", ...).
+
+    A port another server listens on is ``PortInUse`` at once; one only connections hold (one that
+    drew it as its local port, or its TIME_WAIT, 60 s on Linux) is waited for up to ``wait``
+    seconds first, with one warning."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    loop = asyncio.get_running_loop()
+    end, warned = loop.time() + wait, False
+    while True:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(backlog)
+            sock.setblocking(False)
+            return sock
+        except OSError as e:
+            sock.close()
+            if e.errno != errno.EADDRINUSE:
+                raise
+        if await _listened_on(host, port):
+            raise PortInUse(f"another process listens on {host}:{port} (is {what} running already?): "
+                            f"stop it, or give {what} another port")
+        if loop.time() >= end:
+            raise PortInUse(f"{host}:{port} stayed in use for {wait:.0f} s by connections of another process: "
+                            f"give {what} a port outside the kernel's ephemeral range "
+                            f"(/proc/sys/net/ipv4/ip_local_port_range), which outgoing connections draw from")
+        if not warned:
+            warned = True
+            log.warning("%s:%d is held by a connection; waiting up to %.0f s for it", host, port, wait)
+        await asyncio.sleep(0.2)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from committee_support import Committee
 
 from pot.chain.deployment import DeployParams, deploy
@@ -38,13 +39,19 @@ def test_a_replica_refuses_another_deployments_data(anvil, tmp_path):
     assert "Traceback" not in run.stderr
 
 
-def test_a_replica_whose_port_another_server_holds_says_so_in_one_line(anvil, tmp_path):
+@pytest.mark.parametrize("which", ["pbft", "api"])
+def test_a_replica_whose_port_another_server_holds_says_so_in_one_line(anvil, tmp_path, which):
     import socket
     import time
     import tomllib
 
     com = Committee(anvil, tmp_path / "a")
-    host, port = tomllib.loads(com.paths[0].read_text())["committee"]["pbft"][0].rsplit(":", 1)
+    doc = tomllib.loads(com.paths[0].read_text())
+    if which == "pbft":
+        host, port = doc["committee"]["pbft"][0].rsplit(":", 1)
+        what = "this replica"
+    else:
+        host, port, what = doc["api_host"], str(doc["api_port"]), "this aggregator's API"
     with socket.create_server((host, int(port))):
         t0 = time.monotonic()
         run = subprocess.run([sys.executable, "-m", "pot.cli", "aggregator", "run", "--config", str(com.paths[0]),
@@ -52,6 +59,6 @@ def test_a_replica_whose_port_another_server_holds_says_so_in_one_line(anvil, tm
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = [ln for ln in run.stderr.splitlines() if ln.strip() and not ln.startswith("20")]  # log lines have dates
     assert run.returncode != 0, run.stderr[-2000:]
-    assert lines == [f"error: another process listens on {host}:{port} (is this replica running already?): "
-                     "stop it, or give this replica another port"], run.stderr[-2000:]
+    assert lines == [f"error: another process listens on {host}:{port} (is {what} running already?): "
+                     f"stop it, or give {what} another port"], run.stderr[-2000:]
     assert "Traceback" not in run.stderr and time.monotonic() - t0 < 60

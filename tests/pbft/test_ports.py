@@ -14,8 +14,8 @@ import tomllib
 
 import pytest
 
-from pot.pbft.transport import PortInUse, Transport
-from pot.ports import ephemeral_range, free_port, free_ports
+from pot.pbft.transport import Transport
+from pot.ports import PortInUse, ephemeral_range, free_port, free_ports
 from pot.roles.aggregator_config import local_committee_configs
 
 from committee_procs import Committee

@@ -57,7 +57,7 @@ def _rules() -> list[tuple[type, Callable[[BaseException], str]]]:
 
     rules += [(NoQuorum, lambda e: f"the committee's API gave no quorum: {e} (check --api / api_urls)"),
               (ApiError, lambda e: f"the committee's API failed: {e} (check --api / api_urls)")]
-    from pot.pbft.transport import PortInUse
+    from pot.ports import PortInUse
 
     rules.append((PortInUse, str))
     from pot.storage.errors import StorageError

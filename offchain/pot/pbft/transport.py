@@ -22,38 +22,22 @@ and a bandwidth (a serialising pipe per direction), applied at the sender.
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import hmac
-import logging
 import os
 import random
 import struct
 from typing import Callable
 
+from pot.ports import listen
+
 from .messages import DecodeError, Request, decode
 
-log = logging.getLogger("pot.pbft")
 _blake2b = hashlib.blake2b  # keyed BLAKE2b is a MAC (RFC 7693 §2.5), ~3x cheaper than HMAC-SHA256 here
 
 MAX_FRAME = 32 * 1024 * 1024
 _LEN = struct.Struct(">I")
 _MAC_LEN = 16
-
-
-class PortInUse(OSError):
-    """The replica's own address stayed taken by something else."""
-
-
-async def _listened_on(host: str, port: int) -> bool:
-    """Whether a server accepts connections on ``host:port`` (a wildcard host: on loopback)."""
-    target = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
-    try:
-        _, w = await asyncio.wait_for(asyncio.open_connection(target, port), 1.0)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    w.close()
-    return True
 
 
 class _Conn(asyncio.Protocol):
@@ -309,33 +293,12 @@ class Transport:
             self._flush()
 
     async def start(self, bind_wait: float = 65.0) -> None:
-        """Listen on our address and start dialing. A port another server listens on is an error
-        at once; one only held by connections (a short-lived one that drew it as its local port,
-        or its TIME_WAIT, 60 s on Linux) is retried for ``bind_wait`` seconds first."""
+        """Listen on our address (``pot.ports.listen``: a port only connections hold is waited
+        for up to ``bind_wait`` seconds) and start dialing."""
         self.loop = asyncio.get_running_loop()
         host, port = self.addresses[self.index]
-        end, warned = self.loop.time() + bind_wait, False
-        while True:
-            try:
-                self.server = await self.loop.create_server(lambda: _Conn(self), host, port, backlog=1024,
-                                                            reuse_address=True)
-                break
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE:
-                    raise
-                if await _listened_on(host, port):
-                    raise PortInUse(f"another process listens on {host}:{port} (is this replica running "
-                                    f"already?): stop it, or give this replica another port") from None
-                if self.loop.time() >= end:
-                    raise PortInUse(
-                        f"{host}:{port} stayed in use for {bind_wait:.0f} s by connections of another process: "
-                        f"give this replica a port outside the kernel's ephemeral range "
-                        f"(/proc/sys/net/ipv4/ip_local_port_range), which outgoing connections draw from"
-                    ) from None
-                if not warned:
-                    warned = True
-                    log.warning("%s:%d is held by a connection; waiting up to %.0f s for it", host, port, bind_wait)
-                await asyncio.sleep(0.2)
+        sock = await listen(host, port, what="this replica", wait=bind_wait)
+        self.server = await self.loop.create_server(lambda: _Conn(self), sock=sock, backlog=1024)
         self._start_dialers()
 
     def _start_dialers(self) -> None:

@@ -41,6 +41,7 @@ from pot.chain.deployment import Deployment
 from pot.chain.sender import Sender, connect
 from pot.ledger import LedgerConfig
 from pot.pbft.crypto import public_key
+from pot.ports import listen
 from pot.protocol import types as T
 from pot.protocol.finalize import Params
 from pot.roles.aggregator_config import (AggregatorConfig, AggregatorConfigError, committee_keys,
@@ -110,6 +111,7 @@ class Aggregator:
         self.content: ContentService | None = None
         self._tasks: list[asyncio.Task] = []
         self._server: uvicorn.Server | None = None
+        self._api_socket = None
         self.stats: dict[str, Any] = {"attested": 0, "verify_results": 0, "settlements": []}
 
     # --- setup -----------------------------------------------------------------------------
@@ -201,6 +203,8 @@ class Aggregator:
                 "epoch": c.epoch, "members": list(c.committee), "threshold": c.threshold,
                 "keys": [k.hex() for k in c.member_keys], "endpoints": list(c.member_endpoints),
                 "apiUrls": list(c.member_api_urls)}, indent=1))
+        # the API's port first: a port another server holds stops the replica before it joins
+        self._api_socket = await listen(cfg.api_host, cfg.api_port, what="this aggregator's API")
         self.node = CommitteeNode(replica_id=cfg.replica_id, pbft=cfg.pbft, public_keys=cfg.public_keys,
                                   pbft_options=cfg.pbft_options, key=key, address=address,
                                   ledger_config=self.ledger_config, ledger_path=cfg.ledger_path,
@@ -246,7 +250,7 @@ class Aggregator:
         self._server = uvicorn.Server(config)
         # the process owns SIGINT/SIGTERM (graceful stop of everything, not just the API)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._tasks.append(asyncio.create_task(self._server.serve(), name="api"))
+        self._tasks.append(asyncio.create_task(self._server.serve(sockets=[self._api_socket]), name="api"))
         for _ in range(200):
             if self._server.started:
                 break
@@ -256,6 +260,8 @@ class Aggregator:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+        elif self._api_socket is not None:
+            self._api_socket.close()  # startup failed before the API served on it
         for t in self._tasks:
             if t.get_name() != "api":
                 t.cancel()
