@@ -50,8 +50,13 @@ def _spans(n: int, avoid: tuple[int, int]) -> list[tuple[int, int]]:
     return spans
 
 
+def _tcp(host: str) -> socket.socket:
+    """A TCP socket of the family ``host`` is written in."""
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+
+
 def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+    with _tcp(host) as s:
         try:
             s.bind((host, port))
         except OSError:
@@ -60,7 +65,7 @@ def _bindable(host: str, port: int) -> bool:
 
 
 def _kernel_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+    with _tcp(host) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -121,11 +126,10 @@ async def listen(host: str, port: int, *, what: str, wait: float = 65.0, backlog
     A port another server listens on is ``PortInUse`` at once; one only connections hold (one that
     drew it as its local port, or its TIME_WAIT, 60 s on Linux) is waited for up to ``wait``
     seconds first, with one warning."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     loop = asyncio.get_running_loop()
     end, warned = loop.time() + wait, False
     while True:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = _tcp(host)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))

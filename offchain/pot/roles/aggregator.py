@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -111,7 +112,7 @@ class Aggregator:
         self.content: ContentService | None = None
         self._tasks: list[asyncio.Task] = []
         self._server: uvicorn.Server | None = None
-        self._api_socket = None
+        self._api_socket: socket.socket | None = None
         self.stats: dict[str, Any] = {"attested": 0, "verify_results": 0, "settlements": []}
 
     # --- setup -----------------------------------------------------------------------------
