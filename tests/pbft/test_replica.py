@@ -103,6 +103,48 @@ def test_duplicate_request_executes_once():
     assert len(net.replies) == 8  # the second time from the reply cache
 
 
+def _proposed(effects):
+    return [e.msg for e in effects if isinstance(e, Send) and isinstance(e.msg, PrePrepare)]
+
+
+@pytest.mark.parametrize("fill_delay, batches", [(0.005, [1, 5]), (0.0, [1, 1, 1, 1, 1, 1])])
+def test_requests_that_arrive_while_a_batch_is_in_flight_fill_the_next_batch(fill_delay, batches):
+    """An idle primary proposes a request at once; what arrives while that batch runs waits for it
+    and goes out as one batch (one pre-prepare, one round of votes, one fsync) rather than one
+    batch per arrival. ``fill_delay=0`` is the old behaviour: six batches."""
+    net = Net([make(i, fill_delay=fill_delay) for i in range(4)])
+    primary = net.r[0]
+    out = []
+    for k in range(6):
+        out += primary.request(b"k%d=%d" % (k, k), "c", net.now)
+        assert _proposed(out), "an idle primary proposes the first request at once"
+    net.run(0, out)  # executing the first batch proposes the waiting ones at once
+    assert all([len(e.requests) for e in net.executed[i]] == batches for i in range(4))
+    assert len(net.replies) == 6 and len({r.digest() for r in net.r}) == 1
+
+
+def test_a_waiting_request_goes_out_after_fill_delay_even_while_a_batch_is_in_flight():
+    primary = make(0, fill_delay=0.005)
+    now = 1_700_000_000.0
+    assert len(_proposed(primary.request(b"a=1", "c", now))) == 1
+    assert _proposed(primary.request(b"b=2", "c", now + 0.001)) == []
+    assert _proposed(primary.tick(now + 0.0055)) == []
+    second = _proposed(primary.tick(now + 0.0061))
+    assert [pp.requests for pp in second] == [(b"b=2",)] and second[0].seq == 2  # pipelined
+
+
+def test_a_full_batch_goes_out_while_another_is_in_flight():
+    net = Net([make(i, batch_max=3) for i in range(4)])
+    primary = net.r[0]
+    out = []
+    for k in range(7):
+        out += primary.request(b"k%d=%d" % (k, k), "c", net.now)
+    # k0 at once; k1..k3 fill a batch (pipelined behind k0); k4..k6 fill another
+    assert [len(pp.requests) for pp in _proposed(out)] == [1, 3, 3]
+    net.run(0, out)
+    assert [len(e.requests) for e in net.executed[3]] == [1, 3, 3]
+
+
 def test_checkpoint_becomes_stable_and_log_is_collected():
     net = Net([make(i, checkpoint_interval=2, log_size=4) for i in range(4)])
     for k in range(7):

@@ -200,7 +200,7 @@ async def _serve(spec: dict, index: int) -> None:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         marks += 1
         tmp = out / "cpu.tmp"
-        tmp.write_text(json.dumps({"mark": marks, "cpu_s": ru.ru_utime + ru.ru_stime,
+        tmp.write_text(json.dumps({"mark": marks, "cpu_s": ru.ru_utime + ru.ru_stime, "sys_s": ru.ru_stime,
                                    "last_exec": node.replica.last_exec, "view": node.replica.view}))
         os.replace(tmp, out / "cpu.json")
 
@@ -400,8 +400,11 @@ async def _drive(procs: _Procs, wl: Workload, rounds: int, orders: int, ledger: 
             dt = await step(txs, f"round {r}")
             after = procs.cpu()
             cpu = [(a["cpu_s"] - b["cpu_s"]) / len(txs) * 1e6 for a, b in zip(after, before)]
+            sys_ = [(a["sys_s"] - b["sys_s"]) / len(txs) * 1e6 for a, b in zip(after, before)]
             runs.append({"txs": len(txs), "seconds": dt, "tx_per_s": len(txs) / dt,
                          "cpu_us_per_tx_per_replica": statistics.mean(cpu), "cpu_us_per_tx_max": max(cpu),
+                         "sys_us_per_tx_per_replica": statistics.mean(sys_),
+                         "batches": after[0]["last_exec"] - before[0]["last_exec"],  # PBFT instances it took
                          "views": sorted({a["view"] for a in after})})
         return {"runs": runs, "refused": refused}
     finally:
@@ -466,6 +469,8 @@ def run(n: int, *, rounds: int = 5, orders: int = 12, seed: str = "ledger-bench"
             "tx_per_s": round(statistics.median(r["tx_per_s"] for r in runs), 1),
             "cpu_us_per_tx_per_replica": round(statistics.median(r["cpu_us_per_tx_per_replica"] for r in runs), 1),
             "cpu_us_per_tx_max_replica": round(statistics.median(r["cpu_us_per_tx_max"] for r in runs), 1),
+            "sys_us_per_tx_per_replica": round(statistics.median(r["sys_us_per_tx_per_replica"] for r in runs), 1),
+            "batches_per_round": [r["batches"] for r in runs],
             "refused": len(res["refused"]), "refused_examples": res["refused"][:3],
             "view_changes": max(max(r["views"]) for r in runs)}
 

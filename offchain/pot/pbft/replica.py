@@ -402,16 +402,20 @@ class Replica(CheckpointHandlers, ViewChangeHandlers):
     def _maybe_propose(self, now: float, timer_fired: bool = False) -> None:
         cfg = self.cfg
         while True:
-            if self.seq - self.last_exec >= cfg.max_inflight or self.seq + 1 > self.h + cfg.log_size:
+            inflight = self.seq - self.last_exec
+            if inflight >= cfg.max_inflight or self.seq + 1 > self.h + cfg.log_size:
                 return
             rq = self.requests
             if not rq.queue:
                 return
-            if cfg.batch_delay > 0 and len(rq.queue) < cfg.batch_max and not timer_fired:
+            # A batch short of batch_max waits batch_delay for more requests, and at least
+            # fill_delay while another is in flight (executing that one proposes at once).
+            wait = cfg.batch_delay if inflight <= 0 else max(cfg.batch_delay, cfg.fill_delay)
+            if wait > 0 and len(rq.queue) < cfg.batch_max and not timer_fired:
                 first = rq.first_queued_since()
-                if now < first + cfg.batch_delay:
+                if now < first + wait:
                     if "batch" not in self.timers:
-                        self._set_timer("batch", first + cfg.batch_delay)
+                        self._set_timer("batch", first + wait)
                     return
             take = rq.take(cfg.batch_max)
             reqs = tuple(rq.pending[r] for r in take)

@@ -92,7 +92,9 @@ class Simulation:
             self.n, checkpoint_interval=rng.choice((2, 4, 8)), log_size=rng.choice((8, 16, 32)),
             batch_max=rng.choice((1, 3, 8)), batch_delay=rng.choice((0.0, 0.005)),
             max_inflight=rng.choice((1, 2, 4)), view_timeout=0.3, max_view_timeout=3.0,
-            status_interval=0.15, clock_skew=1.0)
+            status_interval=0.15, clock_skew=1.0,
+            # (from its own stream: the seeds' other draws stay what they were)
+            fill_delay=random.Random(f"{seed}/fill").choice((0.0, 0.002, 0.01)))
         if config:
             self.cfg = replace(self.cfg, **config)
         self.entry = entry or rng.choice(("all", "all", "one"))

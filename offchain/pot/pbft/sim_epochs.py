@@ -129,7 +129,9 @@ class EpochSimulation:
         self.cfg = ReplicaConfig(
             4, checkpoint_interval=rng.choice((2, 4, 8)), log_size=rng.choice((16, 32)),
             batch_max=rng.choice((1, 3, 8)), max_inflight=rng.choice((1, 2, 4)), view_timeout=0.3,
-            max_view_timeout=3.0, status_interval=0.15, clock_skew=1.0)
+            max_view_timeout=3.0, status_interval=0.15, clock_skew=1.0,
+            # (from its own stream: the seeds' other draws stay what they were)
+            fill_delay=random.Random(f"{seed}/fill").choice((0.0, 0.002, 0.01)))
         self.keys: dict[tuple[int, int], bytes] = {}
         genesis = EpochSpec(1, (0, 1, 2, 3), tuple(self._key(i, 0) for i in range(4)))
         self.genesis = genesis
