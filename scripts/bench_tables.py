@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

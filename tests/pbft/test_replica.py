@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from pot.pbft.crypto import (TableSigner, make_transaction, verify_signed_transaction)
 from pot.pbft.kv import KVStateMachine
-from pot.pbft.messages import (Checkpoint, Commit, DecodeError, PrePrepare, Prepare, PreparedCert, Request, State,
+from pot.pbft.messages import (Commit, DecodeError, PrePrepare, Prepare, PreparedCert, Request, State,
                                batch_digest, decode, encode, request_id)
 from pot.pbft.replica import Executed, Replica, ReplicaConfig, Send, SendClient
 from pot.pbft.sim import Simulation
