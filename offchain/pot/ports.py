@@ -51,8 +51,12 @@ def _spans(n: int, avoid: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 def _tcp(host: str) -> socket.socket:
-    """A TCP socket of the family ``host`` is written in."""
-    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    """A TCP socket of the family ``host`` is written in. Its protocol is named (not 0): asyncio
+    turns Nagle's algorithm off only on connections whose socket says TCP, and a connection
+    accepted on this socket inherits it (with Nagle on, every small frame of a commit round
+    waited for the peer's delayed ACK, ~40 ms)."""
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
 
 
 def _bindable(host: str, port: int) -> bool:
